@@ -1,0 +1,133 @@
+/* engine/engine.h — libs1engine as its users (s1d, s1ctl generate) see it:
+ * open a model on a backend, add requests, step, take finished results.
+ *
+ * Many sequences are in flight at once: each s1_engine_step() runs one
+ * forward over all of them (continuous batching over a paged KV cache).
+ * An engine is driven by one thread; callers that need another thread (the
+ * daemon) put a queue in front of it. The engine knows nothing of databases. */
+#ifndef S1_ENGINE_H
+#define S1_ENGINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+
+typedef struct s1_engine s1_engine;
+
+typedef struct {
+    const char *model_dir;
+    const char *backend;   /* "cpu" (default) or "cuda" */
+    int tp;                /* tensor-parallel degree; 0 = 1 */
+    int threads;           /* CPU threads; 0 = one per core */
+    int max_seqs;          /* sequences in flight at most; 0 = 64 */
+    int max_batch_tokens;  /* tokens per forward (prefill chunk); 0 = 512 */
+    int block_size;        /* tokens per KV block; 0 = 16 */
+    int kv_blocks;         /* 0 = sized by the backend */
+    int max_context;       /* 0 = the model's max_position_embeddings */
+    double kv_mem_fraction;/* cuda: share of free memory for KV; 0 = 0.9 */
+    bool no_prefix_cache;  /* disable sharing of prompt-prefix KV blocks */
+} s1_engine_cfg;
+
+/* Budget forcing, per request (DESIGN.md "Budget forcing"). NULL strings take
+ * the defaults below; a limit of 0 means "none" except where noted. */
+typedef struct {
+    int max_think;             /* most sampled thinking tokens; 0 = unlimited */
+    int min_think;             /* suppress the end of thinking before this many */
+    int ignore_stop;           /* suppress the first N ends of thinking */
+    int max_answer;            /* most answer tokens; 0 = until the context is full */
+    const char *system;        /* "You are Qwen, created by Alibaba Cloud. You are a helpful assistant." */
+    const char *think_end;     /* end-of-thinking delimiter, "<|im_start|>" */
+    const char *answer_header; /* fed after a forced delimiter, "answer\n" */
+    const char *answer_prefix; /* fed after the header, "Final Answer:" */
+    const char *wait_string;   /* fed in place of a suppressed end, "Wait" */
+} s1_policy_cfg;
+
+typedef struct {
+    float temperature; /* 0 = greedy */
+    float top_p;       /* 0 or 1 = off */
+    int top_k;         /* 0 = off */
+    uint64_t seed;
+} s1_sampling;
+
+typedef struct {
+    uint64_t tag;        /* the caller's name for this request, unique in flight */
+    const char *text;    /* the problem (templated) or, when raw, the whole prompt */
+    size_t text_len;
+    bool raw;            /* no template, no policy, added tokens matched */
+    int max_tokens;      /* raw: tokens to generate at most; 0 = context */
+    s1_policy_cfg policy;
+    s1_sampling sampling;
+} s1_request;
+
+typedef enum {
+    S1_STOP_EOS,        /* the model ended the answer (<|im_end|>) */
+    S1_STOP_MAX_ANSWER, /* max_answer reached */
+    S1_STOP_MAX_TOKENS, /* raw: max_tokens reached */
+    S1_STOP_CONTEXT,    /* the context window is full */
+    S1_STOP_CANCELLED,
+} s1_stop_reason;
+
+const char *s1_stop_reason_name(s1_stop_reason r); /* "eos", "max_answer", ... */
+
+/* Why each generated token is in the sequence (DESIGN.md): prompt tokens are
+ * not listed; every generated token is exactly one of these. */
+typedef enum { S1_TOK_THINKING = 1, S1_TOK_FORCED = 2, S1_TOK_ANSWER = 3 } s1_token_kind;
+
+/* A finished request; owned by the caller after s1_engine_take_result(). */
+typedef struct {
+    uint64_t tag;
+    s1_stop_reason stop;
+    int prompt_tokens, thinking_tokens, forced_tokens, answer_tokens;
+    int waits;          /* wait strings injected */
+    bool forced_end;    /* the end of thinking was forced by the budget */
+    int32_t *prompt_ids; size_t n_prompt;   /* owned */
+    int32_t *gen_ids; size_t n_gen;         /* every generated token, owned */
+    uint8_t *gen_kinds;                     /* [n_gen] s1_token_kind, owned */
+    char *trace;        /* the decoded generation: thinking, forced text, answer; owned */
+    char *answer;       /* the decoded answer phase (after the end of thinking); owned */
+    double ttft_s;      /* added → first sampled token */
+    double decode_tps;  /* sampled tokens per second after the first */
+} s1_result;
+
+void s1_result_free(s1_result *r);
+
+/* What the model and backend are, for logs and result rows. */
+typedef struct {
+    const char *model_name; /* last path component of the model directory */
+    const char *backend;
+    int n_devices;          /* GPUs (0 on cpu) */
+    int tp;
+    int max_context;
+    int vocab_size;
+    int kv_blocks, block_size;
+} s1_engine_info;
+
+s1_engine *s1_engine_open(const s1_engine_cfg *cfg, s1_err *err);
+void s1_engine_close(s1_engine *e);
+const s1_engine_info *s1_engine_get_info(const s1_engine *e);
+
+/* Tokenizes and queues r. Fails (and nothing is queued) for requests the
+ * engine can never run: a prompt longer than the context, an empty problem,
+ * policy strings that do not tokenize as required, a duplicate tag. */
+int s1_engine_add(s1_engine *e, const s1_request *r, s1_err *err);
+
+/* Marks r's sequence cancelled; it finishes with S1_STOP_CANCELLED at the next
+ * step. Returns -1 when no request has this tag. */
+int s1_engine_cancel(s1_engine *e, uint64_t tag);
+
+/* Runs one forward over everything in flight. Returns the number of requests
+ * still queued or running, or -1 with err set when the backend failed. */
+int s1_engine_step(s1_engine *e, s1_err *err);
+
+/* Requests that could be added now without waiting (free sequence slots). */
+int s1_engine_capacity(const s1_engine *e);
+
+/* Next finished request, or NULL. */
+s1_result *s1_engine_take_result(s1_engine *e);
+
+/* Thinking and generated tokens so far of a request in flight; -1 if unknown. */
+int s1_engine_progress(const s1_engine *e, uint64_t tag, int *thinking, int *generated);
+
+#endif
