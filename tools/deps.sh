@@ -8,7 +8,7 @@ packages=(
     libpq-dev libuv1-dev libsystemd-dev libjansson-dev libinih-dev
     libpcre2-dev libutf8proc-dev libcmocka-dev
     postgresql postgresql-client
-    python3 python3-numpy python3-regex python3-psycopg2
+    python3 python3-numpy python3-regex python3-psycopg2 acl
 )
 
 missing=()
