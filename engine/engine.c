@@ -1,0 +1,705 @@
+/* The scheduler: continuous batching over the paged KV cache. Each step
+ * admits waiting sequences while blocks and slots are free, plans one ragged
+ * batch (decode tokens of running sequences first, then prefill chunks, up to
+ * max_batch_tokens), preempts the youngest sequence by recompute when blocks
+ * run out, runs one forward, samples the rows that reached the end of their
+ * sequence and lets each sequence's policy decide what is appended. */
+#include "engine.h"
+
+#include <assert.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "backend.h"
+#include "cleanup.h"
+#include "kvcache.h"
+#include "log.h"
+#include "model.h"
+#include "policy.h"
+#include "prompt.h"
+#include "sampler.h"
+#include "tokenizer.h"
+
+typedef struct {
+    uint64_t tag;
+    int32_t *tokens;     /* [max_context] prompt, then generated; owned */
+    uint8_t *kinds;      /* [max_context] s1_token_kind of generated positions; owned */
+    int n_prompt, n_tokens;
+    int n_computed;      /* leading tokens whose K/V are in the cache */
+    bool decoding;       /* its whole sequence was computed once since admission */
+    bool cancelled;
+    int answer_from;     /* first generated index of the answer phase; -1 while thinking */
+    int32_t think_end;
+    s1_kv_table table;
+    s1_policy *policy;   /* owned */
+    s1_sampler sampler;
+    int n_sampled;
+    double t_added, t_first, t_last;
+} seq;
+
+/* One entry of the batch being planned: count tokens of s from its n_computed. */
+typedef struct {
+    seq *s;
+    int count;
+} plan_entry;
+
+struct s1_engine {
+    s1_engine_cfg cfg;
+    s1_engine_info info;
+    char *model_name;       /* owned */
+    s1_model *model;        /* owned */
+    s1_tokenizer *tok;      /* owned */
+    s1_backend *backend;    /* owned */
+    s1_kv *kv;              /* owned */
+    s1_sampler_ws *ws;      /* owned */
+    int n_vocab;            /* ids that can be sampled: the tokenizer's */
+    int max_context;
+    /* Sequences, each owned by exactly one of these arrays. */
+    seq **waiting;          /* [cap_waiting] FIFO, room for all in flight; owned */
+    int n_waiting, cap_waiting;
+    seq **running;          /* [max_seqs] in admission order, owned */
+    int n_running;
+    s1_result **results;    /* finished, not yet taken; owned */
+    int n_results, cap_results;
+    /* The batch, sized once. */
+    plan_entry *plan;       /* [max_seqs] */
+    int n_plan, n_planned;  /* entries, tokens */
+    int32_t *b_tokens, *b_pos, *b_seq;         /* [max_batch_tokens] */
+    int32_t *b_out;                            /* [max_seqs] */
+    s1_block_table *b_tables;                  /* [max_seqs] */
+    float *logits;                             /* [max_seqs, vocab_size] */
+    int32_t *step_ids;                         /* [step_cap] policy output */
+    uint8_t *step_kinds;                       /* [step_cap] */
+    int step_cap;
+};
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+const char *s1_stop_reason_name(s1_stop_reason r)
+{
+    switch (r) {
+    case S1_STOP_EOS: return "eos";
+    case S1_STOP_MAX_ANSWER: return "max_answer";
+    case S1_STOP_MAX_TOKENS: return "max_tokens";
+    case S1_STOP_CONTEXT: return "context";
+    case S1_STOP_CANCELLED: return "cancelled";
+    }
+    return "unknown";
+}
+
+void s1_result_free(s1_result *r)
+{
+    if (!r) return;
+    free(r->prompt_ids);
+    free(r->gen_ids);
+    free(r->gen_kinds);
+    free(r->trace);
+    free(r->answer);
+    free(r);
+}
+
+static void seq_free(seq *s)
+{
+    if (!s) return;
+    free(s->tokens);
+    free(s->kinds);
+    s1_kv_table_free(&s->table);
+    s1_policy_free(s->policy);
+    free(s);
+}
+
+/* ---- opening ---------------------------------------------------------- */
+
+static char *model_name_of(const char *dir)
+{
+    size_t len = strlen(dir);
+    while (len > 1 && dir[len - 1] == '/') len--;
+    size_t start = len;
+    while (start > 0 && dir[start - 1] != '/') start--;
+    return strndup(dir + start, len - start);
+}
+
+static void apply_defaults(s1_engine_cfg *c)
+{
+    if (!c->backend) c->backend = "cpu";
+    if (c->tp <= 0) c->tp = 1;
+    if (c->max_seqs <= 0) c->max_seqs = 64;
+    if (c->max_batch_tokens <= 0) c->max_batch_tokens = 512;
+    if (c->block_size <= 0) c->block_size = 16;
+    /* Every running sequence gets its decode token in each step. */
+    if (c->max_seqs > c->max_batch_tokens) c->max_seqs = c->max_batch_tokens;
+    if (c->kv_mem_fraction <= 0) c->kv_mem_fraction = 0.9;
+}
+
+/* The backend decides the KV cache's size; the scheduler then takes its word
+ * for the number of blocks, checking the block size is the one asked for. */
+static int open_backend(s1_engine *e, s1_err *err)
+{
+    const s1_engine_cfg *c = &e->cfg;
+    s1_backend_cfg bc = {.tp = c->tp, .threads = c->threads, .block_size = c->block_size,
+                         .n_blocks = c->kv_blocks, .max_batch_tokens = c->max_batch_tokens,
+                         .kv_mem_fraction = c->kv_mem_fraction};
+    e->backend = s1_backend_open(c->backend, e->model, &bc, err);
+    if (!e->backend) return -1;
+    if (e->backend->block_size != c->block_size || e->backend->n_blocks < 1)
+        return s1_errf(err, "backend %s: it gave %d KV blocks of %d tokens, %d asked for",
+                       c->backend, e->backend->n_blocks, e->backend->block_size, c->block_size);
+    return 0;
+}
+
+/* The context is what the model supports, what was asked for, and what the
+ * KV cache can hold for one sequence, whichever is least: so a sequence alone
+ * always fits, and preemption always lets the oldest one go on. */
+static int context_limit(const s1_engine *e)
+{
+    int ctx = e->model->cfg.max_position;
+    if (e->cfg.max_context > 0 && e->cfg.max_context < ctx) ctx = e->cfg.max_context;
+    int64_t kv_tokens = (int64_t)e->backend->n_blocks * e->backend->block_size;
+    if (kv_tokens < ctx) {
+        log_warning("engine: the KV cache holds %lld tokens, less than the context of %d: "
+                    "sequences stop at %lld tokens", (long long)kv_tokens, ctx,
+                    (long long)kv_tokens);
+        ctx = (int)kv_tokens;
+    }
+    return ctx;
+}
+
+static int alloc_buffers(s1_engine *e, s1_err *err)
+{
+    int ms = e->cfg.max_seqs, mbt = e->cfg.max_batch_tokens;
+    e->cap_waiting = ms;
+    e->waiting = calloc((size_t)ms, sizeof *e->waiting);
+    e->running = calloc((size_t)ms, sizeof *e->running);
+    e->plan = calloc((size_t)ms, sizeof *e->plan);
+    e->b_tokens = calloc((size_t)mbt, sizeof *e->b_tokens);
+    e->b_pos = calloc((size_t)mbt, sizeof *e->b_pos);
+    e->b_seq = calloc((size_t)mbt, sizeof *e->b_seq);
+    e->b_out = calloc((size_t)ms, sizeof *e->b_out);
+    e->b_tables = calloc((size_t)ms, sizeof *e->b_tables);
+    e->logits = calloc((size_t)ms * (size_t)e->backend->vocab_size, sizeof *e->logits);
+    e->ws = s1_sampler_ws_new(e->n_vocab);
+    e->kv = s1_kv_new(e->backend->n_blocks, e->backend->block_size, !e->cfg.no_prefix_cache);
+    if (!e->waiting || !e->running || !e->plan || !e->b_tokens || !e->b_pos || !e->b_seq ||
+        !e->b_out || !e->b_tables || !e->logits || !e->ws || !e->kv)
+        return s1_errf(err, "engine: out of memory for %d sequences of %d tokens per step", ms,
+                       mbt);
+    return 0;
+}
+
+static void fill_info(s1_engine *e)
+{
+    e->info = (s1_engine_info){
+        .model_name = e->model_name, .backend = e->backend->name,
+        .n_devices = e->backend->n_devices, .tp = e->cfg.tp, .max_context = e->max_context,
+        .vocab_size = e->n_vocab, .kv_blocks = e->backend->n_blocks,
+        .block_size = e->backend->block_size};
+}
+
+s1_engine *s1_engine_open(const s1_engine_cfg *cfg, s1_err *err)
+{
+    if (!cfg->model_dir) {
+        s1_errf(err, "engine: no model directory given");
+        return NULL;
+    }
+    s1_engine *e = calloc(1, sizeof *e);
+    if (!e) {
+        s1_errf(err, "engine: out of memory");
+        return NULL;
+    }
+    e->cfg = *cfg;
+    apply_defaults(&e->cfg);
+    _cleanup_free_ char *tok_path = NULL;
+    if (asprintf(&tok_path, "%s/tokenizer.json", cfg->model_dir) < 0) tok_path = NULL;
+    e->model_name = model_name_of(cfg->model_dir);
+    if (!tok_path || !e->model_name) {
+        s1_errf(err, "engine: out of memory");
+        goto fail;
+    }
+    e->model = s1_model_load(cfg->model_dir, err);
+    if (!e->model) goto fail;
+    e->tok = s1_tokenizer_load(tok_path, err);
+    if (!e->tok || open_backend(e, err) < 0) goto fail;
+    e->n_vocab = s1_tokenizer_n_vocab(e->tok);
+    if (e->n_vocab > e->backend->vocab_size) {
+        s1_errf(err, "%s: the tokenizer has %d ids but the model only %d embedding rows",
+                cfg->model_dir, e->n_vocab, e->backend->vocab_size);
+        goto fail;
+    }
+    e->max_context = context_limit(e);
+    if (alloc_buffers(e, err) < 0) goto fail;
+    fill_info(e);
+    log_info("engine: %s on %s, %d KV blocks of %d tokens, context %d, %d sequences at most",
+             e->model_name, e->backend->name, e->backend->n_blocks, e->backend->block_size,
+             e->max_context, e->cfg.max_seqs);
+    return e;
+fail:
+    s1_engine_close(e);
+    return NULL;
+}
+
+void s1_engine_close(s1_engine *e)
+{
+    if (!e) return;
+    for (int i = 0; i < e->n_waiting; i++) seq_free(e->waiting[i]);
+    for (int i = 0; i < e->n_running; i++) seq_free(e->running[i]);
+    for (int i = 0; i < e->n_results; i++) s1_result_free(e->results[i]);
+    free(e->waiting);
+    free(e->running);
+    free(e->results);
+    free(e->plan);
+    free(e->b_tokens);
+    free(e->b_pos);
+    free(e->b_seq);
+    free(e->b_out);
+    free(e->b_tables);
+    free(e->logits);
+    free(e->step_ids);
+    free(e->step_kinds);
+    s1_sampler_ws_free(e->ws);
+    s1_kv_free(e->kv);
+    s1_backend_close(e->backend);
+    s1_tokenizer_free(e->tok);
+    s1_model_free(e->model);
+    free(e->model_name);
+    free(e);
+}
+
+const s1_engine_info *s1_engine_get_info(const s1_engine *e)
+{
+    return &e->info;
+}
+
+/* ---- adding ----------------------------------------------------------- */
+
+static seq *find_seq(const s1_engine *e, uint64_t tag)
+{
+    for (int i = 0; i < e->n_waiting; i++)
+        if (e->waiting[i]->tag == tag) return e->waiting[i];
+    for (int i = 0; i < e->n_running; i++)
+        if (e->running[i]->tag == tag) return e->running[i];
+    return NULL;
+}
+
+static int encode_prompt(const s1_engine *e, const s1_request *r, int32_t **ids, size_t *n,
+                         s1_err *err)
+{
+    if (r->raw) return s1_tokenizer_encode(e->tok, r->text, r->text_len, 1, ids, n, err);
+    return s1_prompt_s1(e->tok, r->policy.system, r->text, r->text_len, ids, n, err);
+}
+
+/* The request's policy, its strings tokenized (raw: eos and max_tokens only). */
+static s1_policy *make_policy(const s1_engine *e, const s1_request *r, int room, int32_t *think_end,
+                              s1_err *err)
+{
+    s1_prompt_vocab pv;
+    if (s1_prompt_vocab_build(e->tok, &r->policy, r->raw, &pv, err) < 0) return NULL;
+    *think_end = pv.v.think_end;
+    s1_policy *p = r->raw ? s1_policy_new_raw(r->max_tokens, &pv.v, room, err)
+                          : s1_policy_new(&r->policy, &pv.v, room, err);
+    s1_prompt_vocab_free(&pv);
+    return p;
+}
+
+/* Tokenizes and checks everything that can be wrong with a request, so that
+ * what is queued can always run. */
+static seq *new_seq(const s1_engine *e, const s1_request *r, s1_err *err)
+{
+    if (!r->text || r->text_len == 0) {
+        s1_errf(err, "the problem is empty: give the text to solve");
+        return NULL;
+    }
+    _cleanup_free_ int32_t *ids = NULL;
+    size_t n = 0;
+    if (encode_prompt(e, r, &ids, &n, err) < 0) return NULL;
+    if (n >= (size_t)e->max_context) {
+        s1_errf(err, "the prompt is %zu tokens but the context holds %d: shorten the problem "
+                "or raise max_context", n, e->max_context);
+        return NULL;
+    }
+    seq *s = calloc(1, sizeof *s);
+    if (!s) goto oom;
+    s->tag = r->tag;
+    s->policy = make_policy(e, r, e->max_context - (int)n, &s->think_end, err);
+    if (!s->policy) {
+        seq_free(s);
+        return NULL;
+    }
+    s->tokens = malloc(sizeof *s->tokens * (size_t)e->max_context);
+    s->kinds = malloc((size_t)e->max_context);
+    if (!s->tokens || !s->kinds) goto oom;
+    memcpy(s->tokens, ids, sizeof *ids * n);
+    s->n_prompt = s->n_tokens = (int)n;
+    s->answer_from = r->raw ? 0 : -1;
+    s1_sampler_init(&s->sampler, &r->sampling);
+    s->t_added = now_s();
+    return s;
+oom:
+    seq_free(s);
+    s1_errf(err, "engine: out of memory");
+    return NULL;
+}
+
+/* Room in the queue for every sequence in flight, so that a preemption can
+ * always put its sequence back without allocating. */
+static int fit_waiting(s1_engine *e)
+{
+    int need = e->n_waiting + e->n_running + 1;
+    if (need <= e->cap_waiting) return 0;
+    seq **w = realloc(e->waiting, sizeof *w * (size_t)(2 * need));
+    if (!w) return -1;
+    e->waiting = w;
+    e->cap_waiting = 2 * need;
+    return 0;
+}
+
+static void push_waiting(s1_engine *e, seq *s, bool front)
+{
+    assert(e->n_waiting < e->cap_waiting);
+    if (front) {
+        memmove(e->waiting + 1, e->waiting, sizeof *e->waiting * (size_t)e->n_waiting);
+        e->waiting[0] = s;
+    } else {
+        e->waiting[e->n_waiting] = s;
+    }
+    e->n_waiting++;
+}
+
+/* The policy's step buffers fit the longest step of any sequence. */
+static int fit_step_buffers(s1_engine *e, const s1_policy *p)
+{
+    int need = s1_policy_step_cap(p);
+    if (need <= e->step_cap) return 0;
+    int32_t *ids = realloc(e->step_ids, sizeof *ids * (size_t)need);
+    if (!ids) return -1;
+    e->step_ids = ids;
+    uint8_t *kinds = realloc(e->step_kinds, (size_t)need);
+    if (!kinds) return -1;
+    e->step_kinds = kinds;
+    e->step_cap = need;
+    return 0;
+}
+
+int s1_engine_add(s1_engine *e, const s1_request *r, s1_err *err)
+{
+    if (find_seq(e, r->tag))
+        return s1_errf(err, "request %llu: this tag is already in flight",
+                       (unsigned long long)r->tag);
+    seq *s = new_seq(e, r, err);
+    if (!s) return s1_err_prefix(err, "request %llu", (unsigned long long)r->tag);
+    if (fit_step_buffers(e, s->policy) < 0 || fit_waiting(e) < 0) {
+        seq_free(s);
+        return s1_errf(err, "request %llu: out of memory", (unsigned long long)r->tag);
+    }
+    push_waiting(e, s, false);
+    return 0;
+}
+
+int s1_engine_cancel(s1_engine *e, uint64_t tag)
+{
+    seq *s = find_seq(e, tag);
+    if (!s) return -1;
+    s->cancelled = true;
+    return 0;
+}
+
+int s1_engine_capacity(const s1_engine *e)
+{
+    int free_slots = e->cfg.max_seqs - e->n_running - e->n_waiting;
+    return free_slots > 0 ? free_slots : 0;
+}
+
+int s1_engine_progress(const s1_engine *e, uint64_t tag, int *thinking, int *generated)
+{
+    const seq *s = find_seq(e, tag);
+    if (!s) return -1;
+    s1_policy_counts c;
+    s1_policy_get_counts(s->policy, &c);
+    if (thinking) *thinking = c.thinking;
+    if (generated) *generated = s->n_tokens - s->n_prompt;
+    return 0;
+}
+
+s1_result *s1_engine_take_result(s1_engine *e)
+{
+    if (e->n_results == 0) return NULL;
+    s1_result *r = e->results[0];
+    memmove(e->results, e->results + 1, sizeof *e->results * (size_t)--e->n_results);
+    return r;
+}
+
+/* ---- finishing -------------------------------------------------------- */
+
+/* Text for a result; a result is worth keeping even when its text cannot be
+ * decoded, so that failure is logged and the text left empty. */
+static int decode(const s1_engine *e, const int32_t *ids, int n, char **out)
+{
+    size_t len;
+    s1_err err;
+    if (s1_tokenizer_decode(e->tok, ids, (size_t)(n > 0 ? n : 0), out, &len, &err) == 0) return 0;
+    log_warning("engine: decoding a result failed: %s", err.msg);
+    *out = strdup("");
+    return *out ? 0 : -1;
+}
+
+/* The result of a finished sequence: ids, kinds, counts, the decoded trace
+ * and answer (the answer phase after the end of thinking, without the final
+ * <|im_end|>), timings. */
+static s1_result *make_result(const s1_engine *e, const seq *s, s1_stop_reason stop)
+{
+    s1_result *r = calloc(1, sizeof *r);
+    if (!r) return NULL;
+    s1_policy_counts c;
+    s1_policy_get_counts(s->policy, &c);
+    int n_gen = s->n_tokens - s->n_prompt;
+    const int32_t *gen = s->tokens + s->n_prompt;
+    *r = (s1_result){.tag = s->tag, .stop = stop, .prompt_tokens = s->n_prompt,
+                     .thinking_tokens = c.thinking, .forced_tokens = c.forced,
+                     .answer_tokens = c.answer, .waits = c.waits, .forced_end = c.forced_end,
+                     .n_prompt = (size_t)s->n_prompt, .n_gen = (size_t)n_gen};
+    r->prompt_ids = s1_ids_dup(s->tokens, s->n_prompt);
+    r->gen_ids = s1_ids_dup(gen, n_gen);
+    r->gen_kinds = malloc((size_t)(n_gen > 0 ? n_gen : 1));
+    if (r->gen_kinds && n_gen > 0) memcpy(r->gen_kinds, s->kinds + s->n_prompt, (size_t)n_gen);
+    int answer_end = n_gen - (stop == S1_STOP_EOS ? 1 : 0);
+    int from = s->answer_from < 0 ? answer_end : s->answer_from;
+    if (!r->prompt_ids || !r->gen_ids || !r->gen_kinds || decode(e, gen, n_gen, &r->trace) < 0 ||
+        decode(e, gen + from, answer_end - from, &r->answer) < 0) {
+        s1_result_free(r);
+        return NULL;
+    }
+    if (s->n_sampled > 0) r->ttft_s = s->t_first - s->t_added;
+    if (s->n_sampled > 1 && s->t_last > s->t_first)
+        r->decode_tps = (s->n_sampled - 1) / (s->t_last - s->t_first);
+    return r;
+}
+
+static int push_result(s1_engine *e, s1_result *r)
+{
+    if (e->n_results == e->cap_results) {
+        int cap = e->cap_results ? 2 * e->cap_results : 16;
+        s1_result **rs = realloc(e->results, sizeof *rs * (size_t)cap);
+        if (!rs) return -1;
+        e->results = rs;
+        e->cap_results = cap;
+    }
+    e->results[e->n_results++] = r;
+    return 0;
+}
+
+/* Releases s (already out of the queues) and queues its result. */
+static int finish_seq(s1_engine *e, seq *s, s1_stop_reason stop, s1_err *err)
+{
+    s1_kv_table_release(e->kv, &s->table);
+    s1_result *r = make_result(e, s, stop);
+    if (!r || push_result(e, r) < 0) {
+        s1_result_free(r);
+        seq_free(s);
+        return s1_errf(err, "engine: out of memory for a result");
+    }
+    seq_free(s);
+    return 0;
+}
+
+static seq *remove_at(seq **arr, int *n, int i)
+{
+    seq *s = arr[i];
+    memmove(arr + i, arr + i + 1, sizeof *arr * (size_t)(*n - i - 1));
+    (*n)--;
+    return s;
+}
+
+static int finish_cancelled(s1_engine *e, s1_err *err)
+{
+    for (int i = 0; i < e->n_waiting; i++)
+        if (e->waiting[i]->cancelled &&
+            finish_seq(e, remove_at(e->waiting, &e->n_waiting, i--), S1_STOP_CANCELLED, err) < 0)
+            return -1;
+    for (int i = 0; i < e->n_running; i++)
+        if (e->running[i]->cancelled &&
+            finish_seq(e, remove_at(e->running, &e->n_running, i--), S1_STOP_CANCELLED, err) < 0)
+            return -1;
+    return 0;
+}
+
+/* ---- admission and preemption ----------------------------------------- */
+
+/* Gives the sequence's last cached token a private block before it is fed
+ * again (it is shared through the prefix cache). */
+static int own_block(s1_engine *e, seq *s, s1_err *err)
+{
+    s1_kv_copy cp;
+    int rc = s1_kv_table_own(e->kv, &s->table, s->n_computed, &cp);
+    if (rc <= 0) return rc;
+    return s1_backend_copy_block(e->backend, cp.src, cp.dst, err) < 0 ? -2 : 0;
+}
+
+/* Takes the head of the queue when a slot is free and the cache has blocks
+ * for all its tokens (its cached prefix shared). Returns 1 when admitted, 0
+ * when it must wait, -1 on a backend error. */
+static int admit_one(s1_engine *e, s1_err *err)
+{
+    if (e->n_waiting == 0 || e->n_running >= e->cfg.max_seqs) return 0;
+    seq *s = e->waiting[0];
+    s->n_computed = s1_kv_table_match(e->kv, &s->table, s->tokens, s->n_prompt, s->n_tokens);
+    int rc = s1_kv_table_reserve(e->kv, &s->table, s->n_tokens);
+    if (rc == 0) rc = own_block(e, s, err);
+    if (rc == -2) return -1;
+    if (rc < 0) {
+        s1_kv_table_release(e->kv, &s->table);
+        s->n_computed = 0;
+        return 0;
+    }
+    remove_at(e->waiting, &e->n_waiting, 0);
+    s->decoding = false;
+    e->running[e->n_running++] = s;
+    return 1;
+}
+
+static int admit(s1_engine *e, s1_err *err)
+{
+    int rc;
+    while ((rc = admit_one(e, err)) > 0) {
+    }
+    return rc;
+}
+
+static void unplan(s1_engine *e, const seq *s)
+{
+    for (int i = 0; i < e->n_plan; i++)
+        if (e->plan[i].s == s) {
+            e->n_planned -= e->plan[i].count;
+            memmove(e->plan + i, e->plan + i + 1, sizeof *e->plan * (size_t)(e->n_plan - i - 1));
+            e->n_plan--;
+            return;
+        }
+}
+
+/* Preemption by recompute: the youngest running sequence gives back its
+ * blocks and waits at the head of the queue, to be prefilled again with
+ * everything it generated (its policy and random state go on unchanged). */
+static seq *preempt_youngest(s1_engine *e)
+{
+    seq *s = e->running[--e->n_running];
+    unplan(e, s);
+    s1_kv_table_release(e->kv, &s->table);
+    s->n_computed = 0;
+    s->decoding = false;
+    push_waiting(e, s, true);
+    log_debug("engine: request %llu preempted (%d tokens to recompute)",
+              (unsigned long long)s->tag, s->n_tokens);
+    return s;
+}
+
+/* ---- one step --------------------------------------------------------- */
+
+/* Plans s's next chunk of uncomputed tokens within the step's budget, with
+ * the blocks it needs: when they run out the youngest sequence is preempted,
+ * which is s itself when s is the youngest. */
+static void plan_seq(s1_engine *e, seq *s)
+{
+    if (!s->decoding)
+        s->n_computed = s1_kv_table_rematch(e->kv, &s->table, s->tokens, s->n_prompt,
+                                            s->n_computed, s->n_tokens);
+    int count = s->n_tokens - s->n_computed;
+    int left = e->cfg.max_batch_tokens - e->n_planned;
+    if (count > left) count = left;
+    if (count <= 0) return;
+    while (s1_kv_table_reserve(e->kv, &s->table, s->n_computed + count) < 0)
+        if (preempt_youngest(e) == s) return;
+    e->plan[e->n_plan++] = (plan_entry){s, count};
+    e->n_planned += count;
+}
+
+/* Decode tokens first, so running sequences keep their pace while long
+ * prompts are prefilled in chunks behind them. Oldest first in each pass. */
+static void plan_batch(s1_engine *e)
+{
+    e->n_plan = e->n_planned = 0;
+    for (int pass = 0; pass < 2; pass++)
+        for (int i = 0; i < e->n_running; i++)
+            if (e->running[i]->decoding == (pass == 0)) plan_seq(e, e->running[i]);
+}
+
+static s1_batch build_batch(s1_engine *e)
+{
+    int n = 0, n_out = 0;
+    for (int i = 0; i < e->n_plan; i++) {
+        const seq *s = e->plan[i].s;
+        for (int j = 0; j < e->plan[i].count; j++) {
+            e->b_tokens[n] = s->tokens[s->n_computed + j];
+            e->b_pos[n] = s->n_computed + j;
+            e->b_seq[n] = i;
+            n++;
+        }
+        e->b_tables[i] = (s1_block_table){s->table.blocks, s->table.n};
+        if (s->n_computed + e->plan[i].count == s->n_tokens) e->b_out[n_out++] = n - 1;
+    }
+    return (s1_batch){.n_tokens = n, .tokens = e->b_tokens, .pos = e->b_pos, .seq = e->b_seq,
+                      .n_seqs = e->n_plan, .tables = e->b_tables, .n_out = n_out,
+                      .out_rows = e->b_out, .logits = e->logits};
+}
+
+/* Notes where the answer phase starts: right after the token that ended the
+ * thinking (the delimiter, forced or sampled, or an accepted eos). */
+static void mark_answer_start(seq *s, int first, int n)
+{
+    for (int i = first; i < first + n; i++)
+        if (s->kinds[i] != S1_TOK_THINKING &&
+            (s->tokens[i] == s->think_end || s->kinds[i] == S1_TOK_ANSWER)) {
+            s->answer_from = i + 1 - s->n_prompt;
+            return;
+        }
+}
+
+/* Hands the sampled token to s's policy and appends what it decides; a
+ * sequence that is done leaves the running set with its result. */
+static int advance(s1_engine *e, seq *s, int32_t sampled, s1_err *err)
+{
+    double t = now_s();
+    if (s->n_sampled++ == 0) s->t_first = t;
+    s->t_last = t;
+    int n = s1_policy_step(s->policy, sampled, e->step_ids, e->step_kinds, e->step_cap);
+    assert(s->n_tokens + n <= e->max_context);
+    memcpy(s->tokens + s->n_tokens, e->step_ids, sizeof *e->step_ids * (size_t)n);
+    memcpy(s->kinds + s->n_tokens, e->step_kinds, (size_t)n);
+    if (s->answer_from < 0) mark_answer_start(s, s->n_tokens, n);
+    s->n_tokens += n;
+    s->decoding = true;
+    s1_stop_reason why;
+    if (!s1_policy_done(s->policy, &why)) return 0;
+    for (int i = 0; i < e->n_running; i++)
+        if (e->running[i] == s) remove_at(e->running, &e->n_running, i);
+    return finish_seq(e, s, why, err);
+}
+
+static int run_batch(s1_engine *e, s1_err *err)
+{
+    s1_batch b = build_batch(e);
+    if (s1_backend_forward(e->backend, &b, err) < 0)
+        return s1_err_prefix(err, "backend %s forward", e->backend->name);
+    int out = 0;
+    for (int i = 0; i < e->n_plan; i++) {
+        seq *s = e->plan[i].s;
+        s->n_computed += e->plan[i].count;
+        s1_kv_table_publish(e->kv, &s->table, s->tokens, s->n_prompt, s->n_computed);
+        if (s->n_computed < s->n_tokens) continue;
+        const float *row = e->logits + (size_t)out++ * (size_t)e->backend->vocab_size;
+        int32_t id = s1_sampler_sample(&s->sampler, e->ws, row, e->n_vocab);
+        if (advance(e, s, id, err) < 0) return -1;
+    }
+    return 0;
+}
+
+int s1_engine_step(s1_engine *e, s1_err *err)
+{
+    if (finish_cancelled(e, err) < 0 || admit(e, err) < 0) return -1;
+    plan_batch(e);
+    if (e->n_plan > 0 && run_batch(e, err) < 0) return -1;
+    return e->n_waiting + e->n_running;
+}

@@ -1,0 +1,68 @@
+/* engine/policy.h — budget forcing (DESIGN.md "Budget forcing"): decides the
+ * next tokens of a sequence from the token the model just sampled. Pure logic;
+ * no tensors, no I/O. The same machine runs raw requests (no thinking phase,
+ * every token an answer token, stop at max_tokens or eos). */
+#ifndef S1_POLICY_H
+#define S1_POLICY_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "engine.h"
+#include "err.h"
+
+/* The policy's strings as token ids (engine/prompt.c builds it from an
+ * s1_policy_cfg and the tokenizer). The arrays are copied by s1_policy_new. */
+typedef struct {
+    int32_t think_end;           /* the end-of-thinking delimiter, one token */
+    int32_t eos;                 /* ends the answer: <|im_end|> */
+    int32_t eos_alt;             /* a second end token (raw: <|endoftext|>); -1 = none */
+    const int32_t *wait;         /* the wait string */
+    int n_wait;
+    const int32_t *answer_start; /* answer_header + answer_prefix, fed after a forced delimiter */
+    int n_answer_start;
+} s1_vocab;
+
+typedef struct {
+    int thinking, forced, answer; /* generated tokens by kind */
+    int waits;                    /* wait strings fed */
+    bool forced_end;              /* the budget ended the thinking */
+    bool thinking_phase;          /* still thinking */
+} s1_policy_counts;
+
+typedef struct s1_policy s1_policy;
+
+/* A templated request's policy. room is how many tokens the sequence may still
+ * grow by (context minus prompt), at least 1. Fails, naming the field, for a
+ * negative limit, min_think > max_think or an empty wait string or answer start. */
+s1_policy *s1_policy_new(const s1_policy_cfg *cfg, const s1_vocab *v, int room, s1_err *err);
+
+/* A raw request: answer tokens until eos / eos_alt, max_tokens (0 = none) or
+ * the context is full. */
+s1_policy *s1_policy_new_raw(int max_tokens, const s1_vocab *v, int room, s1_err *err);
+
+void s1_policy_free(s1_policy *p);
+
+/* The most tokens one s1_policy_step can return: the size its buffers need. */
+int s1_policy_step_cap(const s1_policy *p);
+
+/* Takes the token the model sampled and writes to out (kinds alongside, an
+ * s1_token_kind each) the tokens appended to the sequence in its place: the
+ * sampled one, a wait string instead of a suppressed delimiter, the forced end
+ * after the last thinking token. An eos sampled while thinking is treated like
+ * the delimiter (s1 ends the thinking at either): suppressed, or accepted as
+ * an answer token that ends the sequence. Returns their count, 0 once done. When
+ * s1_policy_done() turns true these were the last tokens and none is fed;
+ * otherwise all are fed in the next forward and the last one's logits sampled. */
+int s1_policy_step(s1_policy *p, int32_t sampled, int32_t *out, uint8_t *kinds, int cap);
+
+/* Whether the sequence has ended; *why (when not NULL) says how. */
+bool s1_policy_done(const s1_policy *p, s1_stop_reason *why);
+
+void s1_policy_get_counts(const s1_policy *p, s1_policy_counts *c);
+
+/* A malloc'ed copy of n ids (a valid pointer even when n is 0); NULL when out
+ * of memory. */
+int32_t *s1_ids_dup(const int32_t *ids, int n);
+
+#endif

@@ -1,0 +1,41 @@
+/* engine/prompt.h — the s1 prompt format (Qwen chat markup, the thinking turn
+ * opened) and a request's policy strings as tokens. The template's markup is
+ * the only source of special tokens: the system text and the problem are
+ * encoded as plain text, so no problem can break out of the template. */
+#ifndef S1_PROMPT_H
+#define S1_PROMPT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine.h"
+#include "err.h"
+#include "policy.h"
+#include "tokenizer.h"
+
+/* Defaults of s1_policy_cfg's strings (engine.h). */
+#define S1_DEFAULT_SYSTEM "You are Qwen, created by Alibaba Cloud. You are a helpful assistant."
+#define S1_DEFAULT_THINK_END "<|im_start|>"
+#define S1_DEFAULT_ANSWER_HEADER "answer\n"
+#define S1_DEFAULT_ANSWER_PREFIX "Final Answer:"
+#define S1_DEFAULT_WAIT_STRING "Wait"
+
+/* <|im_start|>system\n{system}<|im_end|>\n<|im_start|>user\n{problem}<|im_end|>\n
+ * <|im_start|>assistant\n<|im_start|>think\n → *ids (malloc'ed, the caller's). */
+int s1_prompt_s1(const s1_tokenizer *t, const char *system, const char *problem,
+                 size_t problem_len, int32_t **ids, size_t *n_ids, s1_err *err);
+
+/* A policy's strings as tokens; v's arrays point into the owned ones. */
+typedef struct {
+    s1_vocab v;
+    int32_t *wait, *answer_start; /* owned */
+} s1_prompt_vocab;
+
+/* Tokenizes cfg's strings (defaults for NULL ones): think_end must be exactly
+ * one token. eos is <|im_end|>; raw requests also stop on <|endoftext|>.
+ * Errors name the field. */
+int s1_prompt_vocab_build(const s1_tokenizer *t, const s1_policy_cfg *cfg, int raw,
+                          s1_prompt_vocab *pv, s1_err *err);
+void s1_prompt_vocab_free(s1_prompt_vocab *pv);
+
+#endif

@@ -1,0 +1,231 @@
+/* The engine end to end through its C API on the CPU backend, with tiny
+ * models made by tools/gen_model.py: budget forcing on real logits, token
+ * accounting, cancel, refusals, many sequences, determinism whatever the
+ * batch, and the forced end with the real Qwen2.5 tokenizer. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "fixture.h"
+#include "tokenizer.h"
+
+static char *model_dir;     /* tiny, byte-level tokenizer */
+static char *boosted_dir;   /* the same, its delimiter made likely */
+static int32_t im_start;
+
+static const char *const problems[] = {
+    "What is 2 + 2?",
+    "Compute the sum of the first 100 positive integers.",
+    "Find the number of positive integers n less than 1000 such that n is divisible by 7.",
+    "How many ways are there to choose 2 people from a group of 10?",
+};
+enum { N_PROBLEMS = sizeof problems / sizeof *problems };
+
+static int32_t token_id(const char *dir, const char *name)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+    s1_err err;
+    s1_tokenizer *t = s1_tokenizer_load(path, &err);
+    if (!t) return -1;
+    int32_t id = s1_tokenizer_token_id(t, name);
+    s1_tokenizer_free(t);
+    return id;
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    model_dir = fx_gen_model("");
+    boosted_dir = fx_gen_model("");
+    if (!model_dir || !boosted_dir) return -1;
+    im_start = token_id(model_dir, "<|im_start|>");
+    return im_start >= 0 && fx_boost_row(boosted_dir, im_start, 2) == 0 ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    fx_rm_model(model_dir);
+    fx_rm_model(boosted_dir);
+    return 0;
+}
+
+static s1_request budget_request(uint64_t tag, const char *problem, int max_think, int max_answer)
+{
+    s1_request r = fx_request(tag, problem);
+    r.policy.max_think = max_think;
+    r.policy.max_answer = max_answer;
+    return r;
+}
+
+static s1_result *run_one(const char *dir, s1_engine_cfg cfg, s1_request r)
+{
+    s1_engine *e = fx_open(dir, cfg);
+    r.tag = 0;
+    fx_add(e, &r);
+    s1_result *res;
+    fx_run(e, &res, 1);
+    fx_check_counts(e, res);
+    s1_engine_close(e);
+    return res;
+}
+
+/* min_think = max_think: a delimiter the random model emits early becomes a
+ * wait, so the budget is what ends the thinking. */
+static void test_thinking_stops_at_exactly_the_budget_then_the_end_is_forced(void **state)
+{
+    (void)state;
+    s1_request req = budget_request(0, problems[1], 64, 8);
+    req.policy.min_think = 64;
+    s1_result *r = run_one(model_dir, (s1_engine_cfg){0}, req);
+    assert_true(r->forced_end);
+    assert_int_equal(r->thinking_tokens, 64);
+    size_t i = 0;
+    for (int thinking = 0; thinking < 64; i++) thinking += r->gen_kinds[i] == S1_TOK_THINKING;
+    assert_int_equal(r->gen_ids[i], im_start);
+    assert_int_equal(r->gen_kinds[i], S1_TOK_FORCED);
+    assert_int_equal(r->forced_tokens, r->waits + 6);
+    assert_non_null(strstr(r->trace, "<|im_start|>answer\nFinal Answer:"));
+    assert_true(r->answer_tokens <= 8);
+    s1_result_free(r);
+}
+
+/* The boosted model emits the delimiter early and often: every time before
+ * min_think it must be replaced by the wait string. */
+static void test_early_delimiters_become_waits_until_min_think(void **state)
+{
+    (void)state;
+    s1_request req = budget_request(0, problems[2], 200, 4);
+    req.policy.min_think = 40;
+    s1_result *r = run_one(boosted_dir, (s1_engine_cfg){0}, req);
+    assert_true(r->waits > 0);
+    int thinking = 0;
+    for (size_t i = 0; i < r->n_gen && r->gen_kinds[i] != S1_TOK_ANSWER; i++) {
+        if (r->gen_kinds[i] == S1_TOK_THINKING) {
+            assert_int_not_equal(r->gen_ids[i], im_start);
+            thinking++;
+        } else if (r->gen_ids[i] != im_start) {
+            assert_true(thinking < 40); /* a wait */
+        }
+    }
+    assert_true(r->thinking_tokens >= 40 && r->thinking_tokens <= 200);
+    s1_result_free(r);
+}
+
+static void test_ignore_stop_makes_exactly_that_many_waits(void **state)
+{
+    (void)state;
+    s1_request req = budget_request(0, problems[3], 400, 4);
+    req.policy.ignore_stop = 3;
+    s1_result *r = run_one(boosted_dir, (s1_engine_cfg){0}, req);
+    /* Unless the budget came first, the fourth delimiter was accepted. */
+    if (!r->forced_end) assert_int_equal(r->waits, 3);
+    assert_true(r->waits <= 3);
+    assert_int_equal(r->forced_tokens, r->waits + (r->forced_end ? 6 : 0));
+    s1_result_free(r);
+}
+
+static void run_many(s1_engine_cfg cfg, int n, s1_result **out)
+{
+    s1_engine *e = fx_open(model_dir, cfg);
+    for (int i = 0; i < n; i++) {
+        s1_request r = budget_request((uint64_t)i, problems[i % N_PROBLEMS], 24, 8);
+        if (i % 3 == 2) r.sampling = (s1_sampling){.temperature = 0.8f, .top_p = 0.9f,
+                                                   .seed = (uint64_t)i};
+        fx_add(e, &r);
+    }
+    fx_run(e, out, n);
+    for (int i = 0; i < n; i++) fx_check_counts(e, out[i]);
+    s1_engine_close(e);
+}
+
+static void assert_same_tokens(const s1_result *a, const s1_result *b)
+{
+    assert_int_equal(a->n_gen, b->n_gen);
+    assert_memory_equal(a->gen_ids, b->gen_ids, a->n_gen * sizeof *a->gen_ids);
+}
+
+/* Greedy request 0 alone, amid others in small chunks, without the prefix
+ * cache, and preempted in a tiny KV cache: the same tokens every time. */
+static void test_greedy_tokens_do_not_depend_on_the_batch(void **state)
+{
+    (void)state;
+    enum { N = 8 };
+    s1_result *alone[1], *crowd[N], *no_cache[N], *tight[N];
+    run_many((s1_engine_cfg){0}, 1, alone);
+    run_many((s1_engine_cfg){.max_batch_tokens = 40}, N, crowd);
+    run_many((s1_engine_cfg){.no_prefix_cache = true}, N, no_cache);
+    run_many((s1_engine_cfg){.kv_blocks = 14, .block_size = 16}, N, tight);
+    for (int i = 0; i < N; i++) {
+        if (i % 3 == 2) continue;
+        assert_same_tokens(crowd[i], no_cache[i]);
+        assert_same_tokens(crowd[i], tight[i]);
+    }
+    assert_same_tokens(alone[0], crowd[0]);
+    assert_same_tokens(crowd[0], crowd[4]);
+    fx_free_results(alone, 1);
+    fx_free_results(crowd, N);
+    fx_free_results(no_cache, N);
+    fx_free_results(tight, N);
+}
+
+static void test_a_cancelled_request_stops_and_an_overlong_prompt_is_refused(void **state)
+{
+    (void)state;
+    s1_engine *e = fx_open(model_dir, (s1_engine_cfg){.max_context = 160});
+    s1_request r = budget_request(0, problems[0], 0, 0);
+    fx_add(e, &r);
+    s1_err err = {{0}};
+    for (int i = 0; i < 3; i++) assert_int_equal(s1_engine_step(e, &err), 1);
+    assert_int_equal(s1_engine_cancel(e, 0), 0);
+    s1_result *res;
+    fx_run(e, &res, 1);
+    assert_int_equal(res->stop, S1_STOP_CANCELLED);
+    assert_int_equal(res->n_gen, 3);
+    s1_result_free(res);
+
+    char long_problem[600];
+    for (size_t i = 0; i < sizeof long_problem - 1; i++) long_problem[i] = i % 2 ? 'q' : ' ';
+    long_problem[sizeof long_problem - 1] = '\0';
+    r = fx_request(1, long_problem);
+    assert_int_equal(s1_engine_add(e, &r, &err), -1);
+    assert_non_null(strstr(err.msg, "context"));
+    s1_engine_close(e);
+}
+
+static void test_the_qwen_tokenizer_gives_the_known_forced_end(void **state)
+{
+    (void)state;
+    char *dir = fx_gen_model("--tokenizer qwen --vocab 151936");
+    if (!dir) skip();
+    s1_result *r = run_one(dir, (s1_engine_cfg){0}, budget_request(0, problems[0], 8, 4));
+    const int32_t forced[] = {151644, 9217, 198, 19357, 21806, 25};
+    assert_true(r->forced_end);
+    assert_int_equal(r->thinking_tokens, 8);
+    assert_true(r->n_gen >= 14);
+    assert_memory_equal(r->gen_ids + 8, forced, sizeof forced);
+    assert_int_equal(r->forced_tokens, 6);
+    assert_true(r->prompt_ids[r->n_prompt - 2] == 26865); /* think */
+    s1_result_free(r);
+    fx_rm_model(dir);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_thinking_stops_at_exactly_the_budget_then_the_end_is_forced),
+        cmocka_unit_test(test_early_delimiters_become_waits_until_min_think),
+        cmocka_unit_test(test_ignore_stop_makes_exactly_that_many_waits),
+        cmocka_unit_test(test_greedy_tokens_do_not_depend_on_the_batch),
+        cmocka_unit_test(test_a_cancelled_request_stops_and_an_overlong_prompt_is_refused),
+        cmocka_unit_test(test_the_qwen_tokenizer_gives_the_known_forced_end),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
