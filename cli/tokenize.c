@@ -1,11 +1,144 @@
+/* s1ctl tokenize: stdin's text → token ids, or ids → text with --decode.
+ * Needs only DIR/tokenizer.json. Special tokens written in the text match. */
+#include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
+#include "cleanup.h"
 #include "commands.h"
+#include "file.h"
+#include "job.h"
+#include "tokenizer.h"
+#include "util.h"
+
+static const char usage[] =
+    "Usage: s1ctl tokenize --model DIR [--decode] [--json] < INPUT\n"
+    "Prints the token ids of stdin's text, space-separated (added tokens such as\n"
+    "<|im_end|> written in the text match). With --decode, reads ids and prints the text.\n\n"
+    "  --model DIR         a Hugging Face model directory (only tokenizer.json is read)\n"
+    "  --decode            ids (space- or comma-separated) → text\n"
+    "  --json              print a JSON array of ids (or a JSON string with --decode)\n"
+    "  --help              this text\n";
+
+static inline void tokenizer_freep(s1_tokenizer **t)
+{
+    if (*t) s1_tokenizer_free(*t);
+}
+
+/* Parses whitespace- or comma-separated ids below n_vocab into *ids. */
+static int parse_ids(const char *text, int32_t n_vocab, int32_t **ids, size_t *n)
+{
+    size_t cap = 64;
+    _cleanup_free_ int32_t *out = malloc(cap * sizeof *out);
+    *n = 0;
+    for (const char *p = text; out;) {
+        p += strspn(p, " \t\r\n,");
+        if (!*p) break;
+        char *end;
+        long long v = strtoll(p, &end, 10);
+        if (end == p || v < 0 || v >= n_vocab)
+            return s1ctl_fail(S1CTL_EXIT_USAGE, "<stdin>: '%.*s' is not a token id below %d",
+                              (int)strcspn(p, " \t\r\n,"), p, n_vocab);
+        p = end;
+        if (*n == cap) {
+            int32_t *grown = realloc(out, 2 * cap * sizeof *out);
+            if (!grown) break;
+            out = grown;
+            cap *= 2;
+        }
+        out[(*n)++] = (int32_t)v;
+    }
+    if (!out) return s1ctl_fail(S1CTL_EXIT_FAILED, "out of memory");
+    *ids = S1_TAKE_PTR(out);
+    return 0;
+}
+
+static int decode(const s1_tokenizer *t, const char *text, int json)
+{
+    _cleanup_free_ int32_t *ids = NULL;
+    size_t n;
+    int rc = parse_ids(text, s1_tokenizer_n_vocab(t), &ids, &n);
+    if (rc) return rc;
+    _cleanup_free_ char *out = NULL;
+    size_t len;
+    s1_err err = {{0}};
+    if (s1_tokenizer_decode(t, ids, n, &out, &len, &err) < 0)
+        return s1ctl_fail(S1CTL_EXIT_USAGE, "%s", err.msg);
+    if (json) return s1ctl_print_json(json_stringn(out, len));
+    fwrite(out, 1, len, stdout);
+    return S1CTL_EXIT_OK;
+}
+
+static int encode(const s1_tokenizer *t, const char *text, size_t len, int json)
+{
+    _cleanup_free_ int32_t *ids = NULL;
+    size_t n;
+    s1_err err = {{0}};
+    if (s1_tokenizer_encode(t, text, len, 1, &ids, &n, &err) < 0)
+        return s1ctl_fail(S1CTL_EXIT_USAGE, "%s", err.msg);
+    if (json) {
+        json_t *a = json_array();
+        for (size_t i = 0; i < n; i++)
+            json_array_append_new(a, json_integer(ids[i]));
+        return s1ctl_print_json(a);
+    }
+    for (size_t i = 0; i < n; i++)
+        printf("%s%d", i ? " " : "", ids[i]);
+    printf("\n");
+    return S1CTL_EXIT_OK;
+}
+
+/* 0; -1 after --help; or the exit code after printing why. */
+static int parse_args(int argc, char **argv, const char **model, int *decode_ids, int *json)
+{
+    static const struct option options[] = {
+        {"model", required_argument, NULL, 'm'},
+        {"decode", no_argument, NULL, 'd'},
+        {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    int o;
+    while ((o = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
+        switch (o) {
+        case 'm':
+            *model = optarg;
+            break;
+        case 'd':
+            *decode_ids = 1;
+            break;
+        case 'j':
+            *json = 1;
+            break;
+        case 'h':
+            fputs(usage, stdout);
+            return -1;
+        default:
+            return s1ctl_bad_flag(argv, o);
+        }
+    }
+    if (optind < argc)
+        return s1ctl_fail(S1CTL_EXIT_USAGE, "unexpected argument '%s': the text is read from stdin",
+                          argv[optind]);
+    if (!*model) return s1ctl_fail(S1CTL_EXIT_USAGE, "--model DIR is required");
+    return 0;
+}
 
 int s1ctl_tokenize(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "s1ctl: tokenize is not built yet\n");
-    return S1CTL_EXIT_FAILED;
+    const char *model = NULL;
+    int decode_ids = 0, json = 0;
+    int rc = parse_args(argc, argv, &model, &decode_ids, &json);
+    if (rc) return rc < 0 ? S1CTL_EXIT_OK : rc;
+    s1_err err = {{0}};
+    char path[4096];
+    snprintf(path, sizeof path, "%s/tokenizer.json", model);
+    _cleanup_(tokenizer_freep) s1_tokenizer *t = s1_tokenizer_load(path, &err);
+    if (!t) return s1ctl_fail(S1CTL_EXIT_MODEL, "%s", err.msg);
+    _cleanup_free_ char *text = NULL;
+    size_t len;
+    if (s1_read_file("-", S1_JOB_MAX_PROBLEM_BYTES * 16, &text, &len, &err) < 0)
+        return s1ctl_fail(S1CTL_EXIT_USAGE, "%s", err.msg);
+    return decode_ids ? decode(t, text, json) : encode(t, text, len, json);
 }

@@ -33,7 +33,7 @@ void pgtest_fresh_db(const char *prefix, char *out, size_t cap)
     const char *user = getenv("S1_TEST_PGUSER");
     if (!host) {
         printf("1..0 # SKIP S1_TEST_PGHOST is not set: run the suite through tests/run\n");
-        exit(77);
+        exit(0);
     }
     if (!user) user = "s1";
     char name[128], admin[512], sql[256];

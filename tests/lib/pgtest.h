@@ -6,7 +6,7 @@
 #include <stddef.h>
 
 /* Creates a new database named after prefix and writes its libpq conninfo to
- * out. Without S1_TEST_PGHOST the test is skipped (exit 77) with the reason. */
+ * out. Without S1_TEST_PGHOST the test is skipped (a TAP plan of 1..0 # SKIP) with the reason. */
 void pgtest_fresh_db(const char *prefix, char *out, size_t cap);
 
 /* Runs sql on conninfo; aborts the test with the server's message on error. */

@@ -27,8 +27,9 @@ def binary(name):
 
 
 def skip_all(reason):
+    """Skips the whole module; meson reads the TAP plan "1..0 # SKIP"."""
     print(f"1..0 # SKIP {reason}")
-    sys.exit(77)
+    sys.exit(0)
 
 
 def fresh_db(prefix="t"):

@@ -1,0 +1,280 @@
+#include "util.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "commands.h"
+#include "ctl.h"
+#include "db.h"
+#include "log.h"
+
+static const char *command = "";
+
+void s1ctl_set_command(const char *name)
+{
+    /* Log lines (ours and the engine's) then read "s1ctl submit: ...". */
+    static char ident[64];
+    command = name;
+    snprintf(ident, sizeof ident, "s1ctl %s", name);
+    s1_log_set_ident(ident);
+}
+
+int s1ctl_fail(int code, const char *fmt, ...)
+{
+    char line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    log_error("%s", line);
+    return code;
+}
+
+int s1ctl_bad_flag(char **argv, int opt)
+{
+    /* getopt_long leaves optind past the offending word; for a short flag
+     * optopt names it. */
+    const char *word = optind > 0 ? argv[optind - 1] : "?";
+    char shortf[3] = {'-', (char)optopt, '\0'};
+    if (optopt && (!word || strncmp(word, "--", 2))) word = shortf;
+    if (opt == ':')
+        return s1ctl_fail(S1CTL_EXIT_USAGE, "flag %s needs a value (see s1ctl %s --help)", word,
+                          command);
+    return s1ctl_fail(S1CTL_EXIT_USAGE, "unknown flag %s (see s1ctl %s --help)", word, command);
+}
+
+int s1ctl_parse_int(const char *flag, const char *s, long long min, long long max, long long *out)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (!*s || *end || errno || v < min || v > max) {
+        s1ctl_fail(S1CTL_EXIT_USAGE, "%s: '%s' is not an integer from %lld to %lld", flag, s, min,
+                   max);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+int s1ctl_parse_double(const char *flag, const char *s, double min, double max, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (!*s || *end || errno || !isfinite(v) || v < min || v > max) {
+        s1ctl_fail(S1CTL_EXIT_USAGE, "%s: '%s' is not a number from %g to %g", flag, s, min, max);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+int s1ctl_one_id(int argc, char **argv, long long *id)
+{
+    if (optind >= argc)
+        return s1ctl_fail(S1CTL_EXIT_USAGE, "missing the job id (see s1ctl %s --help)", command);
+    if (optind + 1 < argc)
+        return s1ctl_fail(S1CTL_EXIT_USAGE, "unexpected argument '%s' after the job id",
+                          argv[optind + 1]);
+    return s1ctl_parse_int("job id", argv[optind], 1, INT64_MAX, id) < 0 ? S1CTL_EXIT_USAGE : 0;
+}
+
+int s1ctl_id_args(int argc, char **argv, const char *usage, const char **db, int *json,
+                  long long *id)
+{
+    static const struct option options[] = {
+        {"db", required_argument, NULL, 'd'},
+        {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    int o;
+    while ((o = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
+        switch (o) {
+        case 'd':
+            *db = optarg;
+            break;
+        case 'j':
+            *json = 1;
+            break;
+        case 'h':
+            fputs(usage, stdout);
+            return -1;
+        default:
+            return s1ctl_bad_flag(argv, o);
+        }
+    }
+    return s1ctl_one_id(argc, argv, id);
+}
+
+int s1ctl_connect(const char *db, PGconn **out)
+{
+    s1_err err = {{0}};
+    PGconn *c = s1_db_connect(db, &err);
+    if (!c) return s1ctl_fail(S1CTL_EXIT_DB, "%s", err.msg);
+    int rc = s1_db_check_schema(c, &err);
+    if (rc < 0) {
+        PQfinish(c);
+        return s1ctl_fail(rc == S1_DB_SCHEMA_MISMATCH ? S1CTL_EXIT_SCHEMA : S1CTL_EXIT_DB, "%s",
+                          err.msg);
+    }
+    *out = c;
+    return 0;
+}
+
+int s1ctl_store_exit(int rc)
+{
+    switch (rc) {
+    case S1_CTL_NOT_FOUND:
+        return S1CTL_EXIT_NOT_FOUND;
+    case S1_CTL_REFUSED:
+        return S1CTL_EXIT_FAILED;
+    default:
+        return S1CTL_EXIT_DB;
+    }
+}
+
+/* PostgreSQL type oids (pg_type.h is a server header). */
+enum {
+    OID_BOOL = 16,
+    OID_INT8 = 20,
+    OID_INT2 = 21,
+    OID_INT4 = 23,
+    OID_JSON = 114,
+    OID_FLOAT4 = 700,
+    OID_FLOAT8 = 701,
+    OID_INT4_ARRAY = 1007,
+    OID_NUMERIC = 1700,
+    OID_JSONB = 3802,
+};
+
+/* "{1,2,3}" (an int[] in text form) as a JSON array. */
+static json_t *int_array(const char *s)
+{
+    json_t *a = json_array();
+    for (const char *p = s + (*s == '{'); *p && *p != '}';) {
+        char *end;
+        long long v = strtoll(p, &end, 10);
+        if (end == p) break;
+        json_array_append_new(a, json_integer(v));
+        p = end + (*end == ',');
+    }
+    return a;
+}
+
+/* libpq gives every value as text; the column's type says what JSON it is,
+ * so scripts read numbers as numbers and the policy as an object. */
+static json_t *value_json(const char *v, Oid type)
+{
+    switch (type) {
+    case OID_BOOL:
+        return json_boolean(*v == 't');
+    case OID_INT2:
+    case OID_INT4:
+    case OID_INT8:
+        return json_integer(strtoll(v, NULL, 10));
+    case OID_FLOAT4:
+    case OID_FLOAT8:
+    case OID_NUMERIC:
+        return json_real(strtod(v, NULL));
+    case OID_JSON:
+    case OID_JSONB: {
+        json_t *j = json_loads(v, JSON_DECODE_ANY, NULL);
+        return j ? j : json_string(v);
+    }
+    case OID_INT4_ARRAY:
+        return int_array(v);
+    default:
+        return json_string(v);
+    }
+}
+
+json_t *s1ctl_row_json(const PGresult *r, int row)
+{
+    json_t *o = json_object();
+    for (int i = 0; i < PQnfields(r); i++) {
+        json_t *v =
+            PQgetisnull(r, row, i) ? json_null() : value_json(PQgetvalue(r, row, i), PQftype(r, i));
+        json_object_set_new(o, PQfname(r, i), v);
+    }
+    return o;
+}
+
+int s1ctl_print_json(json_t *j)
+{
+    if (!j)
+        return s1ctl_fail(S1CTL_EXIT_FAILED, "cannot print the output as JSON (text not UTF-8?)");
+    json_dumpf(j, stdout,
+               JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(7) | JSON_ENCODE_ANY);
+    fputc('\n', stdout);
+    json_decref(j);
+    return S1CTL_EXIT_OK;
+}
+
+void s1ctl_print_record(const PGresult *r, int row)
+{
+    for (int i = 0; i < PQnfields(r); i++) {
+        if (PQgetisnull(r, row, i)) continue;
+        printf("%-18s %s\n", PQfname(r, i), PQgetvalue(r, row, i));
+    }
+}
+
+/* Table cells are cut to this many bytes (at a character boundary). */
+#define CELL_MAX 40
+
+/* Writes v as one table cell into buf: newlines as spaces, cut to CELL_MAX. */
+/* Prints one cell of a table row, padded unless it ends the line. */
+static void print_cell(const char *v, size_t width, int last)
+{
+    if (last)
+        printf("%s\n", v);
+    else
+        printf("%-*s  ", (int)width, v);
+}
+
+static size_t cell(const char *v, char *buf)
+{
+    size_t n = strlen(v);
+    if (n > CELL_MAX) {
+        n = CELL_MAX - 3;
+        while (n > 0 && ((unsigned char)v[n] & 0xC0) == 0x80)
+            n--;
+    }
+    for (size_t i = 0; i < n; i++)
+        buf[i] = (v[i] == '\n' || v[i] == '\t') ? ' ' : v[i];
+    buf[n] = '\0';
+    if (n < strlen(v)) {
+        memcpy(buf + n, "...", 4);
+        n += 3;
+    }
+    return n;
+}
+
+void s1ctl_print_table(const PGresult *r)
+{
+    int nf = PQnfields(r), nr = PQntuples(r);
+    size_t width[64] = {0};
+    char buf[CELL_MAX + 4];
+    if (nf > 64) nf = 64;
+    for (int i = 0; i < nf; i++)
+        width[i] = strlen(PQfname(r, i));
+    for (int row = 0; row < nr; row++)
+        for (int i = 0; i < nf; i++) {
+            size_t n = cell(PQgetvalue(r, row, i), buf);
+            if (n > width[i]) width[i] = n;
+        }
+    for (int i = 0; i < nf; i++)
+        print_cell(PQfname(r, i), width[i], i + 1 == nf);
+    for (int row = 0; row < nr; row++)
+        for (int i = 0; i < nf; i++) {
+            cell(PQgetvalue(r, row, i), buf);
+            print_cell(buf, width[i], i + 1 == nf);
+        }
+}

@@ -1,0 +1,52 @@
+/* cli/util.h — what the s1ctl commands share: one-line messages, flag value
+ * parsing, the database connection with its exit codes, and rows printed as
+ * text or JSON. Messages go to stderr as "s1ctl CMD: ...". */
+#ifndef S1CTL_UTIL_H
+#define S1CTL_UTIL_H
+
+#include <jansson.h>
+#include <libpq-fe.h>
+
+/* The command named in messages ("submit"); set by main. */
+void s1ctl_set_command(const char *name);
+
+/* Logs "s1ctl CMD: message" as an error (stderr) and returns code. */
+__attribute__((format(printf, 2, 3))) int s1ctl_fail(int code, const char *fmt, ...);
+
+/* The answer to getopt_long's '?' or ':' (optstring starts with ':'): one
+ * line naming the flag, and S1CTL_EXIT_USAGE. */
+int s1ctl_bad_flag(char **argv, int opt);
+
+/* Parses s as an integer in [min, max]; prints why not (naming flag) and
+ * returns -1. */
+int s1ctl_parse_int(const char *flag, const char *s, long long min, long long max, long long *out);
+int s1ctl_parse_double(const char *flag, const char *s, double min, double max, double *out);
+
+/* Exactly one positional job id after the flags; prints why not. 0 or the exit code. */
+int s1ctl_one_id(int argc, char **argv, long long *id);
+
+/* The arguments of a command that takes flags --db, --json, --help and one
+ * job id (show, cancel, retry, wait). 0; -1 after printing usage for --help;
+ * or the exit code after printing why. */
+int s1ctl_id_args(int argc, char **argv, const char *usage, const char **db, int *json,
+                  long long *id);
+
+/* Connects to --db (or DATABASE_URL, PG*) and checks the schema. 0, or the
+ * exit code after printing why (unreachable: 3; schema: 4). */
+int s1ctl_connect(const char *db, PGconn **out);
+
+/* Maps a store/ return code (-1, S1_CTL_NOT_FOUND, S1_CTL_REFUSED) to an exit code. */
+int s1ctl_store_exit(int rc);
+
+/* A row as a JSON object, values typed after their columns (numbers,
+ * booleans, json, int arrays; the rest as strings; NULL as null). */
+json_t *s1ctl_row_json(const PGresult *r, int row);
+/* Prints j indented on stdout and releases it. Returns the exit code: 0, or
+ * 1 when j is NULL (text that is not UTF-8 cannot be JSON). */
+int s1ctl_print_json(json_t *j);
+/* Prints the row as "column  value" lines (NULLs skipped). */
+void s1ctl_print_record(const PGresult *r, int row);
+/* Prints the rows as an aligned table with a header; long values are cut. */
+void s1ctl_print_table(const PGresult *r);
+
+#endif

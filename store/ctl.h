@@ -1,0 +1,65 @@
+/* store/ctl.h — the statements s1ctl runs on jobs: submit, read, cancel,
+ * retry, wait. Each takes an open connection (schema checked by the caller)
+ * and fills err with one line naming the job on failure. */
+#ifndef S1_CTL_H
+#define S1_CTL_H
+
+#include <libpq-fe.h>
+
+#include "err.h"
+
+/* Returned besides -1 (database error): */
+enum {
+    S1_CTL_NOT_FOUND = -3, /* no job has this id */
+    S1_CTL_REFUSED = -4,   /* the job's state does not allow the operation */
+};
+
+/* A job to insert. NULL strings take the column defaults. */
+typedef struct {
+    const char *problem;
+    const char *queue; /* NULL = 'default' */
+    const char *model; /* NULL = any model */
+    const char *reference_answer;
+    const char *policy_json; /* from s1_job_policy_json() */
+    const char *sampling_json;
+    int priority;
+    int samples;      /* 0 = 1 */
+    int max_attempts; /* 0 = 3 */
+} s1_ctl_job;
+
+/* Inserts a job (the caller wraps several in one transaction); *id gets its id. */
+int s1_ctl_insert(PGconn *c, const s1_ctl_job *j, long long *id, s1_err *err);
+
+/* Every column of the job: one row, or none when no job has this id. */
+PGresult *s1_ctl_show(PGconn *c, long long id, s1_err *err);
+
+/* Rows of s1.job_summary, newest first; state and queue may be NULL (any). */
+PGresult *s1_ctl_list(PGconn *c, const char *state, const char *queue, long limit, s1_err *err);
+
+/* The job's result rows, one per sample (the trace only when with_trace).
+ * state gets the job's state, or "" (and NULL is returned) when no job has
+ * this id. */
+PGresult *s1_ctl_results(PGconn *c, long long id, int with_trace, char *state, size_t cap,
+                         s1_err *err);
+
+/* queued → cancelled at once; running → cancel_requested and NOTIFY
+ * s1_cancel. *now_state gets "cancelled" or "running". */
+int s1_ctl_cancel(PGconn *c, long long id, const char **now_state, s1_err *err);
+
+/* failed or cancelled → queued with attempts reset and old results removed;
+ * the requeue trigger notifies s1_jobs. */
+int s1_ctl_retry(PGconn *c, long long id, s1_err *err);
+
+/* What `s1ctl wait` shows: state, thinking progress, budget (0 = none), error. */
+typedef struct {
+    char state[16];
+    int thinking;
+    int budget;
+    char error[256];
+} s1_ctl_progress;
+
+/* LISTEN s1_progress, so no state change after this call is missed. */
+int s1_ctl_listen_progress(PGconn *c, s1_err *err);
+int s1_ctl_progress_get(PGconn *c, long long id, s1_ctl_progress *p, s1_err *err);
+
+#endif

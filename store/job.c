@@ -1,0 +1,234 @@
+#include "job.h"
+
+#include <ctype.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <utf8proc.h>
+
+#include "cleanup.h"
+
+/* Upper bound on temperature, as in s1.sampling_is_valid. */
+#define MAX_TEMPERATURE 1e6
+
+int s1_job_policy_check(const s1_policy_cfg *p, s1_err *err)
+{
+    if (p->max_think < 0) return s1_errf(err, "max_think must be a positive integer");
+    if (p->min_think < 0) return s1_errf(err, "min_think must be 0 or more");
+    if (p->ignore_stop < 0) return s1_errf(err, "ignore_stop must be 0 or more");
+    if (p->max_answer < 0) return s1_errf(err, "max_answer must be 0 or more");
+    if (p->max_think > 0 && p->min_think > p->max_think)
+        return s1_errf(err, "min_think (%d) is above the budget max_think (%d)", p->min_think,
+                       p->max_think);
+    if (p->think_end && !*p->think_end) return s1_errf(err, "think_end must not be empty");
+    if (p->wait_string && !*p->wait_string) return s1_errf(err, "wait_string must not be empty");
+    return 0;
+}
+
+int s1_job_sampling_check(const s1_sampling *s, s1_err *err)
+{
+    if (!isfinite(s->temperature) || s->temperature < 0 || s->temperature > MAX_TEMPERATURE)
+        return s1_errf(err, "temperature must be a number from 0 to %g", MAX_TEMPERATURE);
+    if (!isfinite(s->top_p) || s->top_p < 0 || s->top_p > 1)
+        return s1_errf(err, "top_p must be a number in (0, 1]");
+    if (s->top_k < 0) return s1_errf(err, "top_k must be 0 or more");
+    if (s->seed > INT64_MAX) return s1_errf(err, "seed must be at most %lld", (long long)INT64_MAX);
+    return 0;
+}
+
+/* The keys of a policy: integers (offset of an int field) and strings. */
+typedef struct {
+    const char *key;
+    size_t off;
+    int min;
+} int_key;
+
+static const int_key policy_ints[] = {
+    {"max_think", offsetof(s1_policy_cfg, max_think), 1},
+    {"min_think", offsetof(s1_policy_cfg, min_think), 0},
+    {"ignore_stop", offsetof(s1_policy_cfg, ignore_stop), 0},
+    {"max_answer", offsetof(s1_policy_cfg, max_answer), 0},
+};
+
+typedef struct {
+    const char *key;
+    size_t off;
+} str_key;
+
+static const str_key policy_strs[] = {
+    {"system", offsetof(s1_policy_cfg, system)},
+    {"think_end", offsetof(s1_policy_cfg, think_end)},
+    {"answer_header", offsetof(s1_policy_cfg, answer_header)},
+    {"answer_prefix", offsetof(s1_policy_cfg, answer_prefix)},
+    {"wait_string", offsetof(s1_policy_cfg, wait_string)},
+};
+
+#define N_OF(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Reads an integer value in [min, INT_MAX]; integers only, as the CHECK wants. */
+static int get_int(const char *col, const char *key, json_t *v, int min, int *out, s1_err *err)
+{
+    if (!json_is_integer(v) || json_integer_value(v) < min || json_integer_value(v) > INT32_MAX)
+        return s1_errf(err, "%s.%s must be an integer from %d to %d", col, key, min, INT32_MAX);
+    *out = (int)json_integer_value(v);
+    return 0;
+}
+
+/* Fills one policy key into the s1_policy_cfg at dst; strings are copied
+ * (the policy owns them). */
+static int policy_key(void *dst, const char *key, json_t *v, s1_err *err)
+{
+    s1_policy_cfg *p = dst;
+    for (size_t i = 0; i < N_OF(policy_ints); i++)
+        if (!strcmp(key, policy_ints[i].key))
+            return get_int("policy", key, v, policy_ints[i].min,
+                           (int *)((char *)p + policy_ints[i].off), err);
+    for (size_t i = 0; i < N_OF(policy_strs); i++) {
+        if (strcmp(key, policy_strs[i].key)) continue;
+        if (!json_is_string(v)) return s1_errf(err, "policy.%s must be a string", key);
+        const char **slot = (const char **)((char *)p + policy_strs[i].off);
+        free((char *)*slot);
+        *slot = strdup(json_string_value(v));
+        return *slot ? 0 : s1_errf(err, "policy.%s: out of memory", key);
+    }
+    return s1_errf(err, "policy: unknown key \"%s\"", key);
+}
+
+static int get_number(const char *key, json_t *v, float *out, s1_err *err)
+{
+    if (!json_is_number(v)) return s1_errf(err, "sampling.%s must be a number", key);
+    *out = (float)json_number_value(v);
+    return 0;
+}
+
+/* Fills one sampling key into the s1_sampling at dst. */
+static int sampling_key(void *dst, const char *key, json_t *v, s1_err *err)
+{
+    s1_sampling *s = dst;
+    if (!strcmp(key, "temperature")) return get_number(key, v, &s->temperature, err);
+    if (!strcmp(key, "top_p")) {
+        if (get_number(key, v, &s->top_p, err) < 0) return -1;
+        /* 0 means "off" in the struct, but the column wants (0, 1]. */
+        return s->top_p > 0 ? 0 : s1_errf(err, "sampling.top_p must be a number in (0, 1]");
+    }
+    if (!strcmp(key, "top_k")) return get_int("sampling", key, v, 0, &s->top_k, err);
+    if (!strcmp(key, "seed")) {
+        if (!json_is_integer(v) || json_integer_value(v) < 0)
+            return s1_errf(err, "sampling.seed must be an integer from 0 to %lld",
+                           (long long)INT64_MAX);
+        s->seed = (uint64_t)json_integer_value(v);
+        return 0;
+    }
+    return s1_errf(err, "sampling: unknown key \"%s\"", key);
+}
+
+/* Parses text (NULL = {}) as a JSON object and feeds each key to fill. */
+static int parse_object(const char *col, const char *text, void *dst,
+                        int (*fill)(void *, const char *, json_t *, s1_err *), s1_err *err)
+{
+    if (!text) return 0;
+    json_error_t je;
+    json_auto_t *o = json_loads(text, JSON_REJECT_DUPLICATES, &je);
+    if (!o) return s1_errf(err, "%s: not valid JSON: %s", col, je.text);
+    if (!json_is_object(o)) return s1_errf(err, "%s: expected a JSON object", col);
+    const char *key;
+    json_t *v;
+    json_object_foreach(o, key, v) if (fill(dst, key, v, err) < 0) return -1;
+    return 0;
+}
+
+void s1_job_params_free(s1_job_params *p)
+{
+    for (size_t i = 0; i < N_OF(policy_strs); i++) {
+        const char **slot = (const char **)((char *)&p->policy + policy_strs[i].off);
+        free((char *)*slot);
+        *slot = NULL;
+    }
+}
+
+int s1_job_params_parse(const char *policy_json, const char *sampling_json, s1_job_params *out,
+                        s1_err *err)
+{
+    memset(out, 0, sizeof *out);
+    if (parse_object("policy", policy_json, &out->policy, policy_key, err) < 0 ||
+        s1_job_policy_check(&out->policy, err) < 0 ||
+        parse_object("sampling", sampling_json, &out->sampling, sampling_key, err) < 0 ||
+        s1_job_sampling_check(&out->sampling, err) < 0) {
+        s1_job_params_free(out);
+        return -1;
+    }
+    return 0;
+}
+
+/* Dumps o compactly; 7 significant digits print a float like 0.7 as 0.7. */
+static char *dump(json_t *o, const char *col, s1_err *err)
+{
+    char *s = o ? json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(7)) : NULL;
+    if (!s) s1_errf(err, "%s: out of memory", col);
+    return s;
+}
+
+char *s1_job_policy_json(const s1_policy_cfg *p, s1_err *err)
+{
+    if (s1_job_policy_check(p, err) < 0) return NULL;
+    json_auto_t *o = json_object();
+    if (!o) return dump(NULL, "policy", err);
+    for (size_t i = 0; i < N_OF(policy_ints); i++) {
+        int v = *(const int *)((const char *)p + policy_ints[i].off);
+        if (v > 0) json_object_set_new(o, policy_ints[i].key, json_integer(v));
+    }
+    for (size_t i = 0; i < N_OF(policy_strs); i++) {
+        const char *v = *(const char *const *)((const char *)p + policy_strs[i].off);
+        if (v) json_object_set_new(o, policy_strs[i].key, json_string(v));
+    }
+    return dump(o, "policy", err);
+}
+
+char *s1_job_sampling_json(const s1_sampling *s, s1_err *err)
+{
+    if (s1_job_sampling_check(s, err) < 0) return NULL;
+    json_auto_t *o = json_object();
+    if (!o) return dump(NULL, "sampling", err);
+    if (s->temperature > 0) json_object_set_new(o, "temperature", json_real(s->temperature));
+    if (s->top_p > 0) json_object_set_new(o, "top_p", json_real(s->top_p));
+    if (s->top_k > 0) json_object_set_new(o, "top_k", json_integer(s->top_k));
+    if (s->seed > 0) json_object_set_new(o, "seed", json_integer((json_int_t)s->seed));
+    return dump(o, "sampling", err);
+}
+
+/* Offset of the first byte that is not valid UTF-8 (or a NUL), or len. */
+static size_t bad_utf8_at(const char *text, size_t len, int *is_nul)
+{
+    size_t i = 0;
+    while (i < len) {
+        utf8proc_int32_t cp;
+        utf8proc_ssize_t n =
+            utf8proc_iterate((const utf8proc_uint8_t *)text + i, (utf8proc_ssize_t)(len - i), &cp);
+        if (n <= 0 || cp == 0) {
+            *is_nul = n > 0;
+            return i;
+        }
+        i += (size_t)n;
+    }
+    return len;
+}
+
+int s1_job_problem_check(const char *name, const char *text, size_t len, size_t max_bytes,
+                         s1_err *err)
+{
+    if (len > max_bytes)
+        return s1_errf(err, "%s: %zu bytes, larger than the limit of %zu bytes (--max-bytes)", name,
+                       len, max_bytes);
+    int is_nul = 0;
+    size_t at = bad_utf8_at(text, len, &is_nul);
+    if (at < len && is_nul)
+        return s1_errf(err, "%s: contains a NUL byte at offset %zu; a problem is text", name, at);
+    if (at < len) return s1_errf(err, "%s: not valid UTF-8 at byte %zu", name, at);
+    size_t i = 0;
+    while (i < len && isspace((unsigned char)text[i]))
+        i++;
+    if (i == len) return s1_errf(err, "%s: the problem is empty", name);
+    return 0;
+}

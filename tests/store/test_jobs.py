@@ -1,0 +1,297 @@
+"""s1ctl show, list, result, cancel, retry, wait, and the top-level flags,
+on jobs moved through their states by SQL as a daemon would."""
+import json
+import os
+import pty
+import select
+import threading
+import time
+
+import psycopg2
+
+from ctltest import binary, insert_job, migrated_db, one_error_line, psql, s1ctl
+from s1test import tap_main
+
+DB = migrated_db("jobs")
+
+
+def test_show_prints_every_field_of_the_job():
+    jid = insert_job(DB, policy='{"max_think": 77}')
+    p = s1ctl("show", str(jid), db=DB)
+    assert p.returncode == 0, p.stderr
+    fields = dict(line.split(None, 1) for line in p.stdout.splitlines() if " " in line)
+    assert fields["id"] == str(jid) and fields["state"] == "queued"
+    assert fields["policy"] == '{"max_think": 77}'
+
+
+def test_show_json_types_the_values():
+    jid = insert_job(DB, policy='{"max_think": 77}')
+    out = json.loads(s1ctl("show", "--json", str(jid), db=DB).stdout)
+    assert out["id"] == jid and out["policy"] == {"max_think": 77}
+    assert out["cancel_requested"] is False and out["worker"] is None and out["attempt"] == 0
+
+
+def test_show_of_a_missing_job_is_exit_5():
+    p = s1ctl("show", "987654", db=DB)
+    assert p.returncode == 5
+    one_error_line(p, "job 987654: no such job")
+
+
+def test_a_job_id_must_be_one_positive_integer():
+    for argv in (["show", "abc"], ["show", "0"], ["show"], ["cancel", "-1"], ["retry", "1", "2"],
+                 ["wait", "1x"], ["result"]):
+        p = s1ctl(*argv, db=DB)
+        assert p.returncode == 2, argv
+        one_error_line(p)
+
+
+def test_list_filters_by_state_and_queue_and_limits():
+    a = insert_job(DB, queue="listq")
+    b = insert_job(DB, queue="listq", state="failed")
+    insert_job(DB, queue="other")
+    rows = json.loads(s1ctl("list", "--queue", "listq", "--json", db=DB).stdout)
+    assert [r["id"] for r in rows] == [b, a]
+    rows = json.loads(s1ctl("list", "--queue", "listq", "--state", "failed", "--json", db=DB).stdout)
+    assert [r["id"] for r in rows] == [b]
+    assert len(json.loads(s1ctl("list", "--limit", "1", "--json", db=DB).stdout)) == 1
+
+
+def test_list_prints_a_table_with_a_header():
+    insert_job(DB, queue="tableq")
+    lines = s1ctl("list", "--queue", "tableq", db=DB).stdout.splitlines()
+    assert lines[0].split()[:3] == ["id", "state", "queue"]
+    assert len(lines) == 2 and "tableq" in lines[1]
+
+
+def test_list_refuses_an_unknown_state_and_a_bad_limit():
+    p = s1ctl("list", "--state", "done", db=DB)
+    assert p.returncode == 2
+    one_error_line(p, "'done' is not one of queued")
+    assert s1ctl("list", "--limit", "0", db=DB).returncode == 2
+    assert s1ctl("list", "stray", db=DB).returncode == 2
+
+
+def add_result(jid, sample, answer, trace):
+    psql(DB, "INSERT INTO s1.results (job_id, attempt, sample, answer, extracted_answer, grade, "
+             "thinking_tokens, forced_tokens, answer_tokens, waits, forced_end, stop_reason, trace, token_ids) "
+             f"VALUES ({jid}, 1, {sample}, 'Final Answer: {answer}', '{answer}', true, 64, 6, 5, 0, true, "
+             f"'eos', '{trace}', '{{1,2,3}}')")
+
+
+def test_result_prints_each_sample_and_the_trace_on_request():
+    jid = insert_job(DB, state="succeeded")
+    add_result(jid, 0, "16", "thinking hard")
+    add_result(jid, 1, "15", "thinking less")
+    p = s1ctl("result", str(jid), db=DB)
+    assert p.returncode == 0, p.stderr
+    assert "sample 0: answer 16 (correct); thinking 64" in p.stdout and "sample 1: answer 15" in p.stdout
+    assert "thinking hard" not in p.stdout
+    assert "thinking hard" in s1ctl("result", "--trace", str(jid), db=DB).stdout
+
+
+def test_result_json_has_every_sample_with_typed_values():
+    jid = insert_job(DB, state="succeeded")
+    add_result(jid, 0, "16", "t0")
+    out = json.loads(s1ctl("result", "--json", "--trace", str(jid), db=DB).stdout)
+    assert out["id"] == jid and out["state"] == "succeeded"
+    r = out["results"][0]
+    assert r["extracted_answer"] == "16" and r["grade"] is True and r["thinking_tokens"] == 64
+    assert r["forced_end"] is True and r["trace"] == "t0"
+
+
+def test_result_without_results_is_exit_1_and_of_a_missing_job_exit_5():
+    jid = insert_job(DB)
+    p = s1ctl("result", str(jid), db=DB)
+    assert p.returncode == 1
+    one_error_line(p, f"job {jid} is queued and has no result")
+    assert s1ctl("result", "987654", db=DB).returncode == 5
+
+
+def listener(channel):
+    conn = psycopg2.connect(DB)
+    conn.autocommit = True
+    conn.cursor().execute(f"LISTEN {channel}")
+    return conn
+
+
+def next_notify(conn, timeout=10.0):
+    if select.select([conn], [], [], timeout) == ([], [], []):
+        return None
+    conn.poll()
+    return conn.notifies.pop(0).payload if conn.notifies else None
+
+
+def test_cancel_of_a_queued_job_cancels_it_at_once():
+    jid = insert_job(DB)
+    p = s1ctl("cancel", str(jid), db=DB)
+    assert p.returncode == 0, p.stderr
+    assert psql(DB, f"SELECT state, finished_at IS NOT NULL FROM s1.jobs WHERE id = {jid}") == [["cancelled", "t"]]
+
+
+def test_cancel_of_a_running_job_requests_it_and_notifies_s1_cancel():
+    jid = insert_job(DB, state="running")
+    conn = listener("s1_cancel")
+    p = s1ctl("cancel", "--json", str(jid), db=DB)
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout) == {"id": jid, "state": "running"}
+    assert next_notify(conn) == str(jid)
+    assert psql(DB, f"SELECT state, cancel_requested FROM s1.jobs WHERE id = {jid}") == [["running", "t"]]
+    conn.close()
+
+
+def test_cancel_of_a_finished_job_is_refused():
+    for state in ("succeeded", "failed", "cancelled"):
+        jid = insert_job(DB, state=state)
+        p = s1ctl("cancel", str(jid), db=DB)
+        assert p.returncode == 1
+        one_error_line(p, f"job {jid} is {state}: only queued or running jobs can be cancelled")
+        assert psql(DB, f"SELECT state FROM s1.jobs WHERE id = {jid}") == [[state]]
+    assert s1ctl("cancel", "987654", db=DB).returncode == 5
+
+
+def test_retry_requeues_a_failed_job_resets_attempts_and_notifies_s1_jobs():
+    jid = insert_job(DB, state="failed", queue="retryq")
+    psql(DB, f"UPDATE s1.jobs SET error = 'boom', attempt = 3 WHERE id = {jid}")
+    add_result(jid, 0, "1", "old")
+    conn = listener("s1_jobs")
+    p = s1ctl("retry", str(jid), db=DB)
+    assert p.returncode == 0, p.stderr
+    assert next_notify(conn) == "retryq"
+    row = psql(DB, f"SELECT state, attempt, error IS NULL, worker IS NULL FROM s1.jobs WHERE id = {jid}")
+    assert row == [["queued", "0", "t", "t"]]
+    assert psql(DB, f"SELECT count(*) FROM s1.results WHERE job_id = {jid}") == [["0"]]
+    conn.close()
+
+
+def test_retry_of_a_cancelled_job_works_and_of_others_is_refused():
+    jid = insert_job(DB, state="cancelled")
+    p = s1ctl("retry", "--json", str(jid), db=DB)
+    assert p.returncode == 0 and json.loads(p.stdout) == {"id": jid, "state": "queued"}
+    for state in ("queued", "running", "succeeded"):
+        jid = insert_job(DB, state=state)
+        p = s1ctl("retry", str(jid), db=DB)
+        assert p.returncode == 1
+        one_error_line(p, f"job {jid} is {state}: only failed or cancelled jobs can be retried")
+    assert s1ctl("retry", "987654", db=DB).returncode == 5
+
+
+def drive(jid, steps):
+    """Plays the daemon in a thread: each step is SQL SET text, after a pause."""
+    def run():
+        for sql in steps:
+            time.sleep(0.3)
+            psql(DB, f"UPDATE s1.jobs SET {sql} WHERE id = {jid}")
+    t = threading.Thread(target=run)
+    t.start()
+    return t
+
+
+def test_wait_follows_state_changes_made_by_sql_and_exits_0_on_success():
+    jid = insert_job(DB, policy='{"max_think": 100}')
+    t = drive(jid, ["state = 'running'", "state = 'succeeded', progress_thinking = 100"])
+    p = s1ctl("wait", str(jid), db=DB)
+    t.join()
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.splitlines()
+    assert lines[0] == f"job {jid}: queued, 0/100 thinking tokens"
+    assert f"job {jid}: running, 0/100 thinking tokens" in lines
+    assert lines[-1] == f"job {jid} succeeded"
+
+
+def test_wait_shows_progress_sent_by_the_daemon():
+    jid = insert_job(DB, state="running", policy='{"max_think": 100}')
+    conn = psycopg2.connect(DB)
+    conn.autocommit = True
+
+    def progress():
+        time.sleep(0.5)
+        conn.cursor().execute(f"UPDATE s1.jobs SET progress_thinking = 42 WHERE id = {jid}; "
+                              f"SELECT pg_notify('s1_progress', '{jid} 42')")
+        time.sleep(0.3)
+        conn.cursor().execute(f"UPDATE s1.jobs SET state = 'succeeded' WHERE id = {jid}")
+    t = threading.Thread(target=progress)
+    t.start()
+    p = s1ctl("wait", str(jid), db=DB)
+    t.join()
+    conn.close()
+    assert f"job {jid}: running, 42/100 thinking tokens" in p.stdout.splitlines()
+
+
+def test_wait_exits_1_when_the_job_fails_or_is_cancelled():
+    jid = insert_job(DB, state="running")
+    t = drive(jid, ["state = 'failed', error = 'model exploded'"])
+    p = s1ctl("wait", str(jid), db=DB)
+    t.join()
+    assert p.returncode == 1
+    assert p.stdout.splitlines()[-1] == f"job {jid} failed: model exploded"
+    jid = insert_job(DB, state="cancelled")
+    assert s1ctl("wait", str(jid), db=DB).returncode == 1
+
+
+def run_on_a_terminal(*args):
+    """Runs s1ctl with stdout on a pseudo-terminal; returns (exit code, output)."""
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execv(binary("s1ctl"), [binary("s1ctl"), *args])
+    out = b""
+    while True:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.close(fd)
+    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]), out.decode()
+
+
+def test_wait_on_a_terminal_draws_a_progress_bar_of_thinking_against_budget():
+    jid = insert_job(DB, state="running", policy='{"max_think": 100}')
+    psql(DB, f"UPDATE s1.jobs SET progress_thinking = 50 WHERE id = {jid}")
+    t = drive(jid, ["state = 'succeeded'"])
+    code, out = run_on_a_terminal("wait", "--db", DB, str(jid))
+    t.join()
+    assert code == 0
+    assert f"\r\x1b[Kjob {jid} running" in out
+    assert "[" + "#" * 15 + "-" * 15 + "] 50/100 thinking tokens" in out
+    assert out.rstrip().endswith(f"job {jid} succeeded")
+
+
+def test_wait_json_prints_one_object_at_the_end():
+    jid = insert_job(DB, state="succeeded", policy='{"max_think": 5}')
+    out = json.loads(s1ctl("wait", "--json", str(jid), db=DB).stdout)
+    assert out == {"id": jid, "state": "succeeded", "thinking": 0, "budget": 5, "error": None}
+
+
+def test_wait_for_a_missing_job_is_exit_5():
+    assert s1ctl("wait", "987654", db=DB).returncode == 5
+
+
+def test_every_command_has_help_and_refuses_unknown_flags():
+    for cmd in ("submit", "show", "list", "result", "wait", "cancel", "retry", "migrate",
+                "generate", "tokenize"):
+        h = s1ctl(cmd, "--help")
+        assert h.returncode == 0 and h.stdout.startswith(f"Usage: s1ctl {cmd}"), cmd
+        p = s1ctl(cmd, "--no-such-flag")
+        assert p.returncode == 2, cmd
+        one_error_line(p, "unknown flag --no-such-flag")
+
+
+def test_top_level_help_documents_the_exit_codes():
+    p = s1ctl("--help")
+    assert p.returncode == 0
+    for code in ("0  success", "2  bad flags", "3  the database", "4  the schema", "5  no such job", "6  the model"):
+        assert code in p.stdout, code
+
+
+def test_version_and_unknown_commands():
+    p = s1ctl("--version")
+    assert p.returncode == 0 and p.stdout.startswith("s1ctl ")
+    p = s1ctl("frobnicate")
+    assert p.returncode == 2
+    one_error_line(p, "unknown command 'frobnicate'")
+    assert s1ctl().returncode == 2
+
+
+tap_main(globals())
