@@ -41,7 +41,8 @@ static void assert_grade(const char *answer, const char *reference, int want)
 {
     s1_err err = {{0}};
     int got = s1_answer_grade(answer, reference, &err);
-    if (got != want) fail_msg("grade(\"%s\", \"%s\") = %d, expected %d", answer, reference, got, want);
+    if (got != want)
+        fail_msg("grade(\"%s\", \"%s\") = %d, expected %d", answer, reference, got, want);
 }
 
 static void test_the_last_boxed_answer_is_extracted(void **state)
@@ -59,6 +60,7 @@ static void test_a_box_cut_off_falls_back_to_the_one_before(void **state)
 {
     (void)state;
     assert_extracts("\\boxed{12} and then \\boxed{\\frac{1}{", "12");
+    assert_extracts("only a cut box \\boxed{7", "7"); /* the last number, then */
 }
 
 static void test_final_answer_line_is_used_without_a_box(void **state)
@@ -87,6 +89,8 @@ static void test_notation_is_normalized_away(void **state)
     assert_normalizes("10\\%", "10");
     assert_normalizes("\\tfrac12", "\\frac{1}{2}");
     assert_normalizes("11\\sqrt2", "11\\sqrt{2}");
+    assert_normalizes("\\frac\\pi2", "\\frac{\\pi}{2}");
+    assert_normalizes("\\frac{1}{", "\\frac{1}{");
     assert_normalizes("1,000,000", "1000000");
     assert_normalizes("-2,1", "-2,1");
     assert_normalizes("033", "33");
@@ -108,6 +112,8 @@ static void test_numbers_grade_equal_by_value(void **state)
     assert_grade("0.333", "\\frac{1}{3}", 0);
     assert_grade("\\frac{1}{0}", "\\frac{2}{0}", 0);
     assert_grade("2", "3", 0);
+    assert_grade("12345678901234567890123", "12345678901234567890124", 0);
+    assert_grade("-0", "0", 1);
 }
 
 static void test_non_numbers_grade_equal_only_after_normalization(void **state)
@@ -140,7 +146,8 @@ static void test_model_answers_grade_against_references(void **state)
 }
 
 /* Calls fn on each row of a benchmark file of $S1_SHARED; returns the count. */
-static int for_each_row(const char *file, void (*fn)(const json_t *row, const char *file, int *pass), int *pass)
+static int for_each_row(const char *file,
+                        void (*fn)(const json_t *row, const char *file, int *pass), int *pass)
 {
     char path[4096];
     snprintf(path, sizeof path, "%s/benchmarks/%s", getenv("S1_SHARED"), file);
@@ -179,8 +186,8 @@ static void grade_solution(const json_t *row, const char *file, int *pass)
     int ok = got && s1_answer_grade(got, field(row, "answer"), &err) == 1;
     *pass += ok;
     if (!ok)
-        printf("# %s %s: extracted \"%s\", answer \"%s\"\n", file, field(row, "id"), got ? got : "(none)",
-               field(row, "answer"));
+        printf("# %s %s: extracted \"%s\", answer \"%s\"\n", file, field(row, "id"),
+               got ? got : "(none)", field(row, "answer"));
 }
 
 static void test_reference_solutions_grade_equal_to_their_answers(void **state)
@@ -218,7 +225,9 @@ static void grade_restyled_answer(const json_t *row, const char *file, int *pass
     s1_err err = {{0}};
     int ok = s1_answer_grade(styled, ref, &err) == 1;
     *pass += ok;
-    if (!ok) printf("# %s %s: \"%s\" does not grade equal to \"%s\"\n", file, field(row, "id"), styled, ref);
+    if (!ok)
+        printf("# %s %s: \"%s\" does not grade equal to \"%s\"\n", file, field(row, "id"), styled,
+               ref);
 }
 
 static void test_restyled_reference_answers_still_grade_equal(void **state)

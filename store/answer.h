@@ -1,0 +1,26 @@
+/* store/answer.h — the final answer of an answer text and its grade against a
+ * reference answer, MATH-style: equal after normalizing LaTeX notation, or
+ * equal as numbers. Used when results are written and by benchmark reports.
+ * Pure string functions; no database. */
+#ifndef S1_ANSWER_H
+#define S1_ANSWER_H
+
+#include "err.h"
+
+/* The final answer of text (*answer malloc'ed, owned by the caller): the
+ * content of the last well-formed \boxed{...}, \fbox{...} or \framebox{...};
+ * else the line after the last "Final Answer:"; else the last number.
+ * Returns 1 when found, 0 when text has none (*answer = NULL), -1 on error. */
+int s1_answer_extract(const char *text, char **answer, s1_err *err);
+
+/* The comparable form of an answer (*out malloc'ed): no $, spaces, \left
+ * \right, \! \, spacing, \text{} wrappers, degrees, %, trailing "."; \dfrac
+ * and \tfrac as \frac; \frac12 as \frac{1}{2}; "x = 3" as "3"; "1,000" as
+ * "1000"; "033" as "33". Returns 0, or -1 on error. */
+int s1_answer_normalize(const char *answer, char **out, s1_err *err);
+
+/* 1 when answer and reference are equal after normalization or as numbers
+ * (integers, decimals, \frac{a}{b}, a/b); 0 when not; -1 on error. */
+int s1_answer_grade(const char *answer, const char *reference, s1_err *err);
+
+#endif
