@@ -3,6 +3,8 @@
 #ifndef S1CTL_COMMANDS_H
 #define S1CTL_COMMANDS_H
 
+#include <stddef.h>
+
 #include <libpq-fe.h>
 
 enum {
@@ -11,7 +13,7 @@ enum {
     S1CTL_EXIT_USAGE = 2,  /* bad flags or bad input (file, value) */
     S1CTL_EXIT_DB = 3,     /* the database cannot be reached or refused a statement */
     S1CTL_EXIT_SCHEMA = 4, /* the schema is missing or older than this s1ctl: run `s1ctl migrate` */
-    S1CTL_EXIT_NOT_FOUND = 5, /* no such job */
+    S1CTL_EXIT_NOT_FOUND = 5, /* no such job, suite or benchmark run */
     S1CTL_EXIT_MODEL = 6,     /* the model directory cannot be used */
 };
 
@@ -28,6 +30,30 @@ int s1ctl_migrate(int argc, char **argv);
 /* Commands that run the engine in-process (cli/generate.c, cli/tokenize.c). */
 int s1ctl_generate(int argc, char **argv);
 int s1ctl_tokenize(int argc, char **argv);
+
+/* Benchmarks (cli/suite.c, cli/bench.c): `suite import|list|show` and
+ * `bench run|report|list`, each dispatching to its subcommands. */
+int s1ctl_suite(int argc, char **argv);
+int s1ctl_suite_import(int argc, char **argv);
+int s1ctl_suite_list(int argc, char **argv);
+int s1ctl_suite_show(int argc, char **argv);
+int s1ctl_bench(int argc, char **argv);
+int s1ctl_bench_run(int argc, char **argv);
+int s1ctl_bench_report(int argc, char **argv);
+int s1ctl_bench_list(int argc, char **argv);
+
+/* A subcommand of a command group: its word, the name messages use ("suite
+ * import") and its entry point. */
+typedef struct {
+    const char *name;
+    const char *command;
+    int (*run)(int argc, char **argv);
+} s1ctl_sub;
+
+/* Runs the subcommand named by argv[1] (argv[0] is the group's word) with
+ * argv + 1; prints help for --help, and one line for an unknown word. */
+int s1ctl_subcommand(const char *group, const s1ctl_sub *subs, size_t n, const char *help,
+                     int argc, char **argv);
 
 /* Follows job id until it ends (progress bar on a terminal, lines otherwise,
  * one JSON object with json); 0 when it succeeded, 1 when it failed or was

@@ -27,6 +27,8 @@ static const command commands[] = {
     {"migrate", s1ctl_migrate, "create or upgrade the database schema"},
     {"generate", s1ctl_generate, "run the engine on one problem, in-process"},
     {"tokenize", s1ctl_tokenize, "text to token ids, or back with --decode"},
+    {"suite", s1ctl_suite, "benchmark suites: import a JSON-lines set, list, show"},
+    {"bench", s1ctl_bench, "benchmark runs at a ladder of budgets: run, report, list"},
 };
 
 static void usage(FILE *f)
@@ -42,7 +44,7 @@ static void usage(FILE *f)
                "  2  bad flags or bad input (file, value)\n"
                "  3  the database cannot be reached or refused a statement\n"
                "  4  the schema is missing, older or newer than s1ctl (run `s1ctl migrate`)\n"
-               "  5  no such job\n"
+               "  5  no such job, suite or benchmark run\n"
                "  6  the model directory cannot be used\n");
 }
 

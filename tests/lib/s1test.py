@@ -32,6 +32,15 @@ def skip_all(reason):
     sys.exit(0)
 
 
+class Skip(Exception):
+    """Raised by skip(): the case is reported as a TAP skip with its reason."""
+
+
+def skip(reason):
+    """Skips the running test case (not the module) with a reason."""
+    raise Skip(reason)
+
+
 def fresh_db(prefix="t"):
     """Creates an empty database on the tests' server; returns its conninfo."""
     host = os.environ.get("S1_TEST_PGHOST")
@@ -98,6 +107,8 @@ def tap_main(namespace):
         try:
             fn()
             print(f"ok {i} - {name}", flush=True)
+        except Skip as why:
+            print(f"ok {i} - {name} # SKIP {why}", flush=True)
         except Exception:
             failed += 1
             print(f"not ok {i} - {name}", flush=True)

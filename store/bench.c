@@ -1,0 +1,294 @@
+#include "bench.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ctl.h"
+#include "db.h"
+
+static void ll_param(char *buf, size_t cap, long long v)
+{
+    snprintf(buf, cap, "%lld", v);
+}
+
+/* Suites are found by name, so importing the same name again reuses the row;
+ * a NULL description keeps the one stored. */
+static const char SQL_SUITE_UPSERT[] =
+    "INSERT INTO s1.suites (name, description) VALUES ($1, $2)"
+    " ON CONFLICT (name) DO UPDATE"
+    "    SET description = coalesce(EXCLUDED.description, s1.suites.description)"
+    " RETURNING id";
+
+int s1_bench_suite_upsert(PGconn *c, const char *name, const char *description, long long *id,
+                          s1_err *err)
+{
+    const char *params[] = {name, description};
+    _cleanup_pgresult_ PGresult *r =
+        s1_db_exec(c, "storing the suite", SQL_SUITE_UPSERT, 2, params, err);
+    if (!r) return -1;
+    *id = atoll(PQgetvalue(r, 0, 0));
+    return 0;
+}
+
+/* A problem is keyed by (suite, name): re-importing a file changes only the
+ * problems whose text or answer changed (the WHERE makes an identical row
+ * return nothing), and xmax = 0 tells a fresh insert from an update. Jobs keep
+ * their own copy of the text, so past runs are not rewritten. */
+static const char SQL_PROBLEM_UPSERT[] =
+    "INSERT INTO s1.suite_problems (suite_id, name, problem, reference_answer)"
+    " VALUES ($1, $2, $3, $4)"
+    " ON CONFLICT (suite_id, name) DO UPDATE"
+    "    SET problem = EXCLUDED.problem, reference_answer = EXCLUDED.reference_answer"
+    "  WHERE (s1.suite_problems.problem, s1.suite_problems.reference_answer)"
+    "        IS DISTINCT FROM (EXCLUDED.problem, EXCLUDED.reference_answer)"
+    " RETURNING (xmax = 0) AS inserted";
+
+int s1_bench_problem_upsert(PGconn *c, long long suite_id, const char *name, const char *problem,
+                            const char *answer, s1_bench_change *change, s1_err *err)
+{
+    char sid[24];
+    ll_param(sid, sizeof sid, suite_id);
+    const char *params[] = {sid, name, problem, answer};
+    _cleanup_pgresult_ PGresult *r =
+        s1_db_exec(c, "storing the problem", SQL_PROBLEM_UPSERT, 4, params, err);
+    if (!r) return -1;
+    if (PQntuples(r) == 0)
+        *change = S1_BENCH_UNCHANGED;
+    else
+        *change = *PQgetvalue(r, 0, 0) == 't' ? S1_BENCH_ADDED : S1_BENCH_UPDATED;
+    return 0;
+}
+
+/* Counts come from subqueries so a suite without problems or runs still shows. */
+static const char SQL_SUITE_LIST[] =
+    "SELECT s.name, s.description,"
+    "       (SELECT count(*) FROM s1.suite_problems p WHERE p.suite_id = s.id) AS problems,"
+    "       (SELECT count(*) FROM s1.bench_runs b WHERE b.suite_id = s.id) AS runs,"
+    "       (SELECT max(b.created_at) FROM s1.bench_runs b WHERE b.suite_id = s.id) AS last_run,"
+    "       s.created_at"
+    "  FROM s1.suites s ORDER BY s.name";
+
+PGresult *s1_bench_suite_list(PGconn *c, s1_err *err)
+{
+    return s1_db_exec(c, "listing suites", SQL_SUITE_LIST, 0, NULL, err);
+}
+
+/* One suite by its unique name. */
+static const char SQL_SUITE_GET[] =
+    "SELECT s.id, s.name, s.description,"
+    "       (SELECT count(*) FROM s1.suite_problems p WHERE p.suite_id = s.id) AS problems,"
+    "       (SELECT count(*) FROM s1.bench_runs b WHERE b.suite_id = s.id) AS runs,"
+    "       s.created_at"
+    "  FROM s1.suites s WHERE s.name = $1";
+
+PGresult *s1_bench_suite_get(PGconn *c, const char *name, s1_err *err)
+{
+    const char *params[] = {name};
+    return s1_db_exec(c, "reading the suite", SQL_SUITE_GET, 1, params, err);
+}
+
+/* Id order is import order: the order of the file first imported. */
+static const char SQL_SUITE_PROBLEMS[] = "SELECT id, name, reference_answer, problem"
+                                         "  FROM s1.suite_problems WHERE suite_id = $1 ORDER BY id";
+
+PGresult *s1_bench_suite_problems(PGconn *c, long long suite_id, s1_err *err)
+{
+    char sid[24];
+    ll_param(sid, sizeof sid, suite_id);
+    const char *params[] = {sid};
+    return s1_db_exec(c, "reading the suite's problems", SQL_SUITE_PROBLEMS, 1, params, err);
+}
+
+/* The run's row keeps the ladder and the shared policy; the jobs below are
+ * derived from it, so the row is the record of what was asked. */
+static const char SQL_RUN_INSERT[] =
+    "INSERT INTO s1.bench_runs (suite_id, model, budgets, policy, sampling, samples, note)"
+    " SELECT s.id, $2, $3::int[], coalesce($4::jsonb, '{}'), coalesce($5::jsonb, '{}'),"
+    "        coalesce($6::int, 1), $7"
+    "   FROM s1.suites s WHERE s.name = $1"
+    " RETURNING id";
+
+/* One job per (problem, budget) in one statement, so a run is queued whole
+ * or not at all and its problems are read from one snapshot. max_think is
+ * the budget; everything else comes from the run's row. Jobs of one problem
+ * get neighbouring ids, so a daemon claims them together and they share the
+ * prompt's prefix-cache blocks. The CHECKs on policy still apply. */
+static const char SQL_RUN_JOBS[] =
+    "INSERT INTO s1.jobs (problem, queue, model, reference_answer, policy, sampling,"
+    "                     priority, samples, bench_run_id, suite_problem_id)"
+    " SELECT p.problem, coalesce($2, 'default'), b.model, p.reference_answer,"
+    "        b.policy || jsonb_build_object('max_think', u.budget), b.sampling, $3::int,"
+    "        b.samples, b.id, p.id"
+    "   FROM s1.bench_runs b"
+    "   JOIN LATERAL (SELECT sp.id, sp.problem, sp.reference_answer FROM s1.suite_problems sp"
+    "                  WHERE sp.suite_id = b.suite_id ORDER BY sp.id LIMIT $4::bigint) p ON true"
+    "  CROSS JOIN unnest(b.budgets) AS u(budget)"
+    "  WHERE b.id = $1"
+    "  ORDER BY p.id, u.budget";
+
+/* "{512,1024}": the text form of an int[] parameter. */
+static int budgets_param(const int *budgets, int n, char **out, s1_err *err)
+{
+    size_t cap = (size_t)n * 12 + 3, len = 1;
+    char *s = malloc(cap);
+    if (!s) return s1_errf(err, "budgets: out of memory");
+    s[0] = '{';
+    for (int i = 0; i < n; i++)
+        len += (size_t)snprintf(s + len, cap - len, "%s%d", i ? "," : "", budgets[i]);
+    snprintf(s + len, cap - len, "}");
+    *out = s;
+    return 0;
+}
+
+/* Inserts the run's row and its jobs inside the caller's transaction. */
+static int run_insert(PGconn *c, const s1_bench_run_spec *s, const char *budgets, long long *run_id,
+                      long long *jobs, s1_err *err)
+{
+    char samples[16], prio[16], limit[24], rid[24];
+    snprintf(samples, sizeof samples, "%d", s->samples);
+    snprintf(prio, sizeof prio, "%d", s->priority);
+    ll_param(limit, sizeof limit, s->limit);
+    const char *run_params[] = {s->suite,       s->model,         budgets,
+                                s->policy_json, s->sampling_json, s->samples ? samples : NULL,
+                                s->note};
+    _cleanup_pgresult_ PGresult *r =
+        s1_db_exec(c, "recording the run", SQL_RUN_INSERT, 7, run_params, err);
+    if (!r) return -1;
+    if (PQntuples(r) == 0) {
+        s1_errf(err, "suite %s: no such suite (import it with `s1ctl suite import`)", s->suite);
+        return S1_CTL_NOT_FOUND;
+    }
+    *run_id = atoll(PQgetvalue(r, 0, 0));
+    ll_param(rid, sizeof rid, *run_id);
+    const char *job_params[] = {rid, s->queue, prio, s->limit ? limit : NULL};
+    _cleanup_pgresult_ PGresult *j =
+        s1_db_exec(c, "queuing the run's jobs", SQL_RUN_JOBS, 4, job_params, err);
+    if (!j) return -1;
+    *jobs = atoll(PQcmdTuples(j));
+    if (*jobs > 0) return 0;
+    s1_errf(err, "suite %s has no problems (import some with `s1ctl suite import`)", s->suite);
+    return S1_CTL_REFUSED;
+}
+
+int s1_bench_run_create(PGconn *c, const s1_bench_run_spec *s, long long *run_id, long long *jobs,
+                        s1_err *err)
+{
+    _cleanup_free_ char *budgets = NULL;
+    if (budgets_param(s->budgets, s->n_budgets, &budgets, err) < 0) return -1;
+    if (s1_db_run(c, "beginning the run", "BEGIN", 0, NULL, err) < 0) return -1;
+    int rc = run_insert(c, s, budgets, run_id, jobs, err);
+    if (rc < 0) {
+        PQclear(PQexec(c, "ROLLBACK"));
+        return rc;
+    }
+    return s1_db_run(c, "committing the run", "COMMIT", 0, NULL, err);
+}
+
+/* The latest run matching the filters (NULL = any): by id, by suite, or the
+ * newest of all. Progress counts jobs; Control is over every sample of the
+ * run with thinking tokens, the paper's share of budgets respected. */
+static const char SQL_RUN_GET[] =
+    "SELECT b.id, s.name AS suite, b.model, b.budgets, b.samples, b.policy, b.sampling, b.note,"
+    "       b.created_at, t.jobs, t.succeeded, t.failed, t.pending, t.control"
+    "  FROM s1.bench_runs b JOIN s1.suites s ON s.id = b.suite_id"
+    " CROSS JOIN LATERAL ("
+    "   SELECT count(DISTINCT j.id) AS jobs,"
+    "          count(DISTINCT j.id) FILTER (WHERE j.state = 'succeeded') AS succeeded,"
+    "          count(DISTINCT j.id) FILTER (WHERE j.state IN ('failed', 'cancelled')) AS failed,"
+    "          count(DISTINCT j.id) FILTER (WHERE j.state IN ('queued', 'running')) AS pending,"
+    "          avg((r.thinking_tokens <= (j.policy ->> 'max_think')::int)::int) AS control"
+    "     FROM s1.jobs j LEFT JOIN s1.results r ON r.job_id = j.id"
+    "    WHERE j.bench_run_id = b.id) t"
+    " WHERE ($1::bigint IS NULL OR b.id = $1::bigint) AND ($2::text IS NULL OR s.name = $2)"
+    " ORDER BY b.id DESC LIMIT 1";
+
+PGresult *s1_bench_run_get(PGconn *c, long long run_id, const char *suite, s1_err *err)
+{
+    char rid[24];
+    ll_param(rid, sizeof rid, run_id);
+    const char *params[] = {run_id ? rid : NULL, suite};
+    return s1_db_exec(c, "reading the run", SQL_RUN_GET, 2, params, err);
+}
+
+/* Runs with their progress by job state; NULL suite = every suite. */
+static const char SQL_RUN_LIST[] =
+    "SELECT b.id, s.name AS suite, b.model, b.budgets, b.samples, t.jobs, t.succeeded,"
+    "       t.failed, t.pending, b.created_at, b.note"
+    "  FROM s1.bench_runs b JOIN s1.suites s ON s.id = b.suite_id"
+    " CROSS JOIN LATERAL ("
+    "   SELECT count(*) AS jobs,"
+    "          count(*) FILTER (WHERE j.state = 'succeeded') AS succeeded,"
+    "          count(*) FILTER (WHERE j.state IN ('failed', 'cancelled')) AS failed,"
+    "          count(*) FILTER (WHERE j.state IN ('queued', 'running')) AS pending"
+    "     FROM s1.jobs j WHERE j.bench_run_id = b.id) t"
+    " WHERE ($1::text IS NULL OR s.name = $1)"
+    " ORDER BY b.id DESC LIMIT $2::bigint";
+
+PGresult *s1_bench_run_list(PGconn *c, const char *suite, long limit, s1_err *err)
+{
+    char lim[24];
+    snprintf(lim, sizeof lim, "%ld", limit);
+    const char *params[] = {suite, lim};
+    return s1_db_exec(c, "listing runs", SQL_RUN_LIST, 2, params, err);
+}
+
+/* Every budget of the ladder, also those without jobs or results yet (the
+ * view only has budgets that have jobs). accuracy is over graded samples (avg
+ * skips NULL grades); graded says how many that is. */
+static const char SQL_RUN_CURVE[] =
+    "SELECT u.budget, coalesce(c.jobs, 0) AS jobs, coalesce(c.succeeded, 0) AS succeeded,"
+    "       coalesce(c.samples, 0) AS samples, g.graded, c.accuracy, c.mean_thinking_tokens,"
+    "       c.budget_respected AS control"
+    "  FROM s1.bench_runs b"
+    " CROSS JOIN unnest(b.budgets) AS u(budget)"
+    "  LEFT JOIN s1.scaling_curve c ON c.bench_run_id = b.id AND c.budget = u.budget"
+    " CROSS JOIN LATERAL ("
+    "   SELECT count(r.grade) AS graded"
+    "     FROM s1.jobs j JOIN s1.results r ON r.job_id = j.id"
+    "    WHERE j.bench_run_id = b.id AND (j.policy ->> 'max_think')::int = u.budget) g"
+    " WHERE b.id = $1"
+    " ORDER BY u.budget";
+
+PGresult *s1_bench_run_curve(PGconn *c, long long run_id, s1_err *err)
+{
+    char rid[24];
+    ll_param(rid, sizeof rid, run_id);
+    const char *params[] = {rid};
+    return s1_db_exec(c, "reading the run's scaling curve", SQL_RUN_CURVE, 1, params, err);
+}
+
+/* Below this many thinking tokens apart, two budgets spent the same and
+ * their slope would only be noise divided by nothing. */
+#define SAME_THINKING 1e-9
+
+int s1_bench_scaling(const s1_bench_point *pts, int n, double *out)
+{
+    double sum = 0;
+    int pairs = 0;
+    for (int a = 0; a < n; a++)
+        for (int b = a + 1; b < n; b++) {
+            const s1_bench_point *p = &pts[a], *q = &pts[b];
+            if (!p->has_accuracy || !q->has_accuracy || !p->has_thinking || !q->has_thinking)
+                continue;
+            double dx = (q->thinking - p->thinking) / 1000.0;
+            if (fabs(dx) < SAME_THINKING) continue;
+            sum += (q->accuracy - p->accuracy) * 100.0 / dx;
+            pairs++;
+        }
+    if (!pairs) return 0;
+    *out = sum / pairs;
+    return 1;
+}
+
+int s1_bench_performance(const s1_bench_point *pts, int n, double *out)
+{
+    int found = 0;
+    for (int i = 0; i < n; i++)
+        if (pts[i].has_accuracy && (!found || pts[i].accuracy > *out)) {
+            *out = pts[i].accuracy;
+            found = 1;
+        }
+    return found;
+}

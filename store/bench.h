@@ -1,0 +1,102 @@
+/* store/bench.h — benchmark suites and runs as s1ctl writes and reads them:
+ * a suite's problems upserted by name, a run of a suite queued at a ladder
+ * of budgets (one job per problem and budget), and the rows its report and
+ * lists are made of. The s1 paper's three figures (Control, Scaling,
+ * Performance) are computed from a report's rows by pure functions here, so
+ * every front end gets the same numbers. Failures return -1 (database) or
+ * S1_CTL_NOT_FOUND / S1_CTL_REFUSED (store/ctl.h) with err naming the suite
+ * or run. */
+#ifndef S1_BENCH_H
+#define S1_BENCH_H
+
+#include <libpq-fe.h>
+
+#include "err.h"
+
+/* What an upsert did to a problem. */
+typedef enum {
+    S1_BENCH_ADDED,
+    S1_BENCH_UPDATED,
+    S1_BENCH_UNCHANGED,
+} s1_bench_change;
+
+/* Creates the suite, or keeps the one of that name (its description is
+ * replaced when description is not NULL); *id gets its id. */
+int s1_bench_suite_upsert(PGconn *c, const char *name, const char *description, long long *id,
+                          s1_err *err);
+
+/* Inserts the problem, or updates the suite's problem of that name when its
+ * text or reference answer differ; *change says which happened. */
+int s1_bench_problem_upsert(PGconn *c, long long suite_id, const char *name, const char *problem,
+                            const char *answer, s1_bench_change *change, s1_err *err);
+
+/* Suites by name: name, description, problems, runs, last_run, created_at. */
+PGresult *s1_bench_suite_list(PGconn *c, s1_err *err);
+
+/* One suite: id, name, description, problems, runs, created_at; no row when
+ * there is no suite of that name. */
+PGresult *s1_bench_suite_get(PGconn *c, const char *name, s1_err *err);
+
+/* The suite's problems in id order: id, name, reference_answer, problem. */
+PGresult *s1_bench_suite_problems(PGconn *c, long long suite_id, s1_err *err);
+
+/* A run to queue. budgets: strictly increasing, positive (cli checks). The
+ * policy must not set max_think: each job gets its budget as max_think. */
+typedef struct {
+    const char *suite;
+    const char *model; /* NULL = any daemon */
+    const char *queue; /* NULL = 'default' */
+    const char *policy_json;
+    const char *sampling_json;
+    const char *note;
+    const int *budgets;
+    int n_budgets;
+    int samples; /* 0 = 1 */
+    int priority;
+    long long limit; /* the first N problems of the suite; 0 = all */
+} s1_bench_run_spec;
+
+/* In one transaction: the s1.bench_runs row and one job per (problem,
+ * budget), each with the problem's reference answer. *run_id and *jobs get
+ * the run and how many jobs were queued. S1_CTL_NOT_FOUND when the suite
+ * does not exist, S1_CTL_REFUSED when it has no problems. */
+int s1_bench_run_create(PGconn *c, const s1_bench_run_spec *s, long long *run_id, long long *jobs,
+                        s1_err *err);
+
+/* One run with its progress and Control (share of samples within their
+ * budget): id, suite, model, budgets, samples, policy, sampling, note,
+ * created_at, jobs, succeeded, failed, pending, control. run_id 0 means the
+ * latest run, of suite when suite is not NULL. No row when none matches. */
+PGresult *s1_bench_run_get(PGconn *c, long long run_id, const char *suite, s1_err *err);
+
+/* Runs newest first (of suite when not NULL), at most limit: id, suite,
+ * model, budgets, samples, jobs, succeeded, failed, pending, created_at, note. */
+PGresult *s1_bench_run_list(PGconn *c, const char *suite, long limit, s1_err *err);
+
+/* The run's scaling curve, one row per budget of its ladder (from
+ * s1.scaling_curve): budget, jobs, succeeded, samples, graded, accuracy,
+ * mean_thinking_tokens, control. accuracy and the means are NULL before any
+ * sample has them. */
+PGresult *s1_bench_run_curve(PGconn *c, long long run_id, s1_err *err);
+
+/* One budget of a curve, as the figures need it. */
+typedef struct {
+    int budget;
+    int has_accuracy; /* graded samples exist */
+    double accuracy;  /* 0..1 */
+    int has_thinking; /* samples with thinking tokens exist */
+    double thinking;  /* mean thinking tokens */
+} s1_bench_point;
+
+/* The s1 paper's Scaling: the mean, over pairs of budgets that both have an
+ * accuracy and a mean thinking count (pairs whose means are equal have no
+ * slope and are left out), of the slope of accuracy in percentage points
+ * over thousands of thinking tokens. 1 with *out set, 0 when no pair has a
+ * slope. */
+int s1_bench_scaling(const s1_bench_point *pts, int n, double *out);
+
+/* The paper's Performance: the best accuracy (0..1). 1 with *out set, 0
+ * when no budget has graded samples. */
+int s1_bench_performance(const s1_bench_point *pts, int n, double *out);
+
+#endif
