@@ -1,0 +1,445 @@
+#include "queue.h"
+
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cleanup.h"
+#include "db.h"
+
+/* Claim: one statement, so two daemons never take the same job (SKIP LOCKED)
+ * and a claimed job always has its attempt, worker and lease set together.
+ * Each queue is read on its own through the claim index, in order (queue =
+ * ANY would sort every queued row); the best n of those win. */
+static const char SQL_CLAIM[] =
+    "UPDATE s1.jobs j"
+    "   SET state = 'running', attempt = j.attempt + 1, worker = $1,"
+    "       lease_until = now() + $2::int * interval '1 millisecond',"
+    "       started_at = now(), progress_thinking = 0, progress_tokens = 0,"
+    "       progress_at = NULL, error = NULL"
+    " WHERE j.id IN (SELECT c.id FROM unnest($3::text[]) AS q(name),"
+    "                LATERAL (SELECT id, priority FROM s1.jobs"
+    "                          WHERE state = 'queued' AND queue = q.name AND run_after <= now()"
+    "                            AND (model IS NULL OR model = $4)"
+    "                          ORDER BY priority DESC, id"
+    "                          FOR UPDATE SKIP LOCKED LIMIT $5) AS c"
+    "                ORDER BY c.priority DESC, c.id LIMIT $5)"
+    " RETURNING j.id, j.attempt, j.samples, j.cancel_requested,"
+    "           extract(epoch FROM now() - j.created_at) * 1000,"
+    "           j.problem, j.reference_answer, j.policy::text, j.sampling::text";
+
+/* Lease renewal, fenced: only the attempts this worker still holds. */
+static const char SQL_RENEW[] =
+    "UPDATE s1.jobs j SET lease_until = now() + $2::int * interval '1 millisecond'"
+    "  FROM unnest($3::bigint[], $4::int[]) AS h(id, attempt)"
+    " WHERE j.id = h.id AND j.attempt = h.attempt AND j.worker = $1 AND j.state = 'running'"
+    " RETURNING j.id, j.cancel_requested";
+
+/* Progress, fenced, with one s1_progress notification per job written. */
+static const char SQL_PROGRESS[] =
+    "WITH p AS (UPDATE s1.jobs j"
+    "              SET progress_thinking = h.thinking, progress_tokens = h.generated,"
+    "                  progress_at = now()"
+    "             FROM unnest($2::bigint[], $3::int[], $4::int[], $5::int[])"
+    "                  AS h(id, attempt, thinking, generated)"
+    "            WHERE j.id = h.id AND j.attempt = h.attempt AND j.worker = $1"
+    "              AND j.state = 'running'"
+    "           RETURNING j.id, j.progress_thinking)"
+    " SELECT pg_notify('s1_progress', id || ' ' || progress_thinking) FROM p";
+
+/* Completion: the jobs' new states and their result rows in one statement,
+ * hence one transaction. Rows are inserted only for the jobs whose fenced
+ * update matched, so an attempt that lost its lease writes nothing. A
+ * hand-back (queued) undoes the attempt: it was not the job's fault. */
+static const char SQL_COMPLETE[] =
+    "WITH d AS (SELECT * FROM jsonb_to_recordset($2::jsonb)"
+    "             AS d(id bigint, attempt int, state s1.job_state, error text)),"
+    " j AS (UPDATE s1.jobs j"
+    "          SET state = d.state, error = d.error, lease_until = NULL,"
+    "              attempt = CASE WHEN d.state = 'queued' THEN j.attempt - 1 ELSE j.attempt END,"
+    "              started_at = CASE WHEN d.state = 'queued' THEN NULL ELSE j.started_at END,"
+    "              finished_at = CASE WHEN d.state = 'queued' THEN NULL ELSE now() END"
+    "         FROM d"
+    "        WHERE j.id = d.id AND j.attempt = d.attempt AND j.worker = $1"
+    "          AND j.state = 'running'"
+    "       RETURNING j.id, d.attempt),"
+    " r AS (INSERT INTO s1.results (job_id, attempt, sample, trace, answer, extracted_answer,"
+    "              grade, prompt_tokens, thinking_tokens, forced_tokens, answer_tokens, waits,"
+    "              forced_end, stop_reason, prompt_ids, token_ids, queue_wait_ms, ttft_ms,"
+    "              decode_tps, model, backend, gpus, worker)"
+    "       SELECT x.job_id, x.attempt, x.sample, x.trace, x.answer, x.extracted_answer,"
+    "              x.grade, x.prompt_tokens, x.thinking_tokens, x.forced_tokens, x.answer_tokens,"
+    "              x.waits, x.forced_end, x.stop_reason, x.prompt_ids, x.token_ids,"
+    "              x.queue_wait_ms, x.ttft_ms, x.decode_tps, $3, $4, $5::int, $1"
+    "         FROM jsonb_to_recordset($6::jsonb) AS x(job_id bigint, attempt int, sample int,"
+    "              trace text, answer text, extracted_answer text, grade boolean,"
+    "              prompt_tokens int, thinking_tokens int, forced_tokens int,"
+    "              answer_tokens int, waits int, forced_end boolean, stop_reason text,"
+    "              prompt_ids int[], token_ids int[], queue_wait_ms float8, ttft_ms float8,"
+    "              decode_tps float8)"
+    "         JOIN j ON j.id = x.job_id AND j.attempt = x.attempt"
+    "       RETURNING 1)"
+    " SELECT id FROM j";
+
+/* The reaper: a lease that expired means its worker died or stalled. The job
+ * goes back to the queue after a backoff of 2^(attempt-1) s (at most 5 min),
+ * or fails after max_attempts; a cancel requested meanwhile wins. SKIP
+ * LOCKED lets every daemon run it without waiting on the others. */
+static const char SQL_REAP[] =
+    "UPDATE s1.jobs j"
+    "   SET state = CASE WHEN j.cancel_requested THEN 'cancelled'"
+    "                    WHEN j.attempt >= j.max_attempts THEN 'failed'"
+    "                    ELSE 'queued' END::s1.job_state,"
+    "       error = CASE WHEN j.cancel_requested THEN 'cancelled'"
+    "                    ELSE format('lease expired on worker %s (attempt %s of %s)',"
+    "                                j.worker, j.attempt, j.max_attempts) END,"
+    "       run_after = now() + least(power(2, j.attempt - 1), 300) * interval '1 second',"
+    "       finished_at = CASE WHEN j.cancel_requested OR j.attempt >= j.max_attempts"
+    "                          THEN now() END,"
+    "       lease_until = NULL"
+    " WHERE j.id IN (SELECT id FROM s1.jobs WHERE state = 'running' AND lease_until < now()"
+    "                   FOR UPDATE SKIP LOCKED)"
+    " RETURNING j.id, j.state, j.attempt";
+
+/* The worker's row: what `select * from s1.worker_status` shows. */
+static const char SQL_WORKER[] =
+    "INSERT INTO s1.workers AS w (name, host, pid, version, model, backend, gpus, queues, state,"
+    "                             jobs_in_flight, jobs_done, tokens_per_s, started_at, heartbeat_at)"
+    " VALUES ($1, $2, $3::int, $4, $5, $6, $7::int, $8::text[], $9, $10::int, $11::bigint,"
+    "         $12::float8, now(), now())"
+    " ON CONFLICT (name) DO UPDATE"
+    "   SET host = EXCLUDED.host, pid = EXCLUDED.pid, version = EXCLUDED.version,"
+    "       model = EXCLUDED.model, backend = EXCLUDED.backend, gpus = EXCLUDED.gpus,"
+    "       queues = EXCLUDED.queues, state = EXCLUDED.state,"
+    "       jobs_in_flight = EXCLUDED.jobs_in_flight, jobs_done = EXCLUDED.jobs_done,"
+    "       tokens_per_s = EXCLUDED.tokens_per_s, heartbeat_at = now(),"
+    "       started_at = CASE WHEN w.pid IS DISTINCT FROM EXCLUDED.pid OR w.state = 'stopped'"
+    "                         THEN now() ELSE w.started_at END";
+
+void s1_queue_stmt_clear(s1_queue_stmt *s)
+{
+    for (int i = 0; i < s->n_params; i++) free(s->params[i]);
+    memset(s, 0, sizeof *s);
+}
+
+PGresult *s1_queue_exec(PGconn *c, const s1_queue_stmt *s, s1_err *err)
+{
+    return s1_db_exec(c, s->what, s->sql, s->n_params, (const char *const *)s->params, err);
+}
+
+static void stmt_init(s1_queue_stmt *s, const char *what, const char *sql)
+{
+    memset(s, 0, sizeof *s);
+    s->what = what;
+    s->sql = sql;
+}
+
+/* Appends a parameter (copied; NULL stays SQL NULL); -1 when out of memory. */
+static int add_param(s1_queue_stmt *s, const char *v)
+{
+    char *copy = NULL;
+    if (v && !(copy = strdup(v))) return -1;
+    s->params[s->n_params++] = copy;
+    return 0;
+}
+
+static int add_paramf(s1_queue_stmt *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int add_paramf(s1_queue_stmt *s, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *v = NULL;
+    int rc = vasprintf(&v, fmt, ap);
+    va_end(ap);
+    if (rc < 0) return -1;
+    s->params[s->n_params++] = v;
+    return 0;
+}
+
+/* A text[] literal: each element quoted, quotes and backslashes escaped. */
+static int add_text_array(s1_queue_stmt *s, const char *const *v, int n)
+{
+    size_t cap = 3;
+    for (int i = 0; i < n; i++) cap += 2 * strlen(v[i]) + 3;
+    char *out = malloc(cap), *p = out;
+    if (!out) return -1;
+    *p++ = '{';
+    for (int i = 0; i < n; i++) {
+        if (i) *p++ = ',';
+        *p++ = '"';
+        for (const char *c = v[i]; *c; c++) {
+            if (*c == '"' || *c == '\\') *p++ = '\\';
+            *p++ = *c;
+        }
+        *p++ = '"';
+    }
+    *p++ = '}';
+    *p = 0;
+    s->params[s->n_params++] = out;
+    return 0;
+}
+
+/* An int[] or bigint[] literal of one field of the held jobs. */
+static int add_held_array(s1_queue_stmt *s, const s1_queue_held *h, int n, int field)
+{
+    char *out = malloc((size_t)n * 21 + 3), *p = out;
+    if (!out) return -1;
+    *p++ = '{';
+    for (int i = 0; i < n; i++) {
+        long long v = field == 0 ? h[i].id : field == 1 ? h[i].attempt
+                    : field == 2 ? h[i].thinking : h[i].generated;
+        p += sprintf(p, "%s%lld", i ? "," : "", v);
+    }
+    *p++ = '}';
+    *p = 0;
+    s->params[s->n_params++] = out;
+    return 0;
+}
+
+/* Statement builders leave s cleared when they run out of memory. */
+static int built(s1_queue_stmt *s, int rc)
+{
+    if (rc) s1_queue_stmt_clear(s);
+    return rc ? -1 : 0;
+}
+
+int s1_queue_claim(s1_queue_stmt *s, const s1_queue_worker *w, int n)
+{
+    stmt_init(s, "claim", SQL_CLAIM);
+    int rc = add_param(s, w->worker) || add_paramf(s, "%d", w->lease_ms) ||
+             add_text_array(s, w->queues, w->n_queues) || add_param(s, w->model) ||
+             add_paramf(s, "%d", n);
+    return built(s, rc);
+}
+
+static char *dup_value(const PGresult *r, int row, int col)
+{
+    return PQgetisnull(r, row, col) ? NULL : strdup(PQgetvalue(r, row, col));
+}
+
+/* Rows in the order of SQL_CLAIM's RETURNING list. */
+int s1_queue_parse_claim(const PGresult *r, s1_queue_job **jobs, int *n, s1_err *err)
+{
+    int rows = PQntuples(r);
+    s1_queue_job *j = calloc(rows ? (size_t)rows : 1, sizeof *j);
+    if (!j) return s1_errf(err, "claim: out of memory for %d jobs", rows);
+    for (int i = 0; i < rows; i++) {
+        j[i].id = strtoll(PQgetvalue(r, i, 0), NULL, 10);
+        j[i].attempt = atoi(PQgetvalue(r, i, 1));
+        j[i].samples = atoi(PQgetvalue(r, i, 2));
+        j[i].cancel_requested = PQgetvalue(r, i, 3)[0] == 't';
+        j[i].queue_wait_ms = strtod(PQgetvalue(r, i, 4), NULL);
+        j[i].problem = dup_value(r, i, 5);
+        j[i].reference = dup_value(r, i, 6);
+        j[i].policy = dup_value(r, i, 7);
+        j[i].sampling = dup_value(r, i, 8);
+    }
+    *jobs = j;
+    *n = rows;
+    return 0;
+}
+
+void s1_queue_jobs_free(s1_queue_job *jobs, int n)
+{
+    for (int i = 0; i < n && jobs; i++) {
+        free(jobs[i].problem);
+        free(jobs[i].reference);
+        free(jobs[i].policy);
+        free(jobs[i].sampling);
+    }
+    free(jobs);
+}
+
+int s1_queue_renew(s1_queue_stmt *s, const s1_queue_worker *w, const s1_queue_held *h, int n)
+{
+    stmt_init(s, "renew leases", SQL_RENEW);
+    int rc = add_param(s, w->worker) || add_paramf(s, "%d", w->lease_ms) ||
+             add_held_array(s, h, n, 0) || add_held_array(s, h, n, 1);
+    return built(s, rc);
+}
+
+int s1_queue_parse_renew(const PGresult *r, s1_queue_lease **out, int *n, s1_err *err)
+{
+    int rows = PQntuples(r);
+    s1_queue_lease *l = calloc(rows ? (size_t)rows : 1, sizeof *l);
+    if (!l) return s1_errf(err, "renew leases: out of memory for %d jobs", rows);
+    for (int i = 0; i < rows; i++) {
+        l[i].id = strtoll(PQgetvalue(r, i, 0), NULL, 10);
+        l[i].cancel_requested = PQgetvalue(r, i, 1)[0] == 't';
+    }
+    *out = l;
+    *n = rows;
+    return 0;
+}
+
+int s1_queue_progress(s1_queue_stmt *s, const s1_queue_worker *w, const s1_queue_held *h, int n)
+{
+    stmt_init(s, "progress", SQL_PROGRESS);
+    int rc = add_param(s, w->worker) || add_held_array(s, h, n, 0) || add_held_array(s, h, n, 1) ||
+             add_held_array(s, h, n, 2) || add_held_array(s, h, n, 3);
+    return built(s, rc);
+}
+
+char *s1_queue_utf8(const char *s)
+{
+    size_t len = strlen(s);
+    unsigned char *out = malloc(3 * len + 1), *o = out;
+    const unsigned char *p = (const unsigned char *)s, *end = p + len;
+    if (!out) return NULL;
+    while (p < end) {
+        int n = *p < 0x80 ? 1 : (*p & 0xE0) == 0xC0 ? 2 : (*p & 0xF0) == 0xE0 ? 3
+              : (*p & 0xF8) == 0xF0 ? 4 : 0;
+        int ok = n > 0 && p + n <= end && !(n == 2 && *p < 0xC2) && !(n == 4 && *p > 0xF4);
+        for (int i = 1; ok && i < n; i++) ok = (p[i] & 0xC0) == 0x80;
+        /* Overlong 3/4-byte forms, surrogates and code points past U+10FFFF. */
+        if (ok && n == 3 && ((p[0] == 0xE0 && p[1] < 0xA0) || (p[0] == 0xED && p[1] >= 0xA0))) ok = 0;
+        if (ok && n == 4 && ((p[0] == 0xF0 && p[1] < 0x90) || (p[0] == 0xF4 && p[1] >= 0x90))) ok = 0;
+        if (ok) {
+            memcpy(o, p, (size_t)n);
+            o += n;
+            p += n;
+        } else {
+            memcpy(o, "\xEF\xBF\xBD", 3);
+            o += 3;
+            p++;
+        }
+    }
+    *o = 0;
+    return (char *)out;
+}
+
+/* A JSON string of possibly invalid UTF-8 text; JSON null for NULL. */
+static json_t *json_text(const char *s)
+{
+    if (!s) return json_null();
+    _cleanup_free_ char *clean = s1_queue_utf8(s);
+    return clean ? json_string(clean) : NULL;
+}
+
+static json_t *json_ids(const int32_t *ids, size_t n)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; a && i < n; i++)
+        if (json_array_append_new(a, json_integer(ids[i]))) {
+            json_decref(a);
+            return NULL;
+        }
+    return a;
+}
+
+static json_t *sample_json(const s1_queue_done *d, const s1_queue_sample *x)
+{
+    json_t *o = json_object();
+    if (!o) return NULL;
+    int rc = json_object_set_new(o, "job_id", json_integer(d->id)) |
+             json_object_set_new(o, "attempt", json_integer(d->attempt)) |
+             json_object_set_new(o, "sample", json_integer(x->sample)) |
+             json_object_set_new(o, "trace", json_text(x->trace)) |
+             json_object_set_new(o, "answer", json_text(x->answer)) |
+             json_object_set_new(o, "extracted_answer", json_text(x->extracted_answer)) |
+             json_object_set_new(o, "grade", x->grade < 0 ? json_null() : json_boolean(x->grade)) |
+             json_object_set_new(o, "prompt_tokens", json_integer(x->prompt_tokens)) |
+             json_object_set_new(o, "thinking_tokens", json_integer(x->thinking_tokens)) |
+             json_object_set_new(o, "forced_tokens", json_integer(x->forced_tokens)) |
+             json_object_set_new(o, "answer_tokens", json_integer(x->answer_tokens)) |
+             json_object_set_new(o, "waits", json_integer(x->waits)) |
+             json_object_set_new(o, "forced_end", json_boolean(x->forced_end)) |
+             json_object_set_new(o, "stop_reason", json_text(x->stop_reason)) |
+             json_object_set_new(o, "prompt_ids", json_ids(x->prompt_ids, x->n_prompt)) |
+             json_object_set_new(o, "token_ids", json_ids(x->token_ids, x->n_tokens)) |
+             json_object_set_new(o, "queue_wait_ms", json_real(x->queue_wait_ms)) |
+             json_object_set_new(o, "ttft_ms", json_real(x->ttft_ms)) |
+             json_object_set_new(o, "decode_tps", json_real(x->decode_tps));
+    if (rc) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+static const char *end_state(s1_queue_end e)
+{
+    switch (e) {
+    case S1_QUEUE_SUCCEEDED: return "succeeded";
+    case S1_QUEUE_FAILED: return "failed";
+    case S1_QUEUE_CANCELLED: return "cancelled";
+    case S1_QUEUE_REQUEUED: return "queued";
+    }
+    return "failed";
+}
+
+/* The two JSON arrays of the completion: job states and result rows. */
+static int complete_json(const s1_queue_done *d, int n, char **jobs_out, char **rows_out)
+{
+    json_t *jobs = json_array(), *rows = json_array();
+    int rc = !jobs || !rows;
+    for (int i = 0; !rc && i < n; i++) {
+        json_t *o = json_object();
+        rc = !o || json_object_set_new(o, "id", json_integer(d[i].id)) |
+                       json_object_set_new(o, "attempt", json_integer(d[i].attempt)) |
+                       json_object_set_new(o, "state", json_string(end_state(d[i].end))) |
+                       json_object_set_new(o, "error", json_text(d[i].error));
+        if (rc && o) json_decref(o);
+        rc = rc || json_array_append_new(jobs, o);
+        for (int k = 0; !rc && d[i].end == S1_QUEUE_SUCCEEDED && k < d[i].n_samples; k++) {
+            json_t *x = sample_json(&d[i], &d[i].samples[k]);
+            rc = !x || json_array_append_new(rows, x);
+        }
+    }
+    if (!rc) {
+        *jobs_out = json_dumps(jobs, JSON_COMPACT);
+        *rows_out = json_dumps(rows, JSON_COMPACT);
+        rc = !*jobs_out || !*rows_out;
+    }
+    json_decref(jobs);
+    json_decref(rows);
+    return rc ? -1 : 0;
+}
+
+int s1_queue_complete(s1_queue_stmt *s, const s1_queue_worker *w, const s1_queue_origin *o,
+                      const s1_queue_done *d, int n, s1_err *err)
+{
+    char *jobs = NULL, *rows = NULL;
+    if (complete_json(d, n, &jobs, &rows)) {
+        free(jobs);
+        free(rows);
+        return s1_errf(err, "complete: out of memory writing the results of %d jobs", n);
+    }
+    stmt_init(s, "complete", SQL_COMPLETE);
+    s->params[1] = jobs; /* $2 and $6: owned by s from here */
+    s->params[5] = rows;
+    s->n_params = 6;
+    int rc = !(s->params[0] = strdup(w->worker)) || !(s->params[2] = strdup(o->model)) ||
+             !(s->params[3] = strdup(o->backend)) || asprintf(&s->params[4], "%d", o->gpus) < 0;
+    if (built(s, rc)) return s1_errf(err, "complete: out of memory");
+    return 0;
+}
+
+int s1_queue_parse_ids(const PGresult *r, int64_t **ids, int *n, s1_err *err)
+{
+    int rows = PQntuples(r);
+    int64_t *v = calloc(rows ? (size_t)rows : 1, sizeof *v);
+    if (!v) return s1_errf(err, "out of memory for %d ids", rows);
+    for (int i = 0; i < rows; i++) v[i] = strtoll(PQgetvalue(r, i, 0), NULL, 10);
+    *ids = v;
+    *n = rows;
+    return 0;
+}
+
+void s1_queue_reap(s1_queue_stmt *s)
+{
+    stmt_init(s, "reap expired leases", SQL_REAP);
+}
+
+int s1_queue_worker_beat(s1_queue_stmt *s, const s1_queue_worker *w, const s1_queue_figures *f)
+{
+    stmt_init(s, "worker heartbeat", SQL_WORKER);
+    int rc = add_param(s, w->worker) || add_param(s, f->host) || add_paramf(s, "%d", f->pid) ||
+             add_param(s, f->version) || add_param(s, w->model) || add_param(s, f->backend) ||
+             add_paramf(s, "%d", f->gpus) || add_text_array(s, w->queues, w->n_queues) ||
+             add_param(s, f->state) || add_paramf(s, "%d", f->jobs_in_flight) ||
+             add_paramf(s, "%lld", f->jobs_done) || add_paramf(s, "%.3f", f->tokens_per_s);
+    return built(s, rc);
+}

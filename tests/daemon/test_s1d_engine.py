@@ -1,0 +1,67 @@
+#!/usr/bin/python3
+"""s1d on the real engine with a tiny generated model: every result column
+filled and consistent, and rows the engine refuses failing with the reason
+while the daemon goes on."""
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from daemonlib import SOURCE, Daemon, job, migrated_db, psql, submit, wait_state  # noqa: E402
+from s1test import tap_main  # noqa: E402
+
+MODEL_PARENT = tempfile.mkdtemp(prefix="s1model.")
+MODEL = os.path.join(MODEL_PARENT, "tiny")
+subprocess.run(["/usr/bin/python3", os.path.join(SOURCE, "tools", "gen_model.py"), "--out", MODEL,
+                "--preset", "tiny"], check=True, capture_output=True)
+
+
+def engine_daemon(db):
+    return Daemon(db, "--model", MODEL, "--threads", "1", noop=False)
+
+
+def test_a_job_succeeds_with_every_result_column_filled_and_consistent():
+    db = migrated_db()
+    [jid] = submit(db, policy='{"max_think": 20, "max_answer": 30}', samples=2, reference="4")
+    with engine_daemon(db) as d:
+        wait_state(db, jid, "succeeded", timeout=60)
+        rows = psql(db, "SELECT sample, attempt, prompt_tokens, thinking_tokens, forced_tokens, answer_tokens,"
+                        " waits, forced_end, stop_reason, cardinality(prompt_ids),"
+                        " coalesce(cardinality(token_ids), 0), trace IS NOT NULL, answer IS NOT NULL,"
+                        " grade IS NOT NULL, queue_wait_ms >= 0, ttft_ms > 0, decode_tps >= 0,"
+                        " model, backend, gpus, worker"
+                        f" FROM s1.results WHERE job_id = {jid} ORDER BY sample")
+        assert [r[0] for r in rows] == ["0", "1"], rows
+        for r in rows:
+            prompt, thinking, forced, answer = (int(x) for x in r[2:6])
+            assert r[1] == "1"
+            assert 0 <= thinking <= 20, r
+            assert thinking + forced + answer == int(r[10]), r
+            assert prompt == int(r[9]) > 0, r
+            assert r[8] in ("eos", "max_answer", "context"), r
+            assert r[11:17] == ["t"] * 6, r
+            assert r[17:] == ["tiny", "cpu", "0", d.name], r
+        assert job(db, jid, "progress_thinking::int <= 20, error IS NULL") == ["t", "t"]
+
+
+def test_rows_the_engine_refuses_fail_with_the_reason_and_the_daemon_goes_on():
+    db = migrated_db()
+    [two_token_end] = submit(db, policy='{"think_end": "xyzzy", "max_think": 5}')
+    [empty] = submit(db, problem="")
+    [good] = submit(db, policy='{"max_think": 5, "max_answer": 5}')
+    with engine_daemon(db) as d:
+        wait_state(db, two_token_end, "failed", timeout=60)
+        assert "think_end" in job(db, two_token_end, "error")[0]
+        wait_state(db, empty, "failed")
+        assert "empty" in job(db, empty, "error")[0]
+        wait_state(db, good, "succeeded", timeout=60)
+        assert d.alive()
+        assert psql(db, f"SELECT count(*) FROM s1.results WHERE job_id IN ({two_token_end}, {empty})") == [["0"]]
+
+
+try:
+    tap_main(globals())
+finally:
+    shutil.rmtree(MODEL_PARENT, ignore_errors=True)
