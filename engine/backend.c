@@ -1,0 +1,21 @@
+/* s1_backend_open: picks the backend by name. */
+#include <string.h>
+
+#include "backend.h"
+#include "s1_config.h"
+
+s1_backend *s1_backend_open(const char *name, const s1_model *m, const s1_backend_cfg *cfg,
+                            s1_err *err)
+{
+    if (!strcmp(name, "cpu")) return s1_cpu_backend_open(m, cfg, err);
+    if (!strcmp(name, "cuda")) {
+#if S1_HAVE_CUDA
+        return s1_cuda_backend_open(m, cfg, err);
+#else
+        s1_errf(err, "cuda: this build has no CUDA backend (nvcc was not found when it was built)");
+        return NULL;
+#endif
+    }
+    s1_errf(err, "unknown backend %s (use cpu or cuda)", name);
+    return NULL;
+}

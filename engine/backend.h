@@ -66,6 +66,11 @@ struct s1_backend {
 s1_backend *s1_backend_open(const char *name, const s1_model *m, const s1_backend_cfg *cfg,
                             s1_err *err);
 
+/* The backends' own constructors, called by s1_backend_open. The CUDA one is
+ * defined in kernels/ and linked only when the build has CUDA (S1_HAVE_CUDA). */
+s1_backend *s1_cpu_backend_open(const s1_model *m, const s1_backend_cfg *cfg, s1_err *err);
+s1_backend *s1_cuda_backend_open(const s1_model *m, const s1_backend_cfg *cfg, s1_err *err);
+
 static inline int s1_backend_forward(s1_backend *b, const s1_batch *batch, s1_err *err)
 {
     return b->ops->forward(b, batch, err);
