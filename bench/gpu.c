@@ -28,7 +28,7 @@
 #include "model.h"
 
 #define COPY_BYTES ((size_t)2 << 30)
-#define MAX_SEQS 64
+#define MAX_SEQS   64
 
 static double now(void)
 {
@@ -51,15 +51,19 @@ static double copy_bandwidth(void)
     void *a = NULL, *b = NULL;
     cudaEvent_t e0, e1;
     double t[9], bw = 0;
-    if (check(cudaMalloc(&a, COPY_BYTES), "cudaMalloc") || check(cudaMalloc(&b, COPY_BYTES), "cudaMalloc") ||
-        check(cudaMemset(a, 1, COPY_BYTES), "cudaMemset") || check(cudaEventCreate(&e0), "cudaEventCreate") ||
+    if (check(cudaMalloc(&a, COPY_BYTES), "cudaMalloc") ||
+        check(cudaMalloc(&b, COPY_BYTES), "cudaMalloc") ||
+        check(cudaMemset(a, 1, COPY_BYTES), "cudaMemset") ||
+        check(cudaEventCreate(&e0), "cudaEventCreate") ||
         check(cudaEventCreate(&e1), "cudaEventCreate"))
         goto out;
     for (int i = -2; i < 9; i++) { /* two warm-up copies */
         float ms;
         if (check(cudaEventRecord(e0, 0), "cudaEventRecord") ||
-            check(cudaMemcpyAsync(b, a, COPY_BYTES, cudaMemcpyDeviceToDevice, 0), "cudaMemcpyAsync") ||
-            check(cudaEventRecord(e1, 0), "cudaEventRecord") || check(cudaEventSynchronize(e1), "sync") ||
+            check(cudaMemcpyAsync(b, a, COPY_BYTES, cudaMemcpyDeviceToDevice, 0),
+                  "cudaMemcpyAsync") ||
+            check(cudaEventRecord(e1, 0), "cudaEventRecord") ||
+            check(cudaEventSynchronize(e1), "sync") ||
             check(cudaEventElapsedTime(&ms, e0, e1), "cudaEventElapsedTime"))
             goto out;
         if (i >= 0) t[i] = ms * 1e-3;
@@ -109,7 +113,7 @@ typedef struct {
     int n_seqs, len[MAX_SEQS], per_seq_blocks;
     int32_t *blocks; /* [MAX_SEQS * per_seq_blocks] */
     s1_block_table tables[MAX_SEQS];
-    float *logits;   /* [MAX_SEQS, vocab] */
+    float *logits; /* [MAX_SEQS, vocab] */
 } bench;
 
 /* One forward of `per_seq` tokens for each sequence; seconds or -1. */
@@ -131,8 +135,15 @@ static double feed(bench *k, int per_seq, s1_err *err)
         k->tables[s] = (s1_block_table){.blocks = k->blocks + (size_t)s * k->per_seq_blocks,
                                         .n_blocks = k->per_seq_blocks};
     }
-    s1_batch batch = {.n_tokens = n, .tokens = tok, .pos = pos, .seq = seq, .n_seqs = k->n_seqs,
-                      .tables = k->tables, .n_out = k->n_seqs, .out_rows = rows, .logits = k->logits};
+    s1_batch batch = {.n_tokens = n,
+                      .tokens = tok,
+                      .pos = pos,
+                      .seq = seq,
+                      .n_seqs = k->n_seqs,
+                      .tables = k->tables,
+                      .n_out = k->n_seqs,
+                      .out_rows = rows,
+                      .logits = k->logits};
     const double t0 = now();
     if (s1_backend_forward(k->b, &batch, err) < 0) return -1;
     return now() - t0;
@@ -150,7 +161,8 @@ static int bench_init(bench *k, s1_backend *b, int n_seqs, int max_len, s1_err *
     k->blocks = malloc(sizeof *k->blocks * (size_t)k->per_seq_blocks * n_seqs);
     k->logits = malloc((size_t)n_seqs * b->vocab_size * sizeof(float));
     if (!k->blocks || !k->logits) return s1_errf(err, "out of memory");
-    for (int i = 0; i < k->per_seq_blocks * n_seqs; i++) k->blocks[i] = i;
+    for (int i = 0; i < k->per_seq_blocks * n_seqs; i++)
+        k->blocks[i] = i;
     return 0;
 }
 
@@ -214,8 +226,8 @@ static char *default_model(void)
     if (stat(dir, &st) == 0) return dir;
     char *cmd;
     const char *py = getenv("S1_PYTHON"); /* a python3 with numpy; default /usr/bin/python3 */
-    if (asprintf(&cmd, "%s '%s' --out '%s' --preset 7b", py ? py : "/usr/bin/python3",
-                 S1_GEN_MODEL, dir) < 0)
+    if (asprintf(&cmd, "%s '%s' --out '%s' --preset 7b", py ? py : "/usr/bin/python3", S1_GEN_MODEL,
+                 dir) < 0)
         return NULL;
     fprintf(stderr, "generating the 7b preset into %s (once, about 15 GB)\n", dir);
     int rc = system(cmd);
@@ -229,15 +241,19 @@ static char *default_model(void)
 
 int main(int argc, char **argv)
 {
-    static const struct option lo[] = {{"tp", 1, 0, 't'}, {"context", 1, 0, 'c'},
-                                       {"steps", 1, 0, 's'}, {0, 0, 0, 0}};
+    static const struct option lo[] = {
+        {"tp", 1, 0, 't'}, {"context", 1, 0, 'c'}, {"steps", 1, 0, 's'}, {0, 0, 0, 0}};
     s1_backend_cfg cfg = {.tp = 1, .block_size = 16, .max_batch_tokens = 512};
     int ctx = 512, steps = 64;
     for (int c; (c = getopt_long(argc, argv, "", lo, NULL)) != -1;) {
-        if (c == 't') cfg.tp = atoi(optarg);
-        else if (c == 'c') ctx = atoi(optarg);
-        else if (c == 's') steps = atoi(optarg);
-        else return 2;
+        if (c == 't')
+            cfg.tp = atoi(optarg);
+        else if (c == 'c')
+            ctx = atoi(optarg);
+        else if (c == 's')
+            steps = atoi(optarg);
+        else
+            return 2;
     }
     if (ctx < 1 || ctx > 16384 || steps < 1 || optind < argc - 1) {
         fprintf(stderr, "usage: gpu [MODEL_DIR] [--tp N] [--context 1..16384] [--steps N]\n");
@@ -282,8 +298,8 @@ int main(int argc, char **argv)
 
     static const int batches[] = {1, 8, 64};
     decode_result res[3];
-    for (int i = 0; !rc && i < 3; i++) rc = decode(b, &m->cfg, batches[i], ctx, steps,
-                                                    cfg.max_batch_tokens, &res[i], &err);
+    for (int i = 0; !rc && i < 3; i++)
+        rc = decode(b, &m->cfg, batches[i], ctx, steps, cfg.max_batch_tokens, &res[i], &err);
     const double wb = weight_bytes(&m->cfg);
     const int vocab = m->cfg.vocab_size;
     s1_backend_close(b);

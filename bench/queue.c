@@ -43,8 +43,8 @@ static double now_s(void)
 }
 
 static const char *const QUEUES[] = {"bench"};
-static const s1_queue_worker WORKER = {.worker = "bench", .model = "noop", .queues = QUEUES,
-                                       .n_queues = 1, .lease_ms = 60000};
+static const s1_queue_worker WORKER = {
+    .worker = "bench", .model = "noop", .queues = QUEUES, .n_queues = 1, .lease_ms = 60000};
 
 /* Completes claimed jobs with one empty result row each. */
 static int complete_all(PGconn *c, const s1_queue_job *jobs, int n, s1_err *err)
@@ -53,8 +53,11 @@ static int complete_all(PGconn *c, const s1_queue_job *jobs, int n, s1_err *err)
     s1_queue_done *d = calloc((size_t)n, sizeof *d);
     if (!d) return s1_errf(err, "out of memory");
     for (int i = 0; i < n; i++)
-        d[i] = (s1_queue_done){.id = jobs[i].id, .attempt = jobs[i].attempt,
-                               .end = S1_QUEUE_SUCCEEDED, .samples = &sample, .n_samples = 1};
+        d[i] = (s1_queue_done){.id = jobs[i].id,
+                               .attempt = jobs[i].attempt,
+                               .end = S1_QUEUE_SUCCEEDED,
+                               .samples = &sample,
+                               .n_samples = 1};
     s1_queue_origin o = {.model = "noop", .backend = "noop"};
     s1_queue_stmt s;
     int rc = s1_queue_complete(&s, &WORKER, &o, d, n, err);
@@ -79,8 +82,10 @@ static void *client_main(void *arg)
         s1_queue_stmt_clear(&s);
         s1_queue_job *jobs = NULL;
         int n = 0;
-        if (!r || s1_queue_parse_claim(r, &jobs, &n, &cl->err)) cl->failed = 1;
-        else if (n && complete_all(c, jobs, n, &cl->err)) cl->failed = 1;
+        if (!r || s1_queue_parse_claim(r, &jobs, &n, &cl->err))
+            cl->failed = 1;
+        else if (n && complete_all(c, jobs, n, &cl->err))
+            cl->failed = 1;
         s1_queue_jobs_free(jobs, n);
         if (!n) break;
         cl->done += n;
@@ -101,9 +106,10 @@ static int exec_sql(PGconn *c, const char *sql)
 static int insert_jobs(PGconn *c, int n, const char *queue)
 {
     char sql[256];
-    snprintf(sql, sizeof sql,
-             "INSERT INTO s1.jobs (problem, queue) SELECT 'bench', '%s' FROM generate_series(1, %d)",
-             queue, n);
+    snprintf(
+        sql, sizeof sql,
+        "INSERT INTO s1.jobs (problem, queue) SELECT 'bench', '%s' FROM generate_series(1, %d)",
+        queue, n);
     return exec_sql(c, sql);
 }
 
@@ -135,8 +141,8 @@ static int bench_claims(PGconn *c, const char *db, int jobs, int clients, int ba
     }
     double dt = now_s() - t0;
     printf("claim+complete: %ld jobs in %.2f s = %.0f jobs/s (%d clients, batches of %d); "
-           "%ld result rows written\n", done, dt, done / dt, clients, batch,
-           count(c, "SELECT count(*) FROM s1.results"));
+           "%ld result rows written\n",
+           done, dt, done / dt, clients, batch, count(c, "SELECT count(*) FROM s1.results"));
     free(cl);
     free(t);
     return failed ? -1 : 0;
@@ -188,7 +194,9 @@ static int bench_daemon(PGconn *c, int jobs)
     snprintf(want, sizeof want, "%d", jobs);
     int rc = wait_until(c, "SELECT count(*) FROM s1.jobs WHERE state = 'succeeded'", jobs, 300);
     double dt = now_s() - t0;
-    if (!rc) printf("s1d --engine noop: %d jobs in %.2f s = %.0f jobs/s end to end\n", jobs, dt, jobs / dt);
+    if (!rc)
+        printf("s1d --engine noop: %d jobs in %.2f s = %.0f jobs/s end to end\n", jobs, dt,
+               jobs / dt);
     return rc;
 }
 
@@ -208,7 +216,8 @@ static int bench_latency(PGconn *c, int n)
     _cleanup_pgresult_ PGresult *r = s1_db_exec(
         c, "latency", "SELECT extract(epoch FROM started_at - created_at) * 1000 FROM s1.jobs", 0,
         NULL, &err);
-    for (int i = 0; r && i < n && i < PQntuples(r); i++) lat[i] = atof(PQgetvalue(r, i, 0));
+    for (int i = 0; r && i < n && i < PQntuples(r); i++)
+        lat[i] = atof(PQgetvalue(r, i, 0));
     qsort(lat, (size_t)n, sizeof *lat, cmp_double);
     printf("submit-to-start latency when idle: p50 %.2f ms, p99 %.2f ms (%d jobs)\n", lat[n / 2],
            lat[(n * 99) / 100], n);
@@ -234,8 +243,10 @@ static int run(const char *db, int jobs, int clients, int batch, int latency_job
     }
     if (bench_claims(c, db, jobs, clients, batch)) return 1;
     pid_t pid = start_s1d(db);
-    if (pid < 0 || wait_until(c, "SELECT count(*) FROM s1.workers WHERE name = 'bench-s1d' "
-                                 "AND state = 'running'", 1, 30)) {
+    if (pid < 0 || wait_until(c,
+                              "SELECT count(*) FROM s1.workers WHERE name = 'bench-s1d' "
+                              "AND state = 'running'",
+                              1, 30)) {
         if (pid > 0) kill(pid, SIGKILL);
         return 1;
     }
@@ -247,29 +258,36 @@ static int run(const char *db, int jobs, int clients, int batch, int latency_job
 
 int main(int argc, char **argv)
 {
-    static const struct option opts[] = {{"db", required_argument, 0, 'd'},
-                                         {"jobs", required_argument, 0, 'j'},
-                                         {"clients", required_argument, 0, 'c'},
-                                         {"batch", required_argument, 0, 'b'},
-                                         {"latency", required_argument, 0, 'l'},
-                                         {0, 0, 0, 0}};
+    static const struct option opts[] = {
+        {"db", required_argument, 0, 'd'},      {"jobs", required_argument, 0, 'j'},
+        {"clients", required_argument, 0, 'c'}, {"batch", required_argument, 0, 'b'},
+        {"latency", required_argument, 0, 'l'}, {0, 0, 0, 0}};
     const char *db = NULL;
     int jobs = 50000, clients = 4, batch = 50, latency = 200, ch;
     while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        if (ch == 'd') db = optarg;
-        else if (ch == 'j') jobs = atoi(optarg);
-        else if (ch == 'c') clients = atoi(optarg);
-        else if (ch == 'b') batch = atoi(optarg);
-        else if (ch == 'l') latency = atoi(optarg);
-        else return fprintf(stderr, "usage: queue [--db CONNINFO] [--jobs N] [--clients N] "
-                                    "[--batch N] [--latency N]\n"), 2;
+        if (ch == 'd')
+            db = optarg;
+        else if (ch == 'j')
+            jobs = atoi(optarg);
+        else if (ch == 'c')
+            clients = atoi(optarg);
+        else if (ch == 'b')
+            batch = atoi(optarg);
+        else if (ch == 'l')
+            latency = atoi(optarg);
+        else
+            return fprintf(stderr, "usage: queue [--db CONNINFO] [--jobs N] [--clients N] "
+                                   "[--batch N] [--latency N]\n"),
+                   2;
     }
     if (jobs < 1 || clients < 1 || batch < 1 || latency < 2)
-        return fprintf(stderr, "queue: --jobs, --clients, --batch must be >= 1, --latency >= 2\n"), 2;
+        return fprintf(stderr, "queue: --jobs, --clients, --batch must be >= 1, --latency >= 2\n"),
+               2;
     s1_log_set_level(S1_LOG_WARNING);
     if (db) return run(db, jobs, clients, batch, latency);
     char dir[] = "/tmp/s1bench.XXXXXX";
-    if (!mkdtemp(dir) || pg_sh("start", dir)) return fprintf(stderr, "queue: cannot start PostgreSQL\n"), 1;
+    if (!mkdtemp(dir) || pg_sh("start", dir))
+        return fprintf(stderr, "queue: cannot start PostgreSQL\n"), 1;
     char conninfo[256];
     snprintf(conninfo, sizeof conninfo, "host=%s user=s1 dbname=postgres", dir);
     int rc = run(conninfo, jobs, clients, batch, latency);

@@ -52,8 +52,8 @@ typedef struct {
 
 /* Runs the subcommand named by argv[1] (argv[0] is the group's word) with
  * argv + 1; prints help for --help, and one line for an unknown word. */
-int s1ctl_subcommand(const char *group, const s1ctl_sub *subs, size_t n, const char *help,
-                     int argc, char **argv);
+int s1ctl_subcommand(const char *group, const s1ctl_sub *subs, size_t n, const char *help, int argc,
+                     char **argv);
 
 /* Follows job id until it ends (progress bar on a terminal, lines otherwise,
  * one JSON object with json); 0 when it succeeded, 1 when it failed or was

@@ -22,9 +22,9 @@ static inline void s1_closep(int *fd)
     if (*fd >= 0) close(*fd);
 }
 
-#define _cleanup_free_ _cleanup_(s1_freep)
+#define _cleanup_free_   _cleanup_(s1_freep)
 #define _cleanup_fclose_ _cleanup_(s1_fclosep)
-#define _cleanup_close_ _cleanup_(s1_closep)
+#define _cleanup_close_  _cleanup_(s1_closep)
 
 /* Hands ownership out of a _cleanup_ variable: returns it and clears it. */
 #define S1_TAKE_PTR(p)                                                                             \

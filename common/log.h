@@ -15,10 +15,10 @@ void s1_log_set_ident(const char *ident);
 
 __attribute__((format(printf, 2, 3))) void s1_log(int level, const char *fmt, ...);
 
-#define log_error(...) s1_log(S1_LOG_ERR, __VA_ARGS__)
+#define log_error(...)   s1_log(S1_LOG_ERR, __VA_ARGS__)
 #define log_warning(...) s1_log(S1_LOG_WARNING, __VA_ARGS__)
-#define log_notice(...) s1_log(S1_LOG_NOTICE, __VA_ARGS__)
-#define log_info(...) s1_log(S1_LOG_INFO, __VA_ARGS__)
-#define log_debug(...) s1_log(S1_LOG_DEBUG, __VA_ARGS__)
+#define log_notice(...)  s1_log(S1_LOG_NOTICE, __VA_ARGS__)
+#define log_info(...)    s1_log(S1_LOG_INFO, __VA_ARGS__)
+#define log_debug(...)   s1_log(S1_LOG_DEBUG, __VA_ARGS__)
 
 #endif

@@ -59,12 +59,14 @@ static int set_queues(s1d_config *cfg, const char *value, bool append, const cha
 {
     int before = append ? cfg->n_queues : 0;
     if (!append) {
-        for (int i = 0; i < cfg->n_queues; i++) free(cfg->queues[i]);
+        for (int i = 0; i < cfg->n_queues; i++)
+            free(cfg->queues[i]);
         cfg->n_queues = 0;
     }
     _cleanup_free_ char *copy = strdup(value);
     char *save = NULL;
-    for (char *t = copy ? strtok_r(copy, ", \t", &save) : NULL; t; t = strtok_r(NULL, ", \t", &save)) {
+    for (char *t = copy ? strtok_r(copy, ", \t", &save) : NULL; t;
+         t = strtok_r(NULL, ", \t", &save)) {
         if (cfg->n_queues == S1D_MAX_QUEUES)
             return s1_errf(err, "%s: queue: more than %d queues", where, S1D_MAX_QUEUES);
         cfg->queues[cfg->n_queues++] = strdup(t);
@@ -88,8 +90,10 @@ static int set_number(s1d_config *cfg, const key_def *k, const char *value, cons
         *(double *)dst = v;
         return 0;
     }
-    if (k->type == K_SECONDS) v *= 1000;
-    else if (v != floor(v)) return s1_errf(err, "%s: %s: \"%s\" is not an integer", where, k->name, value);
+    if (k->type == K_SECONDS)
+        v *= 1000;
+    else if (v != floor(v))
+        return s1_errf(err, "%s: %s: \"%s\" is not an integer", where, k->name, value);
     if (v < k->min || v > k->max) {
         double scale = k->type == K_SECONDS ? 1000.0 : 1.0;
         return s1_errf(err, "%s: %s: %s is out of range [%g, %g]", where, k->name, value,
@@ -155,7 +159,8 @@ static int load_file(s1d_config *cfg, const char *path, s1_err *err)
     ini_ctx c = {.f = f, .cfg = cfg, .path = path, .err = err};
     int rc = ini_parse_stream(read_line, &c, on_key, &c);
     if (c.failed) return -1;
-    if (rc) return s1_errf(err, "%s:%d: syntax error (expected \"key = value\" or [s1d])", path, rc);
+    if (rc)
+        return s1_errf(err, "%s:%d: syntax error (expected \"key = value\" or [s1d])", path, rc);
     return 0;
 }
 
@@ -164,7 +169,8 @@ static void usage(void)
     printf("usage: s1d [--config FILE] [--check-config] [--KEY VALUE]...\n"
            "Runs s1 reasoning jobs from the PostgreSQL queue. Every key can also be set\n"
            "in the [s1d] section of the config file; flags override the file.\n\n");
-    for (int i = 0; i < N_KEYS; i++) printf("  --%-15s %s\n", KEYS[i].name, KEYS[i].help);
+    for (int i = 0; i < N_KEYS; i++)
+        printf("  --%-15s %s\n", KEYS[i].name, KEYS[i].help);
 }
 
 static void set_defaults(s1d_config *cfg)
@@ -188,9 +194,10 @@ static int validate(const s1d_config *cfg, s1_err *err)
     if (strcmp(cfg->backend, "cpu") && strcmp(cfg->backend, "cuda"))
         return s1_errf(err, "%s: backend: \"%s\" is not cpu or cuda", where, cfg->backend);
     if (cfg->heartbeat_ms * 2 > cfg->lease_ms)
-        return s1_errf(err, "%s: heartbeat: %g s is more than half the lease (%g s); "
-                       "leases would expire between renewals", where,
-                       cfg->heartbeat_ms / 1000.0, cfg->lease_ms / 1000.0);
+        return s1_errf(err,
+                       "%s: heartbeat: %g s is more than half the lease (%g s); "
+                       "leases would expire between renewals",
+                       where, cfg->heartbeat_ms / 1000.0, cfg->lease_ms / 1000.0);
     if (!strcmp(cfg->engine, "noop")) return 0;
     if (!cfg->model) return s1_errf(err, "%s: model: no model directory (set model = DIR)", where);
     char path[4096];
@@ -204,7 +211,8 @@ static int validate(const s1d_config *cfg, s1_err *err)
 static const struct option *long_options(void)
 {
     static struct option opts[N_KEYS + 5];
-    for (int i = 0; i < N_KEYS; i++) opts[i] = (struct option){KEYS[i].name, required_argument, 0, 'k'};
+    for (int i = 0; i < N_KEYS; i++)
+        opts[i] = (struct option){KEYS[i].name, required_argument, 0, 'k'};
     opts[N_KEYS] = (struct option){"config", required_argument, 0, 'c'};
     opts[N_KEYS + 1] = (struct option){"check-config", no_argument, 0, 'C'};
     opts[N_KEYS + 2] = (struct option){"help", no_argument, 0, 'h'};
@@ -231,7 +239,8 @@ static int apply_flags(s1d_config *cfg, int argc, char **argv, s1_err *err)
         if (set_key(cfg, opts[idx].name, optarg, is_queue && queue_seen, where, err)) return -1;
         queue_seen = queue_seen || is_queue;
     }
-    if (optind < argc) return s1_errf(err, "%s: unexpected argument (see s1d --help)", argv[optind]);
+    if (optind < argc)
+        return s1_errf(err, "%s: unexpected argument (see s1d --help)", argv[optind]);
     return 0;
 }
 
@@ -269,9 +278,11 @@ static void default_model_name(s1d_config *cfg)
         return;
     }
     const char *end = cfg->model + strlen(cfg->model);
-    while (end > cfg->model && end[-1] == '/') end--;
+    while (end > cfg->model && end[-1] == '/')
+        end--;
     const char *start = end;
-    while (start > cfg->model && start[-1] != '/') start--;
+    while (start > cfg->model && start[-1] != '/')
+        start--;
     cfg->model_name = strndup(start, (size_t)(end - start));
 }
 
@@ -291,7 +302,8 @@ void s1d_config_free(s1d_config *cfg)
 {
     for (int i = 0; i < N_KEYS; i++)
         if (KEYS[i].type == K_STR) free(*(char **)((char *)cfg + KEYS[i].off));
-    for (int i = 0; i < cfg->n_queues; i++) free(cfg->queues[i]);
+    for (int i = 0; i < cfg->n_queues; i++)
+        free(cfg->queues[i]);
     free(cfg->config_path);
     memset(cfg, 0, sizeof *cfg);
 }

@@ -13,24 +13,24 @@ enum { S1D_MAX_QUEUES = 32 };
 
 /* All strings owned (s1d_config_free). Durations in milliseconds. */
 typedef struct {
-    char *config_path;   /* --config, NULL when none */
-    bool check_only;     /* --check-config */
-    char *db;            /* conninfo; NULL = $DATABASE_URL or libpq defaults */
-    char *model;         /* model directory */
-    char *model_name;    /* default: last path component of model ("noop" without) */
-    char *backend;       /* "cpu" or "cuda" */
-    char *engine;        /* "engine" (the model) or "noop" (benchmarks) */
+    char *config_path; /* --config, NULL when none */
+    bool check_only;   /* --check-config */
+    char *db;          /* conninfo; NULL = $DATABASE_URL or libpq defaults */
+    char *model;       /* model directory */
+    char *model_name;  /* default: last path component of model ("noop" without) */
+    char *backend;     /* "cpu" or "cuda" */
+    char *engine;      /* "engine" (the model) or "noop" (benchmarks) */
     char *queues[S1D_MAX_QUEUES];
     int n_queues;
-    int max_batch;       /* jobs claimed at once at most; 0 = engine capacity */
+    int max_batch; /* jobs claimed at once at most; 0 = engine capacity */
     int lease_ms;
     int heartbeat_ms;
     int drain_timeout_ms;
-    int poll_ms;         /* slow poll for missed notifies */
-    char *worker_name;   /* NULL = the host name */
+    int poll_ms;       /* slow poll for missed notifies */
+    char *worker_name; /* NULL = the host name */
     int threads, tp;
-    int max_seqs;        /* sequences the engine runs at once; 0 = its default */
-    double noop_rate;    /* noop engine: tokens per second per sequence, 0 = instant */
+    int max_seqs;     /* sequences the engine runs at once; 0 = its default */
+    double noop_rate; /* noop engine: tokens per second per sequence, 0 = instant */
 } s1d_config;
 
 /* Fills cfg from argv: defaults, then the --config file, then the other

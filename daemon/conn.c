@@ -5,8 +5,12 @@
 
 #include "log.h"
 
-enum { BACKOFF_MIN_MS = 100, BACKOFF_MAX_MS = 5000, CONNECT_TIMEOUT_MS = 10000,
-       STATEMENT_TIMEOUT_MS = 30000 };
+enum {
+    BACKOFF_MIN_MS = 100,
+    BACKOFF_MAX_MS = 5000,
+    CONNECT_TIMEOUT_MS = 10000,
+    STATEMENT_TIMEOUT_MS = 30000
+};
 
 typedef struct op {
     s1_queue_stmt stmt;
@@ -21,17 +25,17 @@ struct s1d_conn {
     uv_loop_t *loop;
     char *conninfo, *listen_sql;
     s1d_conn_events ev;
-    PGconn *pg;           /* owned */
-    uv_poll_t *poll;      /* owned; closed and replaced when the socket changes */
+    PGconn *pg;      /* owned */
+    uv_poll_t *poll; /* owned; closed and replaced when the socket changes */
     int poll_fd;
-    uv_timer_t retry;     /* reconnect backoff, and the in-flight statement's deadline */
+    uv_timer_t retry; /* reconnect backoff, and the in-flight statement's deadline */
     int backoff_ms;
     conn_state state;
-    bool listening;       /* the listen_sql statement is the one in flight */
+    bool listening; /* the listen_sql statement is the one in flight */
     bool closing;
-    op *head, *tail;      /* FIFO; head is in flight when sent */
+    op *head, *tail; /* FIFO; head is in flight when sent */
     bool head_sent;
-    PGresult *result;     /* the in-flight statement's result so far (the first error wins) */
+    PGresult *result; /* the in-flight statement's result so far (the first error wins) */
     uint64_t sent_at;
 };
 
@@ -102,12 +106,16 @@ static void lost(s1d_conn *c, const char *why)
     c->result = NULL;
     c->state = C_DOWN;
     c->listening = false;
-    for (op *o; (o = pop(c));) finish_op(o, NULL, why);
+    for (op *o; (o = pop(c));)
+        finish_op(o, NULL, why);
     if (c->closing) return;
     c->backoff_ms = c->backoff_ms ? c->backoff_ms * 2 : BACKOFF_MIN_MS;
     if (c->backoff_ms > BACKOFF_MAX_MS) c->backoff_ms = BACKOFF_MAX_MS;
-    if (was_up) c->ev.on_down(c->ev.ud, why);
-    else log_warning("database: cannot connect (%s); retrying in %.1f s", why, c->backoff_ms / 1000.0);
+    if (was_up)
+        c->ev.on_down(c->ev.ud, why);
+    else
+        log_warning("database: cannot connect (%s); retrying in %.1f s", why,
+                    c->backoff_ms / 1000.0);
     uv_timer_start(&c->retry, reconnect, (uint64_t)c->backoff_ms, 0);
 }
 
@@ -191,10 +199,14 @@ static void connected(s1d_conn *c)
 static void connect_step(s1d_conn *c)
 {
     switch (PQconnectPoll(c->pg)) {
-    case PGRES_POLLING_READING: return watch(c, UV_READABLE);
-    case PGRES_POLLING_WRITING: return watch(c, UV_WRITABLE);
-    case PGRES_POLLING_OK: return connected(c);
-    default: return pg_lost(c);
+    case PGRES_POLLING_READING:
+        return watch(c, UV_READABLE);
+    case PGRES_POLLING_WRITING:
+        return watch(c, UV_WRITABLE);
+    case PGRES_POLLING_OK:
+        return connected(c);
+    default:
+        return pg_lost(c);
     }
 }
 
@@ -214,7 +226,8 @@ static void read_input(s1d_conn *c)
     while (c->head_sent && !PQisBusy(c->pg)) {
         PGresult *r = PQgetResult(c->pg);
         if (r) {
-            bool error = PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK;
+            bool error =
+                PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK;
             bool keep = !c->result || (error && PQresultStatus(c->result) != PGRES_FATAL_ERROR);
             if (keep) {
                 if (c->result) PQclear(c->result);
@@ -293,8 +306,10 @@ void s1d_conn_send(s1d_conn *c, s1_queue_stmt *s, s1d_conn_cb cb, void *ud)
         finish_op(o, NULL, "not connected to the database");
         return;
     }
-    if (c->tail) c->tail->next = o;
-    else c->head = o;
+    if (c->tail)
+        c->tail->next = o;
+    else
+        c->head = o;
     c->tail = o;
     send_next(c);
 }

@@ -21,8 +21,8 @@ typedef struct s1d_conn s1d_conn;
 typedef void (*s1d_conn_cb)(void *ud, const PGresult *r, const char *error);
 
 typedef struct {
-    void (*on_up)(void *ud);                     /* connected, LISTENs done */
-    void (*on_down)(void *ud, const char *why);  /* lost; reconnecting */
+    void (*on_up)(void *ud);                    /* connected, LISTENs done */
+    void (*on_down)(void *ud, const char *why); /* lost; reconnecting */
     void (*on_notify)(void *ud, const char *channel, const char *payload);
     void *ud;
 } s1d_conn_events;

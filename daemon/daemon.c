@@ -43,7 +43,7 @@ typedef struct job {
     bool lost;                 /* the lease was taken over: write nothing */
     bool hand_back;            /* drain timed out: requeue */
     bool progress_dirty;
-    char error[512];           /* why the job fails, when it does */
+    char error[512]; /* why the job fails, when it does */
     struct job *next;
 } job;
 
@@ -71,8 +71,8 @@ typedef struct {
     uv_signal_t sigterm, sigint, sighup;
     job *jobs;
     pending *writes, *writes_tail;
-    pending *writing;          /* the batch in flight */
-    bool claiming, queue_hot;  /* a claim in flight; jobs may be waiting */
+    pending *writing;         /* the batch in flight */
+    bool claiming, queue_hot; /* a claim in flight; jobs may be waiting */
     bool renewing, progressing;
     bool ready_sent, draining, stopping;
     int exit_code;
@@ -101,7 +101,8 @@ static job *find_job(s1d *d, int64_t id)
 static int running_jobs(const s1d *d)
 {
     int n = 0;
-    for (const job *j = d->jobs; j; j = j->next) n++;
+    for (const job *j = d->jobs; j; j = j->next)
+        n++;
     return n;
 }
 
@@ -109,7 +110,8 @@ static void job_free(s1d *d, job *j)
 {
     for (int i = 0; j->results && i < j->row.samples; i++)
         if (j->results[i]) s1d_runner_free_result(d->runner, j->results[i]);
-    for (int i = 0; j->extracted && i < j->row.samples; i++) free(j->extracted[i]);
+    for (int i = 0; j->extracted && i < j->row.samples; i++)
+        free(j->extracted[i]);
     free(j->results);
     free(j->extracted);
     free(j->grade);
@@ -138,7 +140,8 @@ static void on_status_timer(uv_timer_t *t)
 {
     s1d *d = t->data;
     uint64_t now = now_ms();
-    if (now > d->tokens_at_ms) d->tokens_per_s = d->tokens * 1000.0 / (double)(now - d->tokens_at_ms);
+    if (now > d->tokens_at_ms)
+        d->tokens_per_s = d->tokens * 1000.0 / (double)(now - d->tokens_at_ms);
     d->tokens = 0;
     d->tokens_at_ms = now;
     send_status(d);
@@ -149,9 +152,11 @@ static void on_status_timer(uv_timer_t *t)
 static void on_watchdog_timer(uv_timer_t *t)
 {
     s1d *d = t->data;
-    if (s1d_exec_stalled_ms(d->exec) * 1000 < d->watchdog_usec) sd_notify(0, "WATCHDOG=1");
-    else log_warning("engine thread stalled for %" PRIu64 " ms; not feeding the watchdog",
-                     s1d_exec_stalled_ms(d->exec));
+    if (s1d_exec_stalled_ms(d->exec) * 1000 < d->watchdog_usec)
+        sd_notify(0, "WATCHDOG=1");
+    else
+        log_warning("engine thread stalled for %" PRIu64 " ms; not feeding the watchdog",
+                    s1d_exec_stalled_ms(d->exec));
 }
 
 /* ---- the worker row ---------------------------------------------------- */
@@ -163,10 +168,15 @@ static const char *worker_state(const s1d *d)
 
 static void send_worker_beat(s1d *d, s1d_conn_cb cb)
 {
-    s1_queue_figures f = {.host = d->host, .version = S1_VERSION, .backend = d->info->backend,
-                          .state = worker_state(d), .pid = (int)getpid(),
-                          .gpus = d->info->n_devices, .jobs_in_flight = running_jobs(d),
-                          .jobs_done = d->jobs_done, .tokens_per_s = d->tokens_per_s};
+    s1_queue_figures f = {.host = d->host,
+                          .version = S1_VERSION,
+                          .backend = d->info->backend,
+                          .state = worker_state(d),
+                          .pid = (int)getpid(),
+                          .gpus = d->info->n_devices,
+                          .jobs_in_flight = running_jobs(d),
+                          .jobs_done = d->jobs_done,
+                          .tokens_per_s = d->tokens_per_s};
     s1_queue_stmt s;
     if (s1_queue_worker_beat(&s, &d->who, &f)) return log_error("worker heartbeat: out of memory");
     s1d_conn_send(d->db, &s, cb, d);
@@ -192,8 +202,10 @@ static void end_job(s1d *d, job *j, s1_queue_end end)
     }
     p->job = j;
     p->end = end;
-    if (d->writes_tail) d->writes_tail->next = p;
-    else d->writes = p;
+    if (d->writes_tail)
+        d->writes_tail->next = p;
+    else
+        d->writes = p;
     d->writes_tail = p;
 }
 
@@ -219,16 +231,21 @@ static void job_finished(s1d *d, job *j)
     bool cancelled = j->cancel;
     for (int i = 0; !cancelled && i < j->row.samples; i++)
         cancelled = j->results[i] && j->results[i]->stop == S1_STOP_CANCELLED && !j->error[0];
-    if (j->hand_back && !j->cancel) end_job(d, j, S1_QUEUE_REQUEUED);
-    else if (cancelled) end_job(d, j, S1_QUEUE_CANCELLED);
-    else if (j->error[0]) end_job(d, j, S1_QUEUE_FAILED);
-    else end_job(d, j, S1_QUEUE_SUCCEEDED);
+    if (j->hand_back && !j->cancel)
+        end_job(d, j, S1_QUEUE_REQUEUED);
+    else if (cancelled)
+        end_job(d, j, S1_QUEUE_CANCELLED);
+    else if (j->error[0])
+        end_job(d, j, S1_QUEUE_FAILED);
+    else
+        end_job(d, j, S1_QUEUE_SUCCEEDED);
 }
 
 static void cancel_requests(s1d *d, job *j)
 {
     for (int i = 0; i < j->row.samples; i++)
-        if (!j->results[i]) s1d_exec_cancel(d->exec, ((uint64_t)j->row.id << SAMPLE_BITS) | (uint64_t)i);
+        if (!j->results[i])
+            s1d_exec_cancel(d->exec, ((uint64_t)j->row.id << SAMPLE_BITS) | (uint64_t)i);
 }
 
 /* Hands a claimed job's samples to the engine, seeds seed, seed+1, ... */
@@ -236,8 +253,10 @@ static void start_job(s1d *d, job *j)
 {
     for (int i = 0; i < j->row.samples; i++) {
         s1_request r = {.tag = ((uint64_t)j->row.id << SAMPLE_BITS) | (uint64_t)i,
-                        .text = j->row.problem, .text_len = strlen(j->row.problem),
-                        .policy = j->params.policy, .sampling = j->params.sampling};
+                        .text = j->row.problem,
+                        .text_len = strlen(j->row.problem),
+                        .policy = j->params.policy,
+                        .sampling = j->params.sampling};
         r.sampling.seed += (uint64_t)i;
         if (s1d_exec_add(d->exec, &r)) {
             snprintf(j->error, sizeof j->error, "out of memory queueing sample %d", i);
@@ -310,7 +329,8 @@ static void claim_done(void *ud, const PGresult *r, const char *error)
         return;
     }
     if (s1_queue_parse_claim(r, &rows, &n, &err)) return log_error("%s", err.msg);
-    for (int i = 0; i < n; i++) take_claimed(d, &rows[i]);
+    for (int i = 0; i < n; i++)
+        take_claimed(d, &rows[i]);
     s1_queue_jobs_free(rows, n);
     flush_writes(d);
     d->queue_hot = n > 0;
@@ -339,16 +359,25 @@ static s1_queue_sample *job_samples(const job *j, const s1_queue_end end)
     s1_queue_sample *x = calloc((size_t)j->row.samples, sizeof *x);
     for (int i = 0; x && i < j->row.samples; i++) {
         const s1_result *r = j->results[i];
-        x[i] = (s1_queue_sample){
-            .sample = i, .trace = r->trace, .answer = r->answer,
-            .extracted_answer = j->extracted[i], .grade = j->grade[i],
-            .prompt_tokens = r->prompt_tokens, .thinking_tokens = r->thinking_tokens,
-            .forced_tokens = r->forced_tokens, .answer_tokens = r->answer_tokens,
-            .waits = r->waits, .forced_end = r->forced_end,
-            .stop_reason = s1_stop_reason_name(r->stop), .prompt_ids = r->prompt_ids,
-            .n_prompt = r->n_prompt, .token_ids = r->gen_ids, .n_tokens = r->n_gen,
-            .queue_wait_ms = j->row.queue_wait_ms, .ttft_ms = r->ttft_s * 1000.0,
-            .decode_tps = r->decode_tps};
+        x[i] = (s1_queue_sample){.sample = i,
+                                 .trace = r->trace,
+                                 .answer = r->answer,
+                                 .extracted_answer = j->extracted[i],
+                                 .grade = j->grade[i],
+                                 .prompt_tokens = r->prompt_tokens,
+                                 .thinking_tokens = r->thinking_tokens,
+                                 .forced_tokens = r->forced_tokens,
+                                 .answer_tokens = r->answer_tokens,
+                                 .waits = r->waits,
+                                 .forced_end = r->forced_end,
+                                 .stop_reason = s1_stop_reason_name(r->stop),
+                                 .prompt_ids = r->prompt_ids,
+                                 .n_prompt = r->n_prompt,
+                                 .token_ids = r->gen_ids,
+                                 .n_tokens = r->n_gen,
+                                 .queue_wait_ms = j->row.queue_wait_ms,
+                                 .ttft_ms = r->ttft_s * 1000.0,
+                                 .decode_tps = r->decode_tps};
     }
     return x;
 }
@@ -365,11 +394,12 @@ static void write_settled(s1d *d, pending *p, bool written)
     job *j = p->job;
     if (!written && p->again)
         log_notice("job %" PRId64 " attempt %d: not written now; either the write before the "
-                   "connection broke went in, or the lease was lost", j->row.id, j->row.attempt);
+                   "connection broke went in, or the lease was lost",
+                   j->row.id, j->row.attempt);
     else if (!written)
         log_warning("job %" PRId64 " attempt %d: no longer held by %s (lease lost); "
-                    "its %s result was not written", j->row.id, j->row.attempt, d->who.worker,
-                    end_name(p->end));
+                    "its %s result was not written",
+                    j->row.id, j->row.attempt, d->who.worker, end_name(p->end));
     else if (p->end == S1_QUEUE_FAILED)
         log_warning("job %" PRId64 " failed: %s", j->row.id, j->error);
     else
@@ -427,7 +457,8 @@ static void write_done(void *ud, const PGresult *r, const char *error)
         for (pending *p = batch, *next; p; p = next) {
             next = p->next;
             bool written = false;
-            for (int i = 0; i < n && !written; i++) written = ids[i] == p->job->row.id;
+            for (int i = 0; i < n && !written; i++)
+                written = ids[i] == p->job->row.id;
             write_settled(d, p, written);
         }
     }
@@ -463,17 +494,21 @@ static void flush_writes(s1d *d)
     int i = 0, rc = !done;
     for (pending *p = batch; !rc && p; p = p->next, i++) {
         job *j = p->job;
-        done[i] = (s1_queue_done){.id = j->row.id, .attempt = j->row.attempt, .end = p->end,
+        done[i] = (s1_queue_done){.id = j->row.id,
+                                  .attempt = j->row.attempt,
+                                  .end = p->end,
                                   .error = j->error[0] ? j->error : NULL,
                                   .n_samples = p->end == S1_QUEUE_SUCCEEDED ? j->row.samples : 0};
         done[i].samples = job_samples(j, p->end);
         rc = p->end == S1_QUEUE_SUCCEEDED && !done[i].samples;
     }
-    s1_queue_origin o = {.model = d->who.model, .backend = d->info->backend, .gpus = d->info->n_devices};
+    s1_queue_origin o = {
+        .model = d->who.model, .backend = d->info->backend, .gpus = d->info->n_devices};
     s1_queue_stmt s;
     s1_err err = {0};
     rc = rc || s1_queue_complete(&s, &d->who, &o, done, n, &err);
-    for (int k = 0; done && k < n; k++) free((void *)done[k].samples);
+    for (int k = 0; done && k < n; k++)
+        free((void *)done[k].samples);
     free(done);
     if (rc) {
         log_error("complete: out of memory; retrying");
@@ -495,7 +530,8 @@ static void grade_sample(job *j, int sample)
     if (r->answer && s1_answer_extract(r->answer, &j->extracted[sample], &err) < 0)
         log_warning("job %" PRId64 " sample %d: %s", j->row.id, sample, err.msg);
     if (!j->row.reference) return;
-    int g = j->extracted[sample] ? s1_answer_grade(j->extracted[sample], j->row.reference, &err) : 0;
+    int g =
+        j->extracted[sample] ? s1_answer_grade(j->extracted[sample], j->row.reference, &err) : 0;
     if (g < 0) log_warning("job %" PRId64 " sample %d: grading: %s", j->row.id, sample, err.msg);
     j->grade[sample] = (signed char)(g > 0);
 }
@@ -537,8 +573,10 @@ static void on_event(s1d *d, s1d_event *ev)
         j->progress_dirty = true;
         return;
     }
-    if (ev->kind == S1D_EV_DONE) on_result(d, j, sample, ev);
-    else on_rejected(d, j, sample, ev->error);
+    if (ev->kind == S1D_EV_DONE)
+        on_result(d, j, sample, ev);
+    else
+        on_rejected(d, j, sample, ev->error);
     if (!j->n_out) job_finished(d, j);
 }
 
@@ -604,15 +642,20 @@ static void renew_done(void *ud, const PGresult *r, const char *error)
     s1_queue_lease *l = NULL;
     int n = 0;
     s1_err err = {0};
-    if (!r) log_warning("%s", error);
-    else if (s1_queue_parse_renew(r, &l, &n, &err)) log_error("%s", err.msg);
+    if (!r)
+        log_warning("%s", error);
+    else if (s1_queue_parse_renew(r, &l, &n, &err))
+        log_error("%s", err.msg);
     for (int i = 0; r && l && i < c->n; i++) {
         job *j = find_job(d, c->held[i].id);
         int k = 0;
-        while (k < n && l[k].id != c->held[i].id) k++;
+        while (k < n && l[k].id != c->held[i].id)
+            k++;
         if (!j || j->row.attempt != c->held[i].attempt) continue;
-        if (k == n) lease_lost(d, j);
-        else if (l[k].cancel_requested) request_cancel(d, j);
+        if (k == n)
+            lease_lost(d, j);
+        else if (l[k].cancel_requested)
+            request_cancel(d, j);
     }
     free(l);
     free(c);
@@ -677,7 +720,8 @@ static void on_progress_timer(uv_timer_t *t)
     s1d *d = t->data;
     if (d->progressing || !s1d_conn_is_up(d->db)) return;
     int n = 0;
-    for (job *j = d->jobs; j; j = j->next) n += j->progress_dirty && !j->lost;
+    for (job *j = d->jobs; j; j = j->next)
+        n += j->progress_dirty && !j->lost;
     if (!n) return;
     s1_queue_held *h = calloc((size_t)n, sizeof *h);
     if (!h) return;
@@ -730,8 +774,10 @@ static void on_db_down(void *ud, const char *why)
 {
     s1d *d = ud;
     int n = 0;
-    for (const pending *p = d->writes; p; p = p->next) n++;
-    log_warning("database connection lost (%s); reconnecting; %d completions wait in memory", why, n);
+    for (const pending *p = d->writes; p; p = p->next)
+        n++;
+    log_warning("database connection lost (%s); reconnecting; %d completions wait in memory", why,
+                n);
     send_status(d);
 }
 
@@ -852,7 +898,8 @@ static void set_who(s1d *d)
     d->who = (s1_queue_worker){.worker = d->cfg->worker_name ? d->cfg->worker_name : d->host,
                                .model = d->cfg->model_name,
                                .queues = (const char *const *)d->cfg->queues,
-                               .n_queues = d->cfg->n_queues, .lease_ms = d->cfg->lease_ms};
+                               .n_queues = d->cfg->n_queues,
+                               .lease_ms = d->cfg->lease_ms};
 }
 
 static bool differs(const char *a, const char *b)
@@ -864,7 +911,10 @@ static bool differs(const char *a, const char *b)
 static void apply_reload(s1d *d, s1d_config *fresh)
 {
     s1d_config *c = d->cfg;
-    const struct { const char *key; bool changed; } fixed[] = {
+    const struct {
+        const char *key;
+        bool changed;
+    } fixed[] = {
         {"db", differs(c->db, fresh->db)},
         {"model", differs(c->model, fresh->model)},
         {"model-name", differs(c->model_name, fresh->model_name)},
@@ -877,8 +927,10 @@ static void apply_reload(s1d *d, s1d_config *fresh)
         {"noop-rate", c->noop_rate != fresh->noop_rate},
     };
     for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
-        if (fixed[i].changed) log_warning("reload: %s changed; it takes effect after a restart", fixed[i].key);
-    for (int i = 0; i < c->n_queues; i++) free(c->queues[i]);
+        if (fixed[i].changed)
+            log_warning("reload: %s changed; it takes effect after a restart", fixed[i].key);
+    for (int i = 0; i < c->n_queues; i++)
+        free(c->queues[i]);
     memcpy(c->queues, fresh->queues, sizeof c->queues);
     c->n_queues = fresh->n_queues;
     fresh->n_queues = 0;
@@ -931,9 +983,10 @@ static void init_signal(s1d *d, uv_signal_t *s, uv_signal_cb cb, int signum)
 
 static void init_handles(s1d *d)
 {
-    uv_timer_t *timers[] = {&d->heartbeat, &d->progress, &d->poll, &d->status,
-                            &d->watchdog, &d->drain, &d->hard_stop};
-    for (size_t i = 0; i < sizeof timers / sizeof timers[0]; i++) init_timer(d, timers[i]);
+    uv_timer_t *timers[] = {&d->heartbeat, &d->progress, &d->poll,     &d->status,
+                            &d->watchdog,  &d->drain,    &d->hard_stop};
+    for (size_t i = 0; i < sizeof timers / sizeof timers[0]; i++)
+        init_timer(d, timers[i]);
     init_signal(d, &d->sigterm, on_stop_signal, SIGTERM);
     init_signal(d, &d->sigint, on_stop_signal, SIGINT);
     init_signal(d, &d->sighup, on_sighup, SIGHUP);
@@ -963,8 +1016,12 @@ static void free_leftovers(s1d *d)
 
 int s1d_run(s1d_config *cfg, s1d_runner *runner, int argc, char **argv)
 {
-    s1d d = {.cfg = cfg, .argc = argc, .argv = argv, .runner = runner,
-             .info = s1d_runner_info(runner), .tokens_at_ms = now_ms()};
+    s1d d = {.cfg = cfg,
+             .argc = argc,
+             .argv = argv,
+             .runner = runner,
+             .info = s1d_runner_info(runner),
+             .tokens_at_ms = now_ms()};
     uv_loop_t loop;
     uv_loop_init(&loop);
     d.loop = &loop;
@@ -978,7 +1035,8 @@ int s1d_run(s1d_config *cfg, s1d_runner *runner, int argc, char **argv)
         uv_loop_close(&loop);
         return 1;
     }
-    s1d_conn_events ev = {.on_up = on_db_up, .on_down = on_db_down, .on_notify = on_notify, .ud = &d};
+    s1d_conn_events ev = {
+        .on_up = on_db_up, .on_down = on_db_down, .on_notify = on_notify, .ud = &d};
     d.db = s1d_conn_new(&loop, s1_db_conninfo(cfg->db), LISTEN_SQL, &ev);
     init_handles(&d);
     uv_run(&loop, UV_RUN_DEFAULT);

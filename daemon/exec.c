@@ -24,7 +24,7 @@ typedef struct {
 
 struct s1d_exec {
     s1d_runner *runner;
-    uv_async_t async;      /* wakes the loop; closed by s1d_exec_stop */
+    uv_async_t async; /* wakes the loop; closed by s1d_exec_stop */
     void (*wake)(void *ud);
     void *ud;
     pthread_t thread;
@@ -57,8 +57,10 @@ static void on_async(uv_async_t *a)
 static void post(s1d_exec *x, s1d_event *ev)
 {
     pthread_mutex_lock(&x->mu);
-    if (x->events_tail) x->events_tail->next = ev;
-    else x->events = ev;
+    if (x->events_tail)
+        x->events_tail->next = ev;
+    else
+        x->events = ev;
     x->events_tail = ev;
     pthread_mutex_unlock(&x->mu);
 }
@@ -140,7 +142,8 @@ static void collect_progress(s1d_exec *x)
     for (int i = 0; i < x->n_flights; i++) {
         flight *f = &x->flights[i];
         int th = 0, gen = 0;
-        if (s1d_runner_progress(x->runner, f->tag, &th, &gen) || (th == f->thinking && gen == f->generated))
+        if (s1d_runner_progress(x->runner, f->tag, &th, &gen) ||
+            (th == f->thinking && gen == f->generated))
             continue;
         f->thinking = th;
         f->generated = gen;
@@ -192,7 +195,8 @@ static void *engine_main(void *arg)
     for (;;) {
         cmd *c = next_cmds(x, idle || broken, &stop);
         if (stop) {
-            for (cmd *n; c; c = n) n = c->next, free(c);
+            for (cmd *n; c; c = n)
+                n = c->next, free(c);
             break;
         }
         apply_cmds(x, c);
@@ -259,8 +263,10 @@ static int queue_cmd(s1d_exec *x, bool cancel, const s1_request *req, uint64_t t
     if (req) c->req = *req;
     c->req.tag = tag;
     pthread_mutex_lock(&x->mu);
-    if (x->cmds_tail) x->cmds_tail->next = c;
-    else x->cmds = c;
+    if (x->cmds_tail)
+        x->cmds_tail->next = c;
+    else
+        x->cmds = c;
     x->cmds_tail = c;
     if (!cancel) x->queued_adds++;
     pthread_cond_signal(&x->cond);
@@ -275,8 +281,8 @@ int s1d_exec_add(s1d_exec *x, const s1_request *req)
 
 void s1d_exec_cancel(s1d_exec *x, uint64_t tag)
 {
-    if (queue_cmd(x, true, NULL, tag)) log_error("engine: out of memory cancelling request %llu",
-                                                 (unsigned long long)tag);
+    if (queue_cmd(x, true, NULL, tag))
+        log_error("engine: out of memory cancelling request %llu", (unsigned long long)tag);
 }
 
 s1d_event *s1d_exec_take(s1d_exec *x)

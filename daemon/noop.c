@@ -50,7 +50,8 @@ s1d_noop *s1d_noop_open(int max_seqs, double rate)
 void s1d_noop_close(s1d_noop *n)
 {
     if (!n) return;
-    for (int i = 0; i < n->n_done; i++) s1d_noop_free_result(n->done[i]);
+    for (int i = 0; i < n->n_done; i++)
+        s1d_noop_free_result(n->done[i]);
     free(n->done);
     free(n->seqs);
     free(n);
@@ -74,11 +75,14 @@ int s1d_noop_add(s1d_noop *n, const s1_request *r, s1_err *err)
 {
     if (blank(r->text, r->text_len)) return s1_errf(err, "the problem is empty");
     for (int i = 0; i < n->n_seqs; i++)
-        if (n->seqs[i].tag == r->tag) return s1_errf(err, "request %llu is already in flight",
-                                                      (unsigned long long)r->tag);
-    if (n->n_seqs == n->max_seqs) return s1_errf(err, "the noop engine is full (%d sequences)", n->max_seqs);
-    n->seqs[n->n_seqs++] = (noop_seq){.tag = r->tag, .target = r->policy.max_think,
-                                      .prompt_tokens = (int)r->text_len, .added_at = now_s()};
+        if (n->seqs[i].tag == r->tag)
+            return s1_errf(err, "request %llu is already in flight", (unsigned long long)r->tag);
+    if (n->n_seqs == n->max_seqs)
+        return s1_errf(err, "the noop engine is full (%d sequences)", n->max_seqs);
+    n->seqs[n->n_seqs++] = (noop_seq){.tag = r->tag,
+                                      .target = r->policy.max_think,
+                                      .prompt_tokens = (int)r->text_len,
+                                      .added_at = now_s()};
     return 0;
 }
 

@@ -22,8 +22,11 @@ s1d_runner *s1d_runner_open(const s1d_config *cfg, s1_err *err)
         r->noop = s1d_noop_open(cfg->max_seqs, cfg->noop_rate);
         if (!r->noop) s1_errf(err, "out of memory opening the noop engine");
     } else {
-        s1_engine_cfg ec = {.model_dir = cfg->model, .backend = cfg->backend, .tp = cfg->tp,
-                            .threads = cfg->threads, .max_seqs = cfg->max_seqs};
+        s1_engine_cfg ec = {.model_dir = cfg->model,
+                            .backend = cfg->backend,
+                            .tp = cfg->tp,
+                            .threads = cfg->threads,
+                            .max_seqs = cfg->max_seqs};
         r->engine = s1_engine_open(&ec, err);
     }
     if (!r->engine && !r->noop) {
@@ -79,6 +82,8 @@ int s1d_runner_progress(const s1d_runner *r, uint64_t tag, int *thinking, int *g
 
 void s1d_runner_free_result(const s1d_runner *r, s1_result *res)
 {
-    if (r->noop) s1d_noop_free_result(res);
-    else s1_result_free(res);
+    if (r->noop)
+        s1d_noop_free_result(res);
+    else
+        s1_result_free(res);
 }

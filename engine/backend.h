@@ -22,23 +22,23 @@ typedef struct {
  * earlier ones already in the cache or written by this same forward. */
 typedef struct {
     int n_tokens;
-    const int32_t *tokens;        /* [n_tokens] ids fed */
-    const int32_t *pos;           /* [n_tokens] position in its sequence */
-    const int32_t *seq;           /* [n_tokens] index into tables */
+    const int32_t *tokens; /* [n_tokens] ids fed */
+    const int32_t *pos;    /* [n_tokens] position in its sequence */
+    const int32_t *seq;    /* [n_tokens] index into tables */
     int n_seqs;
     const s1_block_table *tables; /* [n_seqs] */
     int n_out;
-    const int32_t *out_rows;      /* [n_out] token rows whose logits are wanted */
-    float *logits;                /* [n_out, vocab_size] written by forward */
+    const int32_t *out_rows; /* [n_out] token rows whose logits are wanted */
+    float *logits;           /* [n_out, vocab_size] written by forward */
 } s1_batch;
 
 typedef struct {
-    int tp;                /* tensor-parallel ranks: 1, 2, 4 or 8 */
-    int threads;           /* CPU worker threads in all; 0 = one per core */
-    int block_size;        /* tokens per KV block */
-    int n_blocks;          /* KV blocks; 0 = sized by the backend */
-    int max_batch_tokens;  /* the largest n_tokens forward will be given */
-    double kv_mem_fraction;/* cuda: share of free memory after weights for KV */
+    int tp;                 /* tensor-parallel ranks: 1, 2, 4 or 8 */
+    int threads;            /* CPU worker threads in all; 0 = one per core */
+    int block_size;         /* tokens per KV block */
+    int n_blocks;           /* KV blocks; 0 = sized by the backend */
+    int max_batch_tokens;   /* the largest n_tokens forward will be given */
+    double kv_mem_fraction; /* cuda: share of free memory after weights for KV */
 } s1_backend_cfg;
 
 typedef struct s1_backend s1_backend;
@@ -54,11 +54,11 @@ typedef struct {
 /* Common head of every backend; the backend's own state follows it. */
 struct s1_backend {
     const s1_backend_ops *ops;
-    const char *name;   /* "cpu" or "cuda" */
-    int n_blocks;       /* KV blocks actually allocated */
+    const char *name; /* "cpu" or "cuda" */
+    int n_blocks;     /* KV blocks actually allocated */
     int block_size;
-    int vocab_size;     /* logits row length */
-    int n_devices;      /* GPUs used (0 for cpu) */
+    int vocab_size; /* logits row length */
+    int n_devices;  /* GPUs used (0 for cpu) */
 };
 
 /* Opens backend `name` ("cpu" or "cuda") for model m. The model must outlive

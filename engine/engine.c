@@ -23,16 +23,16 @@
 
 typedef struct {
     uint64_t tag;
-    int32_t *tokens;     /* [max_context] prompt, then generated; owned */
-    uint8_t *kinds;      /* [max_context] s1_token_kind of generated positions; owned */
+    int32_t *tokens; /* [max_context] prompt, then generated; owned */
+    uint8_t *kinds;  /* [max_context] s1_token_kind of generated positions; owned */
     int n_prompt, n_tokens;
-    int n_computed;      /* leading tokens whose K/V are in the cache */
-    bool decoding;       /* its whole sequence was computed once since admission */
+    int n_computed; /* leading tokens whose K/V are in the cache */
+    bool decoding;  /* its whole sequence was computed once since admission */
     bool cancelled;
-    int answer_from;     /* first generated index of the answer phase; -1 while thinking */
+    int answer_from; /* first generated index of the answer phase; -1 while thinking */
     int32_t think_end;
     s1_kv_table table;
-    s1_policy *policy;   /* owned */
+    s1_policy *policy; /* owned */
     s1_sampler sampler;
     int n_sampled;
     double t_added, t_first, t_last;
@@ -47,30 +47,30 @@ typedef struct {
 struct s1_engine {
     s1_engine_cfg cfg;
     s1_engine_info info;
-    char *model_name;       /* owned */
-    s1_model *model;        /* owned */
-    s1_tokenizer *tok;      /* owned */
-    s1_backend *backend;    /* owned */
-    s1_kv *kv;              /* owned */
-    s1_sampler_ws *ws;      /* owned */
-    int n_vocab;            /* ids that can be sampled: the tokenizer's */
+    char *model_name;    /* owned */
+    s1_model *model;     /* owned */
+    s1_tokenizer *tok;   /* owned */
+    s1_backend *backend; /* owned */
+    s1_kv *kv;           /* owned */
+    s1_sampler_ws *ws;   /* owned */
+    int n_vocab;         /* ids that can be sampled: the tokenizer's */
     int max_context;
     /* Sequences, each owned by exactly one of these arrays. */
-    seq **waiting;          /* [cap_waiting] FIFO, room for all in flight; owned */
+    seq **waiting; /* [cap_waiting] FIFO, room for all in flight; owned */
     int n_waiting, cap_waiting;
-    seq **running;          /* [max_seqs] in admission order, owned */
+    seq **running; /* [max_seqs] in admission order, owned */
     int n_running;
-    s1_result **results;    /* finished, not yet taken; owned */
+    s1_result **results; /* finished, not yet taken; owned */
     int n_results, cap_results;
     /* The batch, sized once. */
-    plan_entry *plan;       /* [max_seqs] */
-    int n_plan, n_planned;  /* entries, tokens */
-    int32_t *b_tokens, *b_pos, *b_seq;         /* [max_batch_tokens] */
-    int32_t *b_out;                            /* [max_seqs] */
-    s1_block_table *b_tables;                  /* [max_seqs] */
-    float *logits;                             /* [max_seqs, vocab_size] */
-    int32_t *step_ids;                         /* [step_cap] policy output */
-    uint8_t *step_kinds;                       /* [step_cap] */
+    plan_entry *plan;                  /* [max_seqs] */
+    int n_plan, n_planned;             /* entries, tokens */
+    int32_t *b_tokens, *b_pos, *b_seq; /* [max_batch_tokens] */
+    int32_t *b_out;                    /* [max_seqs] */
+    s1_block_table *b_tables;          /* [max_seqs] */
+    float *logits;                     /* [max_seqs, vocab_size] */
+    int32_t *step_ids;                 /* [step_cap] policy output */
+    uint8_t *step_kinds;               /* [step_cap] */
     int step_cap;
 };
 
@@ -84,11 +84,16 @@ static double now_s(void)
 const char *s1_stop_reason_name(s1_stop_reason r)
 {
     switch (r) {
-    case S1_STOP_EOS: return "eos";
-    case S1_STOP_MAX_ANSWER: return "max_answer";
-    case S1_STOP_MAX_TOKENS: return "max_tokens";
-    case S1_STOP_CONTEXT: return "context";
-    case S1_STOP_CANCELLED: return "cancelled";
+    case S1_STOP_EOS:
+        return "eos";
+    case S1_STOP_MAX_ANSWER:
+        return "max_answer";
+    case S1_STOP_MAX_TOKENS:
+        return "max_tokens";
+    case S1_STOP_CONTEXT:
+        return "context";
+    case S1_STOP_CANCELLED:
+        return "cancelled";
     }
     return "unknown";
 }
@@ -119,9 +124,11 @@ static void seq_free(seq *s)
 static char *model_name_of(const char *dir)
 {
     size_t len = strlen(dir);
-    while (len > 1 && dir[len - 1] == '/') len--;
+    while (len > 1 && dir[len - 1] == '/')
+        len--;
     size_t start = len;
-    while (start > 0 && dir[start - 1] != '/') start--;
+    while (start > 0 && dir[start - 1] != '/')
+        start--;
     return strndup(dir + start, len - start);
 }
 
@@ -142,8 +149,11 @@ static void apply_defaults(s1_engine_cfg *c)
 static int open_backend(s1_engine *e, s1_err *err)
 {
     const s1_engine_cfg *c = &e->cfg;
-    s1_backend_cfg bc = {.tp = c->tp, .threads = c->threads, .block_size = c->block_size,
-                         .n_blocks = c->kv_blocks, .max_batch_tokens = c->max_batch_tokens,
+    s1_backend_cfg bc = {.tp = c->tp,
+                         .threads = c->threads,
+                         .block_size = c->block_size,
+                         .n_blocks = c->kv_blocks,
+                         .max_batch_tokens = c->max_batch_tokens,
                          .kv_mem_fraction = c->kv_mem_fraction};
     e->backend = s1_backend_open(c->backend, e->model, &bc, err);
     if (!e->backend) return -1;
@@ -163,8 +173,8 @@ static int context_limit(const s1_engine *e)
     int64_t kv_tokens = (int64_t)e->backend->n_blocks * e->backend->block_size;
     if (kv_tokens < ctx) {
         log_warning("engine: the KV cache holds %lld tokens, less than the context of %d: "
-                    "sequences stop at %lld tokens", (long long)kv_tokens, ctx,
-                    (long long)kv_tokens);
+                    "sequences stop at %lld tokens",
+                    (long long)kv_tokens, ctx, (long long)kv_tokens);
         ctx = (int)kv_tokens;
     }
     return ctx;
@@ -194,11 +204,14 @@ static int alloc_buffers(s1_engine *e, s1_err *err)
 
 static void fill_info(s1_engine *e)
 {
-    e->info = (s1_engine_info){
-        .model_name = e->model_name, .backend = e->backend->name,
-        .n_devices = e->backend->n_devices, .tp = e->cfg.tp, .max_context = e->max_context,
-        .vocab_size = e->n_vocab, .kv_blocks = e->backend->n_blocks,
-        .block_size = e->backend->block_size};
+    e->info = (s1_engine_info){.model_name = e->model_name,
+                               .backend = e->backend->name,
+                               .n_devices = e->backend->n_devices,
+                               .tp = e->cfg.tp,
+                               .max_context = e->max_context,
+                               .vocab_size = e->n_vocab,
+                               .kv_blocks = e->backend->n_blocks,
+                               .block_size = e->backend->block_size};
 }
 
 s1_engine *s1_engine_open(const s1_engine_cfg *cfg, s1_err *err)
@@ -246,9 +259,12 @@ fail:
 void s1_engine_close(s1_engine *e)
 {
     if (!e) return;
-    for (int i = 0; i < e->n_waiting; i++) seq_free(e->waiting[i]);
-    for (int i = 0; i < e->n_running; i++) seq_free(e->running[i]);
-    for (int i = 0; i < e->n_results; i++) s1_result_free(e->results[i]);
+    for (int i = 0; i < e->n_waiting; i++)
+        seq_free(e->waiting[i]);
+    for (int i = 0; i < e->n_running; i++)
+        seq_free(e->running[i]);
+    for (int i = 0; i < e->n_results; i++)
+        s1_result_free(e->results[i]);
     free(e->waiting);
     free(e->running);
     free(e->results);
@@ -318,8 +334,10 @@ static seq *new_seq(const s1_engine *e, const s1_request *r, s1_err *err)
     size_t n = 0;
     if (encode_prompt(e, r, &ids, &n, err) < 0) return NULL;
     if (n >= (size_t)e->max_context) {
-        s1_errf(err, "the prompt is %zu tokens but the context holds %d: shorten the problem "
-                "or raise max_context", n, e->max_context);
+        s1_errf(err,
+                "the prompt is %zu tokens but the context holds %d: shorten the problem "
+                "or raise max_context",
+                n, e->max_context);
         return NULL;
     }
     seq *s = calloc(1, sizeof *s);
@@ -458,10 +476,16 @@ static s1_result *make_result(const s1_engine *e, const seq *s, s1_stop_reason s
     s1_policy_get_counts(s->policy, &c);
     int n_gen = s->n_tokens - s->n_prompt;
     const int32_t *gen = s->tokens + s->n_prompt;
-    *r = (s1_result){.tag = s->tag, .stop = stop, .prompt_tokens = s->n_prompt,
-                     .thinking_tokens = c.thinking, .forced_tokens = c.forced,
-                     .answer_tokens = c.answer, .waits = c.waits, .forced_end = c.forced_end,
-                     .n_prompt = (size_t)s->n_prompt, .n_gen = (size_t)n_gen};
+    *r = (s1_result){.tag = s->tag,
+                     .stop = stop,
+                     .prompt_tokens = s->n_prompt,
+                     .thinking_tokens = c.thinking,
+                     .forced_tokens = c.forced,
+                     .answer_tokens = c.answer,
+                     .waits = c.waits,
+                     .forced_end = c.forced_end,
+                     .n_prompt = (size_t)s->n_prompt,
+                     .n_gen = (size_t)n_gen};
     r->prompt_ids = s1_ids_dup(s->tokens, s->n_prompt);
     r->gen_ids = s1_ids_dup(gen, n_gen);
     r->gen_kinds = malloc((size_t)(n_gen > 0 ? n_gen : 1));
@@ -591,8 +615,8 @@ static seq *preempt_youngest(s1_engine *e)
     s->n_computed = 0;
     s->decoding = false;
     push_waiting(e, s, true);
-    log_debug("engine: request %llu preempted (%d tokens to recompute)",
-              (unsigned long long)s->tag, s->n_tokens);
+    log_debug("engine: request %llu preempted (%d tokens to recompute)", (unsigned long long)s->tag,
+              s->n_tokens);
     return s;
 }
 
@@ -604,8 +628,8 @@ static seq *preempt_youngest(s1_engine *e)
 static void plan_seq(s1_engine *e, seq *s)
 {
     if (!s->decoding)
-        s->n_computed = s1_kv_table_rematch(e->kv, &s->table, s->tokens, s->n_prompt,
-                                            s->n_computed, s->n_tokens);
+        s->n_computed = s1_kv_table_rematch(e->kv, &s->table, s->tokens, s->n_prompt, s->n_computed,
+                                            s->n_tokens);
     int count = s->n_tokens - s->n_computed;
     int left = e->cfg.max_batch_tokens - e->n_planned;
     if (count > left) count = left;
@@ -640,9 +664,15 @@ static s1_batch build_batch(s1_engine *e)
         e->b_tables[i] = (s1_block_table){s->table.blocks, s->table.n};
         if (s->n_computed + e->plan[i].count == s->n_tokens) e->b_out[n_out++] = n - 1;
     }
-    return (s1_batch){.n_tokens = n, .tokens = e->b_tokens, .pos = e->b_pos, .seq = e->b_seq,
-                      .n_seqs = e->n_plan, .tables = e->b_tables, .n_out = n_out,
-                      .out_rows = e->b_out, .logits = e->logits};
+    return (s1_batch){.n_tokens = n,
+                      .tokens = e->b_tokens,
+                      .pos = e->b_pos,
+                      .seq = e->b_seq,
+                      .n_seqs = e->n_plan,
+                      .tables = e->b_tables,
+                      .n_out = n_out,
+                      .out_rows = e->b_out,
+                      .logits = e->logits};
 }
 
 /* Notes where the answer phase starts: right after the token that ended the

@@ -18,26 +18,26 @@ typedef struct s1_engine s1_engine;
 
 typedef struct {
     const char *model_dir;
-    const char *backend;   /* "cpu" (default) or "cuda" */
-    int tp;                /* tensor-parallel degree; 0 = 1 */
-    int threads;           /* CPU threads; 0 = one per core */
-    int max_seqs;          /* sequences in flight at most; 0 = 64 */
-    int max_batch_tokens;  /* tokens per forward (prefill chunk); 0 = 512 */
-    int block_size;        /* tokens per KV block; 0 = 16 */
-    int kv_blocks;         /* 0 = sized by the backend */
-    int max_context;       /* 0 = the model's max_position_embeddings */
-    double kv_mem_fraction;/* cuda: share of free memory for KV; 0 = 0.9 */
-    bool no_prefix_cache;  /* disable sharing of prompt-prefix KV blocks */
+    const char *backend;    /* "cpu" (default) or "cuda" */
+    int tp;                 /* tensor-parallel degree; 0 = 1 */
+    int threads;            /* CPU threads; 0 = one per core */
+    int max_seqs;           /* sequences in flight at most; 0 = 64 */
+    int max_batch_tokens;   /* tokens per forward (prefill chunk); 0 = 512 */
+    int block_size;         /* tokens per KV block; 0 = 16 */
+    int kv_blocks;          /* 0 = sized by the backend */
+    int max_context;        /* 0 = the model's max_position_embeddings */
+    double kv_mem_fraction; /* cuda: share of free memory for KV; 0 = 0.9 */
+    bool no_prefix_cache;   /* disable sharing of prompt-prefix KV blocks */
 } s1_engine_cfg;
 
 /* Budget forcing, per request (DESIGN.md "Budget forcing"). NULL strings take
  * the defaults below; a limit of 0 means "none" except where noted. */
 typedef struct {
-    int max_think;             /* most sampled thinking tokens; 0 = unlimited */
-    int min_think;             /* suppress the end of thinking before this many */
-    int ignore_stop;           /* suppress the first N ends of thinking */
-    int max_answer;            /* most answer tokens; 0 = until the context is full */
-    const char *system;        /* "You are Qwen, created by Alibaba Cloud. You are a helpful assistant." */
+    int max_think;      /* most sampled thinking tokens; 0 = unlimited */
+    int min_think;      /* suppress the end of thinking before this many */
+    int ignore_stop;    /* suppress the first N ends of thinking */
+    int max_answer;     /* most answer tokens; 0 = until the context is full */
+    const char *system; /* "You are Qwen, created by Alibaba Cloud. You are a helpful assistant." */
     const char *think_end;     /* end-of-thinking delimiter, "<|im_start|>" */
     const char *answer_header; /* fed after a forced delimiter, "answer\n" */
     const char *answer_prefix; /* fed after the header, "Final Answer:" */
@@ -52,11 +52,11 @@ typedef struct {
 } s1_sampling;
 
 typedef struct {
-    uint64_t tag;        /* the caller's name for this request, unique in flight */
-    const char *text;    /* the problem (templated) or, when raw, the whole prompt */
+    uint64_t tag;     /* the caller's name for this request, unique in flight */
+    const char *text; /* the problem (templated) or, when raw, the whole prompt */
     size_t text_len;
-    bool raw;            /* no template, no policy, added tokens matched */
-    int max_tokens;      /* raw: tokens to generate at most; 0 = context */
+    bool raw;       /* no template, no policy, added tokens matched */
+    int max_tokens; /* raw: tokens to generate at most; 0 = context */
     s1_policy_cfg policy;
     s1_sampling sampling;
 } s1_request;
@@ -80,11 +80,13 @@ typedef struct {
     uint64_t tag;
     s1_stop_reason stop;
     int prompt_tokens, thinking_tokens, forced_tokens, answer_tokens;
-    int waits;          /* wait strings injected */
-    bool forced_end;    /* the end of thinking was forced by the budget */
-    int32_t *prompt_ids; size_t n_prompt;   /* owned */
-    int32_t *gen_ids; size_t n_gen;         /* every generated token, owned */
-    uint8_t *gen_kinds;                     /* [n_gen] s1_token_kind, owned */
+    int waits;       /* wait strings injected */
+    bool forced_end; /* the end of thinking was forced by the budget */
+    int32_t *prompt_ids;
+    size_t n_prompt; /* owned */
+    int32_t *gen_ids;
+    size_t n_gen;       /* every generated token, owned */
+    uint8_t *gen_kinds; /* [n_gen] s1_token_kind, owned */
     char *trace;        /* the decoded generation: thinking, forced text, answer; owned */
     char *answer;       /* the decoded answer phase (after the end of thinking); owned */
     double ttft_s;      /* added → first sampled token */
@@ -97,7 +99,7 @@ void s1_result_free(s1_result *r);
 typedef struct {
     const char *model_name; /* last path component of the model directory */
     const char *backend;
-    int n_devices;          /* GPUs (0 on cpu) */
+    int n_devices; /* GPUs (0 on cpu) */
     int tp;
     int max_context;
     int vocab_size;

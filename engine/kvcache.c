@@ -19,9 +19,9 @@ typedef struct {
 struct s1_kv {
     int n_blocks, block_size;
     bool prefix_cache;
-    block_meta *m;      /* [n_blocks], owned */
-    int32_t *tokens;    /* [n_blocks * block_size] contents of cached blocks, owned */
-    int32_t *free_ids;  /* [n_blocks] stack, owned */
+    block_meta *m;     /* [n_blocks], owned */
+    int32_t *tokens;   /* [n_blocks * block_size] contents of cached blocks, owned */
+    int32_t *free_ids; /* [n_blocks] stack, owned */
     int n_free;
     int32_t idle_head, idle_tail; /* -1 when empty */
     int n_idle;
@@ -38,7 +38,8 @@ s1_kv *s1_kv_new(int n_blocks, int block_size, bool prefix_cache)
     kv->block_size = block_size;
     kv->prefix_cache = prefix_cache;
     kv->n_buckets = 1;
-    while (kv->n_buckets < (uint32_t)n_blocks) kv->n_buckets <<= 1;
+    while (kv->n_buckets < (uint32_t)n_blocks)
+        kv->n_buckets <<= 1;
     kv->m = calloc((size_t)n_blocks, sizeof *kv->m);
     kv->tokens = malloc(sizeof *kv->tokens * (size_t)n_blocks * (size_t)block_size);
     kv->free_ids = malloc(sizeof *kv->free_ids * (size_t)n_blocks);
@@ -48,10 +49,12 @@ s1_kv *s1_kv_new(int n_blocks, int block_size, bool prefix_cache)
         return NULL;
     }
     /* Popped from the top: block 0 is handed out first. */
-    for (int i = 0; i < n_blocks; i++) kv->free_ids[i] = n_blocks - 1 - i;
+    for (int i = 0; i < n_blocks; i++)
+        kv->free_ids[i] = n_blocks - 1 - i;
     kv->n_free = n_blocks;
     kv->idle_head = kv->idle_tail = -1;
-    for (uint32_t i = 0; i < kv->n_buckets; i++) kv->buckets[i] = -1;
+    for (uint32_t i = 0; i < kv->n_buckets; i++)
+        kv->buckets[i] = -1;
     return kv;
 }
 
@@ -83,10 +86,14 @@ int s1_kv_refcount(const s1_kv *kv, int32_t block)
 static void idle_unlink(s1_kv *kv, int32_t b)
 {
     block_meta *m = &kv->m[b];
-    if (m->prev >= 0) kv->m[m->prev].next = m->next;
-    else kv->idle_head = m->next;
-    if (m->next >= 0) kv->m[m->next].prev = m->prev;
-    else kv->idle_tail = m->prev;
+    if (m->prev >= 0)
+        kv->m[m->prev].next = m->next;
+    else
+        kv->idle_head = m->next;
+    if (m->next >= 0)
+        kv->m[m->next].prev = m->prev;
+    else
+        kv->idle_tail = m->prev;
     kv->n_idle--;
 }
 
@@ -95,8 +102,10 @@ static void idle_append(s1_kv *kv, int32_t b)
     block_meta *m = &kv->m[b];
     m->prev = kv->idle_tail;
     m->next = -1;
-    if (kv->idle_tail >= 0) kv->m[kv->idle_tail].next = b;
-    else kv->idle_head = b;
+    if (kv->idle_tail >= 0)
+        kv->m[kv->idle_tail].next = b;
+    else
+        kv->idle_head = b;
     kv->idle_tail = b;
     kv->n_idle++;
 }
@@ -109,7 +118,8 @@ static int32_t *bucket_of(s1_kv *kv, uint64_t hash)
 static void uncache(s1_kv *kv, int32_t b)
 {
     int32_t *link = bucket_of(kv, kv->m[b].hash);
-    while (*link != b) link = &kv->m[*link].hnext;
+    while (*link != b)
+        link = &kv->m[*link].hnext;
     *link = kv->m[b].hnext;
     kv->m[b].cached = false;
 }
@@ -136,8 +146,10 @@ static void release_block(s1_kv *kv, int32_t b)
 {
     assert(kv->m[b].ref > 0);
     if (--kv->m[b].ref > 0) return;
-    if (kv->m[b].cached) idle_append(kv, b);
-    else kv->free_ids[kv->n_free++] = b;
+    if (kv->m[b].cached)
+        idle_append(kv, b);
+    else
+        kv->free_ids[kv->n_free++] = b;
 }
 
 /* FNV-1a over the parent's hash and the block's tokens: a chain hash, so a
@@ -146,9 +158,11 @@ static uint64_t chain_hash(uint64_t parent, const int32_t *tokens, int n)
 {
     uint64_t h = 0xcbf29ce484222325ull;
     const unsigned char *p = (const unsigned char *)&parent;
-    for (size_t i = 0; i < sizeof parent; i++) h = (h ^ p[i]) * 0x100000001b3ull;
+    for (size_t i = 0; i < sizeof parent; i++)
+        h = (h ^ p[i]) * 0x100000001b3ull;
     p = (const unsigned char *)tokens;
-    for (size_t i = 0; i < sizeof *tokens * (size_t)n; i++) h = (h ^ p[i]) * 0x100000001b3ull;
+    for (size_t i = 0; i < sizeof *tokens * (size_t)n; i++)
+        h = (h ^ p[i]) * 0x100000001b3ull;
     return h;
 }
 
@@ -193,8 +207,7 @@ static void hold(s1_kv *kv, int32_t b)
     if (kv->m[b].ref++ == 0) idle_unlink(kv, b);
 }
 
-int s1_kv_table_match(s1_kv *kv, s1_kv_table *t, const int32_t *prompt, int n_prompt,
-                      int n_tokens)
+int s1_kv_table_match(s1_kv *kv, s1_kv_table *t, const int32_t *prompt, int n_prompt, int n_tokens)
 {
     assert(t->n == 0);
     t->n_hashed = 0;
@@ -292,7 +305,8 @@ void s1_kv_table_publish(s1_kv *kv, s1_kv_table *t, const int32_t *prompt, int n
 void s1_kv_table_release(s1_kv *kv, s1_kv_table *t)
 {
     /* Last blocks first, so the idle list evicts a prompt's tail before its head. */
-    for (int i = t->n - 1; i >= 0; i--) release_block(kv, t->blocks[i]);
+    for (int i = t->n - 1; i >= 0; i--)
+        release_block(kv, t->blocks[i]);
     t->n = 0;
     t->n_hashed = 0;
     t->last_hash = 0;

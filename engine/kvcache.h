@@ -35,8 +35,7 @@ int s1_kv_refcount(const s1_kv *kv, int32_t block);
  * sequence of n_tokens (the prompt, then what it generated before a
  * preemption). At most n_tokens - 1 count as cached, since the last token must
  * be fed again for its logits. t must be empty. Returns the tokens cached. */
-int s1_kv_table_match(s1_kv *kv, s1_kv_table *t, const int32_t *prompt, int n_prompt,
-                      int n_tokens);
+int s1_kv_table_match(s1_kv *kv, s1_kv_table *t, const int32_t *prompt, int n_prompt, int n_tokens);
 
 /* For a sequence still prefilling, with blocks reserved past n_computed: when
  * the next full prompt blocks were cached meanwhile (by a sequence admitted

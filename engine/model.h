@@ -40,14 +40,14 @@ typedef struct {
 
 /* One decoder layer; HF layout, weights are [out_features, in_features]. */
 typedef struct {
-    s1_tensor attn_norm;     /* [hidden]                 input_layernorm */
-    s1_tensor wq, bq;        /* [heads*hd, hidden], [heads*hd] */
-    s1_tensor wk, bk;        /* [kv*hd, hidden], [kv*hd] */
-    s1_tensor wv, bv;        /* [kv*hd, hidden], [kv*hd] */
-    s1_tensor wo;            /* [hidden, heads*hd] */
-    s1_tensor mlp_norm;      /* [hidden]                 post_attention_layernorm */
-    s1_tensor w_gate, w_up;  /* [inter, hidden] */
-    s1_tensor w_down;        /* [hidden, inter] */
+    s1_tensor attn_norm;    /* [hidden]                 input_layernorm */
+    s1_tensor wq, bq;       /* [heads*hd, hidden], [heads*hd] */
+    s1_tensor wk, bk;       /* [kv*hd, hidden], [kv*hd] */
+    s1_tensor wv, bv;       /* [kv*hd, hidden], [kv*hd] */
+    s1_tensor wo;           /* [hidden, heads*hd] */
+    s1_tensor mlp_norm;     /* [hidden]                 post_attention_layernorm */
+    s1_tensor w_gate, w_up; /* [inter, hidden] */
+    s1_tensor w_down;       /* [hidden, inter] */
 } s1_layer;
 
 typedef struct {
@@ -62,8 +62,8 @@ typedef struct s1_model_files s1_model_files;
 typedef struct {
     s1_model_config cfg;
     s1_weights w;
-    char *dir;              /* owned */
-    s1_model_files *files;  /* the mmaps, owned */
+    char *dir;             /* owned */
+    s1_model_files *files; /* the mmaps, owned */
 } s1_model;
 
 /* Loads dir/config.json and dir/model.safetensors (or the shards listed in

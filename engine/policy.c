@@ -10,7 +10,7 @@ struct s1_policy {
     int32_t think_end, eos, eos_alt;
     int32_t *wait, *answer_start; /* owned */
     int n_wait, n_answer_start;
-    int room;                     /* tokens the sequence may still grow by */
+    int room; /* tokens the sequence may still grow by */
     s1_policy_counts c;
     bool done;
     s1_stop_reason stop;
@@ -33,7 +33,8 @@ int32_t *s1_ids_dup(const int32_t *ids, int n)
 static s1_policy *policy_alloc(const s1_vocab *v, int room, s1_err *err)
 {
     if (room < 1) {
-        s1_errf(err, "the prompt fills the whole context: shorten the problem or raise max_context");
+        s1_errf(err,
+                "the prompt fills the whole context: shorten the problem or raise max_context");
         return NULL;
     }
     s1_policy *p = calloc(1, sizeof *p);
@@ -58,21 +59,28 @@ static s1_policy *policy_alloc(const s1_vocab *v, int room, s1_err *err)
  * a message naming the field rather than running forever or never thinking. */
 static int check_cfg(const s1_policy_cfg *cfg, const s1_vocab *v, s1_err *err)
 {
-    const struct { const char *name; int value; } limits[] = {
-        {"max_think", cfg->max_think}, {"min_think", cfg->min_think},
-        {"ignore_stop", cfg->ignore_stop}, {"max_answer", cfg->max_answer}};
+    const struct {
+        const char *name;
+        int value;
+    } limits[] = {{"max_think", cfg->max_think},
+                  {"min_think", cfg->min_think},
+                  {"ignore_stop", cfg->ignore_stop},
+                  {"max_answer", cfg->max_answer}};
     for (size_t i = 0; i < sizeof limits / sizeof limits[0]; i++)
         if (limits[i].value < 0)
             return s1_errf(err, "policy.%s is %d: it must be 0 or more", limits[i].name,
                            limits[i].value);
     if (cfg->max_think > 0 && cfg->min_think > cfg->max_think)
-        return s1_errf(err, "policy.min_think (%d) exceeds policy.max_think (%d): lower min_think "
-                       "or raise the budget", cfg->min_think, cfg->max_think);
+        return s1_errf(err,
+                       "policy.min_think (%d) exceeds policy.max_think (%d): lower min_think "
+                       "or raise the budget",
+                       cfg->min_think, cfg->max_think);
     if (v->n_wait < 1)
-        return s1_errf(err, "policy.wait_string encodes to no tokens: give a non-empty wait string");
+        return s1_errf(err,
+                       "policy.wait_string encodes to no tokens: give a non-empty wait string");
     if (v->n_answer_start < 1)
         return s1_errf(err, "policy.answer_header and policy.answer_prefix encode to no tokens: "
-                       "give a non-empty answer header or prefix");
+                            "give a non-empty answer header or prefix");
     return 0;
 }
 
@@ -137,9 +145,12 @@ static bool push(s1_policy *p, step_out *o, int32_t id, s1_token_kind kind)
     o->kinds[o->n] = (uint8_t)kind;
     o->n++;
     p->room--;
-    if (kind == S1_TOK_THINKING) p->c.thinking++;
-    else if (kind == S1_TOK_FORCED) p->c.forced++;
-    else p->c.answer++;
+    if (kind == S1_TOK_THINKING)
+        p->c.thinking++;
+    else if (kind == S1_TOK_FORCED)
+        p->c.forced++;
+    else
+        p->c.answer++;
     return true;
 }
 
@@ -157,7 +168,8 @@ static bool is_eos(const s1_policy *p, int32_t id)
 static void answer_step(s1_policy *p, step_out *o, int32_t sampled)
 {
     if (!push(p, o, sampled, S1_TOK_ANSWER)) return;
-    if (is_eos(p, sampled)) finish(p, S1_STOP_EOS);
+    if (is_eos(p, sampled))
+        finish(p, S1_STOP_EOS);
     else if (p->max_answer > 0 && p->c.answer >= p->max_answer)
         finish(p, p->raw ? S1_STOP_MAX_TOKENS : S1_STOP_MAX_ANSWER);
 }
@@ -196,8 +208,10 @@ int s1_policy_step(s1_policy *p, int32_t sampled, int32_t *out, uint8_t *kinds, 
 {
     if (p->done) return 0;
     step_out o = {out, kinds, 0, cap};
-    if (p->c.thinking_phase) thinking_step(p, &o, sampled);
-    else answer_step(p, &o, sampled);
+    if (p->c.thinking_phase)
+        thinking_step(p, &o, sampled);
+    else
+        answer_step(p, &o, sampled);
     /* The next token would lie past the context window. */
     if (p->room == 0) finish(p, S1_STOP_CONTEXT);
     return o.n;

@@ -14,10 +14,10 @@
 /* The policy's strings as token ids (engine/prompt.c builds it from an
  * s1_policy_cfg and the tokenizer). The arrays are copied by s1_policy_new. */
 typedef struct {
-    int32_t think_end;           /* the end-of-thinking delimiter, one token */
-    int32_t eos;                 /* ends the answer: <|im_end|> */
-    int32_t eos_alt;             /* a second end token (raw: <|endoftext|>); -1 = none */
-    const int32_t *wait;         /* the wait string */
+    int32_t think_end;   /* the end-of-thinking delimiter, one token */
+    int32_t eos;         /* ends the answer: <|im_end|> */
+    int32_t eos_alt;     /* a second end token (raw: <|endoftext|>); -1 = none */
+    const int32_t *wait; /* the wait string */
     int n_wait;
     const int32_t *answer_start; /* answer_header + answer_prefix, fed after a forced delimiter */
     int n_answer_start;

@@ -26,8 +26,8 @@ static int append(const s1_tokenizer *t, id_buf *b, const char *text, size_t len
     return 0;
 }
 
-int s1_prompt_s1(const s1_tokenizer *t, const char *system, const char *problem,
-                 size_t problem_len, int32_t **ids, size_t *n_ids, s1_err *err)
+int s1_prompt_s1(const s1_tokenizer *t, const char *system, const char *problem, size_t problem_len,
+                 int32_t **ids, size_t *n_ids, s1_err *err)
 {
     static const char *const head = "<|im_start|>system\n";
     static const char *const mid = "<|im_end|>\n<|im_start|>user\n";
@@ -62,8 +62,10 @@ static int think_end_id(const s1_tokenizer *t, const char *think_end, int32_t *i
     size_t n = 0;
     if (s1_tokenizer_encode(t, think_end, strlen(think_end), 1, &ids, &n, err) < 0) return -1;
     if (n != 1)
-        return s1_errf(err, "policy.think_end \"%s\" is %zu tokens: it must be exactly one "
-                       "(e.g. <|im_start|>)", think_end, n);
+        return s1_errf(err,
+                       "policy.think_end \"%s\" is %zu tokens: it must be exactly one "
+                       "(e.g. <|im_start|>)",
+                       think_end, n);
     *id = ids[0];
     return 0;
 }

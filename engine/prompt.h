@@ -14,16 +14,16 @@
 #include "tokenizer.h"
 
 /* Defaults of s1_policy_cfg's strings (engine.h). */
-#define S1_DEFAULT_SYSTEM "You are Qwen, created by Alibaba Cloud. You are a helpful assistant."
-#define S1_DEFAULT_THINK_END "<|im_start|>"
+#define S1_DEFAULT_SYSTEM        "You are Qwen, created by Alibaba Cloud. You are a helpful assistant."
+#define S1_DEFAULT_THINK_END     "<|im_start|>"
 #define S1_DEFAULT_ANSWER_HEADER "answer\n"
 #define S1_DEFAULT_ANSWER_PREFIX "Final Answer:"
-#define S1_DEFAULT_WAIT_STRING "Wait"
+#define S1_DEFAULT_WAIT_STRING   "Wait"
 
 /* <|im_start|>system\n{system}<|im_end|>\n<|im_start|>user\n{problem}<|im_end|>\n
  * <|im_start|>assistant\n<|im_start|>think\n → *ids (malloc'ed, the caller's). */
-int s1_prompt_s1(const s1_tokenizer *t, const char *system, const char *problem,
-                 size_t problem_len, int32_t **ids, size_t *n_ids, s1_err *err);
+int s1_prompt_s1(const s1_tokenizer *t, const char *system, const char *problem, size_t problem_len,
+                 int32_t **ids, size_t *n_ids, s1_err *err);
 
 /* A policy's strings as tokens; v's arrays point into the owned ones. */
 typedef struct {

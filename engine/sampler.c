@@ -44,7 +44,8 @@ void s1_sampler_init(s1_sampler *s, const s1_sampling *cfg)
     s->cfg = *cfg;
     /* splitmix64 spreads any seed (0 included) over the whole state. */
     uint64_t x = cfg->seed;
-    for (int i = 0; i < 4; i++) s->rng[i] = splitmix64(&x);
+    for (int i = 0; i < 4; i++)
+        s->rng[i] = splitmix64(&x);
 }
 
 double s1_sampler_uniform(s1_sampler *s)
@@ -113,15 +114,18 @@ static void select_top(cand *c, int n, int k)
             if (before(&c[i], &c[hi])) swap(&c[i], &c[store++]);
         swap(&c[store], &c[hi]);
         if (store == k - 1 || store == k) return;
-        if (store < k) lo = store + 1;
-        else hi = store - 1;
+        if (store < k)
+            lo = store + 1;
+        else
+            hi = store - 1;
     }
 }
 
 static double total_weight(const cand *c, int n)
 {
     double t = 0;
-    for (int i = 0; i < n; i++) t += c[i].w;
+    for (int i = 0; i < n; i++)
+        t += c[i].w;
     return t;
 }
 

@@ -24,17 +24,17 @@
 #include "s1_kernels.h"
 #include "shard.h"
 
-#define MAX_TP 8
-#define N_BUCKETS 7 /* graphs for 1, 2, 4, ... 64 tokens */
-#define SPLITS_MAX 64
+#define MAX_TP      8
+#define N_BUCKETS   7 /* graphs for 1, 2, 4, ... 64 tokens */
+#define SPLITS_MAX  64
 #define META_ARRAYS 6 /* tokens, pos, ctx, slot, tbl, out_rows */
 
 typedef struct {
-    uint16_t *wqkv;  /* [(nh+2*nkv)*hd, hidden] this rank's q, k, v rows */
-    uint16_t *wo;    /* [hidden, nh*hd] this rank's columns */
-    uint16_t *wgu;   /* [2*inter, hidden] gate rows then up rows */
-    uint16_t *wdown; /* [hidden, inter] this rank's columns */
-    float *bqkv;     /* [(nh+2*nkv)*hd] */
+    uint16_t *wqkv;              /* [(nh+2*nkv)*hd, hidden] this rank's q, k, v rows */
+    uint16_t *wo;                /* [hidden, nh*hd] this rank's columns */
+    uint16_t *wgu;               /* [2*inter, hidden] gate rows then up rows */
+    uint16_t *wdown;             /* [hidden, inter] this rank's columns */
+    float *bqkv;                 /* [(nh+2*nkv)*hd] */
     float *attn_norm, *mlp_norm; /* [hidden] */
 } cu_layer;
 
@@ -44,33 +44,33 @@ typedef struct cuda_backend cuda_backend;
 typedef struct {
     cuda_backend *cb;
     int rank, dev;
-    int nh, nkv, inter;       /* this rank's heads, kv heads, intermediate size */
-    int vocab_lo, vocab_n;    /* this rank's slice of the vocabulary */
-    s1_shard shard;           /* this rank's weight views (engine/shard.h) */
+    int nh, nkv, inter;    /* this rank's heads, kv heads, intermediate size */
+    int vocab_lo, vocab_n; /* this rank's slice of the vocabulary */
+    s1_shard shard;        /* this rank's weight views (engine/shard.h) */
     cudaStream_t st;
     s1_cuda_gemm *gemm;
-    ncclComm_t comm;          /* NULL when tp == 1 */
-    cu_layer *layers;         /* [n_layers], host array */
-    uint16_t *embed;          /* [vocab, hidden], whole on every rank */
-    uint16_t *lm_head;        /* [vocab_n, hidden] */
-    float *final_norm;        /* [hidden] */
-    float *rope;              /* [max_position, hd/2, (cos, sin)] */
-    uint16_t *kv;             /* [n_layers][K, V][n_blocks + 1][nkv][bs][hd] */
-    float *x, *y;             /* [max_tokens, hidden] residual stream, layer output */
-    float *qkv;               /* [max_tokens, (nh+2*nkv)*hd] */
-    float *gu;                /* [max_tokens, 2*inter] */
-    float *logits;            /* [max_tokens, vocab_n] */
-    float *part;              /* [part_rows, nh, hd + 2] attention partials */
-    uint16_t *xn;             /* [max_tokens, hidden] normed, GEMM input */
-    uint16_t *q, *att;        /* [max_tokens, nh*hd] */
-    uint16_t *h;              /* [max_tokens, inter] */
-    uint16_t *xo;             /* [max_tokens, hidden] rows whose logits are wanted */
-    int32_t *meta;            /* [META_ARRAYS * max_tokens] */
-    int32_t *blocks;          /* [blocks_cap] */
+    ncclComm_t comm;   /* NULL when tp == 1 */
+    cu_layer *layers;  /* [n_layers], host array */
+    uint16_t *embed;   /* [vocab, hidden], whole on every rank */
+    uint16_t *lm_head; /* [vocab_n, hidden] */
+    float *final_norm; /* [hidden] */
+    float *rope;       /* [max_position, hd/2, (cos, sin)] */
+    uint16_t *kv;      /* [n_layers][K, V][n_blocks + 1][nkv][bs][hd] */
+    float *x, *y;      /* [max_tokens, hidden] residual stream, layer output */
+    float *qkv;        /* [max_tokens, (nh+2*nkv)*hd] */
+    float *gu;         /* [max_tokens, 2*inter] */
+    float *logits;     /* [max_tokens, vocab_n] */
+    float *part;       /* [part_rows, nh, hd + 2] attention partials */
+    uint16_t *xn;      /* [max_tokens, hidden] normed, GEMM input */
+    uint16_t *q, *att; /* [max_tokens, nh*hd] */
+    uint16_t *h;       /* [max_tokens, inter] */
+    uint16_t *xo;      /* [max_tokens, hidden] rows whose logits are wanted */
+    int32_t *meta;     /* [META_ARRAYS * max_tokens] */
+    int32_t *blocks;   /* [blocks_cap] */
     int blocks_cap;
     cudaGraphExec_t graph[N_BUCKETS];
-    size_t free_bytes;        /* free device memory after the weights */
-    int rc;                   /* the last team job's result */
+    size_t free_bytes; /* free device memory after the weights */
+    int rc;            /* the last team job's result */
     s1_err err;
     pthread_t thread;
     bool thread_started;
@@ -116,7 +116,8 @@ static void *rank_thread(void *p)
     unsigned seen = 0;
     pthread_mutex_lock(&cb->mu);
     for (;;) {
-        while (cb->gen == seen && !cb->quit) pthread_cond_wait(&cb->go, &cb->mu);
+        while (cb->gen == seen && !cb->quit)
+            pthread_cond_wait(&cb->go, &cb->mu);
         if (cb->quit) break;
         seen = cb->gen;
         rank_fn fn = cb->fn;
@@ -135,7 +136,8 @@ static void *rank_thread(void *p)
 static int team_run(cuda_backend *cb, rank_fn fn, void *arg, s1_err *err)
 {
     if (!cb->threads) {
-        for (int i = 0; i < cb->tp; i++) cb->ranks[i].rc = run_job(&cb->ranks[i], fn, arg);
+        for (int i = 0; i < cb->tp; i++)
+            cb->ranks[i].rc = run_job(&cb->ranks[i], fn, arg);
     } else {
         pthread_mutex_lock(&cb->mu);
         cb->fn = fn;
@@ -143,7 +145,8 @@ static int team_run(cuda_backend *cb, rank_fn fn, void *arg, s1_err *err)
         cb->n_done = 0;
         cb->gen++;
         pthread_cond_broadcast(&cb->go);
-        while (cb->n_done < cb->tp) pthread_cond_wait(&cb->done, &cb->mu);
+        while (cb->n_done < cb->tp)
+            pthread_cond_wait(&cb->done, &cb->mu);
         pthread_mutex_unlock(&cb->mu);
     }
     for (int i = 0; i < cb->tp; i++)
@@ -162,7 +165,8 @@ static void team_stop(cuda_backend *cb)
     pthread_mutex_unlock(&cb->mu);
     for (int i = 0; i < cb->tp; i++)
         if (cb->ranks[i].thread_started) pthread_join(cb->ranks[i].thread, NULL);
-    for (int i = 0; i < cb->tp; i++) cb->ranks[i].thread_started = false;
+    for (int i = 0; i < cb->tp; i++)
+        cb->ranks[i].thread_started = false;
     cb->threads = false; /* later jobs (the cleanup) run in the caller */
 }
 
@@ -192,10 +196,11 @@ static int load_layer(cu_rank *r, s1_cuda_loader *ld, const s1_layer *w, cu_laye
     const int64_t H = r->cb->m->cfg.hidden_size, hd = r->cb->hd, qd = (int64_t)r->nh * hd,
                   kd = (int64_t)r->nkv * hd, I = r->inter;
     s1_err *err = &r->err;
-    if (dmalloc(r, &l->wqkv, (size_t)(qd + 2 * kd) * H * 2) || dmalloc(r, &l->wo, (size_t)H * qd * 2) ||
-        dmalloc(r, &l->wgu, (size_t)2 * I * H * 2) || dmalloc(r, &l->wdown, (size_t)H * I * 2) ||
-        dmalloc(r, &l->bqkv, (size_t)(qd + 2 * kd) * 4) || dmalloc(r, &l->attn_norm, (size_t)H * 4) ||
-        dmalloc(r, &l->mlp_norm, (size_t)H * 4))
+    if (dmalloc(r, &l->wqkv, (size_t)(qd + 2 * kd) * H * 2) ||
+        dmalloc(r, &l->wo, (size_t)H * qd * 2) || dmalloc(r, &l->wgu, (size_t)2 * I * H * 2) ||
+        dmalloc(r, &l->wdown, (size_t)H * I * 2) ||
+        dmalloc(r, &l->bqkv, (size_t)(qd + 2 * kd) * 4) ||
+        dmalloc(r, &l->attn_norm, (size_t)H * 4) || dmalloc(r, &l->mlp_norm, (size_t)H * 4))
         return -1;
     /* q, k, v (and gate, up) rows are stacked so one GEMM computes them */
     return s1_cuda_upload(ld, l->wqkv, 1, &w->wq, err) ||
@@ -239,10 +244,12 @@ static int load_rope(cu_rank *r)
 static int alloc_activations(cu_rank *r)
 {
     const cuda_backend *cb = r->cb;
-    const size_t N = (size_t)cb->max_tokens, H = (size_t)cb->m->cfg.hidden_size, hd = (size_t)cb->hd;
+    const size_t N = (size_t)cb->max_tokens, H = (size_t)cb->m->cfg.hidden_size,
+                 hd = (size_t)cb->hd;
     const size_t qkvw = (size_t)(r->nh + 2 * r->nkv) * hd, qd = (size_t)r->nh * hd;
     return dmalloc(r, &r->x, N * H * 4) || dmalloc(r, &r->y, N * H * 4) ||
-                   dmalloc(r, &r->qkv, N * qkvw * 4) || dmalloc(r, &r->gu, N * 2 * (size_t)r->inter * 4) ||
+                   dmalloc(r, &r->qkv, N * qkvw * 4) ||
+                   dmalloc(r, &r->gu, N * 2 * (size_t)r->inter * 4) ||
                    dmalloc(r, &r->logits, N * (size_t)r->vocab_n * 4) ||
                    dmalloc(r, &r->part, (size_t)cb->part_rows * (size_t)r->nh * (hd + 2) * 4) ||
                    dmalloc(r, &r->xn, N * H * 2) || dmalloc(r, &r->q, N * qd * 2) ||
@@ -300,8 +307,8 @@ static int rank_alloc_kv(cu_rank *r, void *arg)
 {
     (void)arg;
     const cuda_backend *cb = r->cb;
-    const size_t bytes = kv_block_bytes(r) * (size_t)(cb->base.n_blocks + 1) * 2 *
-                         (size_t)cb->m->cfg.n_layers;
+    const size_t bytes =
+        kv_block_bytes(r) * (size_t)(cb->base.n_blocks + 1) * 2 * (size_t)cb->m->cfg.n_layers;
     s1_err *err = &r->err;
     return dmalloc(r, &r->kv, bytes) || CU(r->dev, cudaMemsetAsync(r->kv, 0, bytes, r->st)) ||
                    CU(r->dev, cudaStreamSynchronize(r->st))
@@ -328,13 +335,16 @@ static int rank_free(cu_rank *r, void *arg)
         for (int l = 0; l < r->cb->m->cfg.n_layers; l++) {
             cu_layer *y = &r->layers[l];
             void *p[] = {y->wqkv, y->wo, y->wgu, y->wdown, y->bqkv, y->attn_norm, y->mlp_norm};
-            for (size_t i = 0; i < sizeof p / sizeof *p; i++) cudaFree(p[i]);
+            for (size_t i = 0; i < sizeof p / sizeof *p; i++)
+                cudaFree(p[i]);
         }
     free(r->layers);
     r->layers = NULL;
-    void *p[] = {r->embed, r->lm_head, r->final_norm, r->rope, r->kv, r->x, r->y, r->qkv, r->gu,
-                 r->logits, r->part, r->xn, r->q, r->att, r->h, r->xo, r->meta, r->blocks};
-    for (size_t i = 0; i < sizeof p / sizeof *p; i++) cudaFree(p[i]);
+    void *p[] = {r->embed, r->lm_head, r->final_norm, r->rope,   r->kv,   r->x,
+                 r->y,     r->qkv,     r->gu,         r->logits, r->part, r->xn,
+                 r->q,     r->att,     r->h,          r->xo,     r->meta, r->blocks};
+    for (size_t i = 0; i < sizeof p / sizeof *p; i++)
+        cudaFree(p[i]);
     s1_cuda_gemm_free(r->gemm);
     r->gemm = NULL;
     s1_shard_free(&r->shard);
@@ -411,7 +421,8 @@ static int model_forward(cu_rank *r, int n, int n_out, int splits)
         if (layer_forward(r, l, n, splits, next)) return -1;
     }
     return CU(dev, s1k_gather_rows(r->xo, r->xn, meta(r, M_ROWS), n_out, H, r->st)) ||
-                   s1_cuda_gemm_run(r->gemm, r->logits, r->xo, r->lm_head, n_out, r->vocab_n, H, err)
+                   s1_cuda_gemm_run(r->gemm, r->logits, r->xo, r->lm_head, n_out, r->vocab_n, H,
+                                    err)
                ? -1
                : 0;
 }
@@ -454,8 +465,8 @@ static int graph_get(cu_rank *r, int b, cudaGraphExec_t *out)
 
 typedef struct {
     const s1_batch *batch;
-    int n_rows;  /* tokens computed: n_tokens, or the graph bucket's size */
-    int bucket;  /* graph bucket, -1 for none */
+    int n_rows; /* tokens computed: n_tokens, or the graph bucket's size */
+    int bucket; /* graph bucket, -1 for none */
     int n_blocks_used;
     int max_ctx;
 } fwd_job;
@@ -464,7 +475,8 @@ static int grow_blocks(cu_rank *r, int need)
 {
     s1_err *err = &r->err;
     int cap = r->blocks_cap;
-    while (cap < need) cap *= 2;
+    while (cap < need)
+        cap *= 2;
     if (CU(r->dev, cudaStreamSynchronize(r->st))) return -1;
     cudaFree(r->blocks);
     r->blocks = NULL;
@@ -509,7 +521,8 @@ static int rank_forward(cu_rank *r, void *arg)
 static int grow_host_blocks(cuda_backend *cb, int need, s1_err *err)
 {
     int cap = cb->h_blocks_cap;
-    while (cap < need) cap *= 2;
+    while (cap < need)
+        cap *= 2;
     int32_t *p;
     if (CU(cb->ranks[0].dev, cudaHostAlloc((void **)&p, (size_t)cap * 4, cudaHostAllocPortable)))
         return -1;
@@ -524,7 +537,8 @@ static int pack_tables(cuda_backend *cb, const s1_batch *b, int32_t *tbl_of_seq,
                        s1_err *err)
 {
     int total = 1;
-    for (int s = 0; s < b->n_seqs; s++) total += b->tables[s].n_blocks;
+    for (int s = 0; s < b->n_seqs; s++)
+        total += b->tables[s].n_blocks;
     if (total > cb->h_blocks_cap && grow_host_blocks(cb, total, err)) return -1;
     int k = 0;
     for (int s = 0; s < b->n_seqs; s++) {
@@ -560,8 +574,9 @@ static int pack_batch(cuda_backend *cb, const s1_batch *b, int n_rows, int *n_us
             const int s = b->seq[i];
             if (s < 0 || s >= b->n_seqs || pos < 0 || pos >= cb->max_pos ||
                 pos / bs >= b->tables[s].n_blocks || tok < 0 || tok >= cb->base.vocab_size) {
-                rc = s1_errf(err, "cuda: batch row %d (token %d, sequence %d, position %d) is out "
-                                  "of range of its KV blocks, the context or the vocabulary",
+                rc = s1_errf(err,
+                             "cuda: batch row %d (token %d, sequence %d, position %d) is out "
+                             "of range of its KV blocks, the context or the vocabulary",
                              i, tok, s, pos);
                 break;
             }
@@ -574,7 +589,8 @@ static int pack_batch(cuda_backend *cb, const s1_batch *b, int n_rows, int *n_us
     }
     for (int i = 0; !rc && i < n_rows; i++) {
         const int row = i < b->n_out ? b->out_rows[i] : 0;
-        if (row < 0 || row >= b->n_tokens) rc = s1_errf(err, "cuda: output row %d is not in the batch", row);
+        if (row < 0 || row >= b->n_tokens)
+            rc = s1_errf(err, "cuda: output row %d is not in the batch", row);
         m[M_ROWS * N + i] = row;
     }
     free(tbl_of_seq);
@@ -588,15 +604,16 @@ static int cuda_forward(s1_backend *base, const s1_batch *b, s1_err *err)
     if (b->n_tokens > cb->max_tokens)
         return s1_errf(err, "cuda: a batch of %d tokens exceeds max_batch_tokens (%d)", b->n_tokens,
                        cb->max_tokens);
-    if (b->n_out > b->n_tokens) return s1_errf(err, "cuda: %d output rows for %d tokens", b->n_out, b->n_tokens);
+    if (b->n_out > b->n_tokens)
+        return s1_errf(err, "cuda: %d output rows for %d tokens", b->n_out, b->n_tokens);
     int bucket = -1;
     for (int i = 0; cb->graphs && i < N_BUCKETS && bucket_size[i] <= cb->max_tokens; i++)
         if (b->n_tokens <= bucket_size[i]) {
             bucket = i;
             break;
         }
-    fwd_job j = {.batch = b, .bucket = bucket,
-                 .n_rows = bucket >= 0 ? bucket_size[bucket] : b->n_tokens};
+    fwd_job j = {
+        .batch = b, .bucket = bucket, .n_rows = bucket >= 0 ? bucket_size[bucket] : b->n_tokens};
     if (pack_batch(cb, b, j.n_rows, &j.n_blocks_used, &j.max_ctx, err)) return -1;
     return team_run(cb, rank_forward, &j, err);
 }
@@ -611,8 +628,8 @@ static int rank_copy_block(cu_rank *r, void *arg)
     const copy_job *j = arg;
     const size_t blk = kv_block_bytes(r), plane = blk * (size_t)(r->cb->base.n_blocks + 1);
     s1_err *err = &r->err;
-    return CU(r->dev, s1k_copy_block(r->kv, plane, blk, j->src, j->dst,
-                                     2 * r->cb->m->cfg.n_layers, r->st)) ||
+    return CU(r->dev, s1k_copy_block(r->kv, plane, blk, j->src, j->dst, 2 * r->cb->m->cfg.n_layers,
+                                     r->st)) ||
                    CU(r->dev, cudaStreamSynchronize(r->st))
                ? -1
                : 0;
@@ -654,17 +671,19 @@ static const s1_backend_ops cuda_ops = {
 static int check_shapes(const s1_model_config *c, int tp, s1_err *err)
 {
     const int hd = c->head_dim;
-    if (tp < 1 || tp > MAX_TP)
-        return s1_errf(err, "cuda: tp must be 1 to %d (got %d)", MAX_TP, tp);
+    if (tp < 1 || tp > MAX_TP) return s1_errf(err, "cuda: tp must be 1 to %d (got %d)", MAX_TP, tp);
     if (s1_shard_check(c, tp, err)) return s1_err_prefix(err, "cuda");
     if (hd != 16 && hd != 32 && hd != 64 && hd != 128)
         return s1_errf(err, "cuda: head_dim %d is not supported (16, 32, 64 or 128)", hd);
-    if (c->n_kv_heads < 1 || c->n_heads % c->n_kv_heads || c->n_heads / c->n_kv_heads > S1K_MAX_GROUP)
+    if (c->n_kv_heads < 1 || c->n_heads % c->n_kv_heads ||
+        c->n_heads / c->n_kv_heads > S1K_MAX_GROUP)
         return s1_errf(err, "cuda: %d query heads per kv head; at most %d are supported",
                        c->n_kv_heads ? c->n_heads / c->n_kv_heads : 0, S1K_MAX_GROUP);
     if (c->hidden_size % 8 || (c->intermediate_size / tp) % 8)
-        return s1_errf(err, "cuda: hidden size %d and intermediate size per GPU %d must be "
-                            "multiples of 8", c->hidden_size, c->intermediate_size / tp);
+        return s1_errf(err,
+                       "cuda: hidden size %d and intermediate size per GPU %d must be "
+                       "multiples of 8",
+                       c->hidden_size, c->intermediate_size / tp);
     return 0;
 }
 
@@ -705,9 +724,11 @@ static int init_nccl(cuda_backend *cb, s1_err *err)
     if (cb->tp == 1) return 0;
     ncclComm_t comms[MAX_TP];
     int devs[MAX_TP];
-    for (int i = 0; i < cb->tp; i++) devs[i] = cb->ranks[i].dev;
+    for (int i = 0; i < cb->tp; i++)
+        devs[i] = cb->ranks[i].dev;
     if (CUNCCL(0, ncclCommInitAll(comms, cb->tp, devs))) return -1;
-    for (int i = 0; i < cb->tp; i++) cb->ranks[i].comm = comms[i];
+    for (int i = 0; i < cb->tp; i++)
+        cb->ranks[i].comm = comms[i];
     return 0;
 }
 
@@ -726,8 +747,9 @@ static int size_kv(cuda_backend *cb, const s1_backend_cfg *cfg, s1_err *err)
         long long n = (long long)((double)r->free_bytes * frac / per_block) - 1;
         if (best < 0 || n < best) best = n;
         if (n < 1)
-            return s1_errf(err, "cuda: no memory left for the KV cache on GPU %d after the "
-                                "weights (%zu MiB free); use more GPUs (tp) or a smaller model",
+            return s1_errf(err,
+                           "cuda: no memory left for the KV cache on GPU %d after the "
+                           "weights (%zu MiB free); use more GPUs (tp) or a smaller model",
                            r->dev, r->free_bytes >> 20);
     }
     cb->base.n_blocks = best > 1 << 30 ? 1 << 30 : (int)best;
@@ -774,9 +796,9 @@ s1_backend *s1_cuda_backend_open(const s1_model *m, const s1_backend_cfg *cfg, s
     if (CU(0, cudaDeviceGetAttribute(&cb->n_sms, cudaDevAttrMultiProcessorCount, 0)) ||
         CU(0, cudaHostAlloc((void **)&cb->h_meta, (size_t)cb->max_tokens * META_ARRAYS * 4,
                             cudaHostAllocPortable)) ||
-        grow_host_blocks(cb, 1024, err) || init_nccl(cb, err) ||
-        (tp > 1 && team_start(cb, err)) || team_run(cb, rank_load, NULL, err) ||
-        size_kv(cb, cfg, err) || team_run(cb, rank_alloc_kv, NULL, err)) {
+        grow_host_blocks(cb, 1024, err) || init_nccl(cb, err) || (tp > 1 && team_start(cb, err)) ||
+        team_run(cb, rank_load, NULL, err) || size_kv(cb, cfg, err) ||
+        team_run(cb, rank_alloc_kv, NULL, err)) {
         cuda_destroy(&cb->base);
         return NULL;
     }

@@ -10,7 +10,7 @@
 /* cuBLASLt's heuristic query costs microseconds of host time, as much as a
  * small decode GEMM, so each shape's plan is kept. A forward uses five shapes
  * per distinct token count; old plans are replaced round-robin. */
-#define PLANS 256
+#define PLANS     256
 #define WORKSPACE (32u << 20)
 
 typedef struct {
@@ -60,7 +60,8 @@ s1_cuda_gemm *s1_cuda_gemm_new(int dev, cudaStream_t st, s1_err *err)
 void s1_cuda_gemm_free(s1_cuda_gemm *g)
 {
     if (!g) return;
-    for (int i = 0; i < g->n_plans; i++) plan_free(&g->plans[i]);
+    for (int i = 0; i < g->n_plans; i++)
+        plan_free(&g->plans[i]);
     if (g->ws) cudaFree(g->ws);
     if (g->lt) cublasLtDestroy(g->lt);
     free(g);
@@ -125,7 +126,7 @@ static const plan *plan_get(s1_cuda_gemm *g, int n, int m, int k, s1_err *err)
 }
 
 int s1_cuda_gemm_run(s1_cuda_gemm *g, float *y, const uint16_t *x, const uint16_t *w, int n, int m,
-                 int k, s1_err *err)
+                     int k, s1_err *err)
 {
     if (n <= 0) return 0;
     if (g->gemv && n <= S1K_GEMV_MAX_N && k % 8 == 0)

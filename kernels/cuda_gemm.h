@@ -22,6 +22,6 @@ void s1_cuda_gemm_free(s1_cuda_gemm *g);
  * [out_features, in_features] layout applied to n token rows. Usable while
  * the stream is being captured into a CUDA graph. */
 int s1_cuda_gemm_run(s1_cuda_gemm *g, float *y, const uint16_t *x, const uint16_t *w, int n, int m,
-                 int k, s1_err *err);
+                     int k, s1_err *err);
 
 #endif

@@ -12,8 +12,8 @@
 struct s1_cuda_loader {
     int dev;
     cudaStream_t st;
-    void *host[2];      /* pinned staging, owned */
-    void *raw[2];       /* device copies in the file's dtype, owned */
+    void *host[2];       /* pinned staging, owned */
+    void *raw[2];        /* device copies in the file's dtype, owned */
     cudaEvent_t done[2]; /* the last conversion that read raw[i] / host[i] */
     int cur;
 };
@@ -58,8 +58,8 @@ int s1_cuda_loader_free(s1_cuda_loader *ld, s1_err *err)
 
 /* Packs rows [r0, r0+n) of the view into a staging buffer and queues its
  * copy and conversion into dst. */
-static int upload_chunk(s1_cuda_loader *ld, char *dst, int dst_bf16, const s1_tensor *t,
-                        int64_t r0, int64_t n, s1_err *err)
+static int upload_chunk(s1_cuda_loader *ld, char *dst, int dst_bf16, const s1_tensor *t, int64_t r0,
+                        int64_t n, s1_err *err)
 {
     const int64_t cols = t->cols;
     const int dev = ld->dev, b = ld->cur;
@@ -71,13 +71,15 @@ static int upload_chunk(s1_cuda_loader *ld, char *dst, int dst_bf16, const s1_te
         memcpy(ld->host[b], src, row * (size_t)n);
     } else {
         for (int64_t r = 0; r < n; r++)
-            memcpy((char *)ld->host[b] + r * row, src + (size_t)r * (size_t)t->row_stride * es, row);
+            memcpy((char *)ld->host[b] + r * row, src + (size_t)r * (size_t)t->row_stride * es,
+                   row);
     }
     /* Already in the dtype wanted (bf16 weights, f32 norms): straight in. */
     const bool same = dst_bf16 ? t->dtype == S1_DTYPE_BF16 : t->dtype == S1_DTYPE_F32;
     if (CU(dev, cudaMemcpyAsync(same ? (void *)dst : ld->raw[b], ld->host[b], row * (size_t)n,
                                 cudaMemcpyHostToDevice, ld->st)) ||
-        (!same && CU(dev, s1k_convert(dst, dst_bf16, ld->raw[b], (int)t->dtype, n * cols, ld->st))) ||
+        (!same &&
+         CU(dev, s1k_convert(dst, dst_bf16, ld->raw[b], (int)t->dtype, n * cols, ld->st))) ||
         CU(dev, cudaEventRecord(ld->done[b], ld->st)))
         return -1;
     ld->cur ^= 1;
@@ -88,8 +90,7 @@ int s1_cuda_upload(s1_cuda_loader *ld, void *dst, int dst_bf16, const s1_tensor 
 {
     const int64_t cols = t->cols;
     const size_t dst_row = (size_t)cols * (dst_bf16 ? 2 : 4);
-    if (!t->data)
-        return CU(ld->dev, cudaMemsetAsync(dst, 0, dst_row * (size_t)t->rows, ld->st));
+    if (!t->data) return CU(ld->dev, cudaMemsetAsync(dst, 0, dst_row * (size_t)t->rows, ld->st));
     if (t->rows <= 0 || cols <= 0) return 0;
     const int64_t per = (int64_t)(STAGE_BYTES / ((size_t)cols * esize(t->dtype)));
     if (per < 1)

@@ -17,7 +17,7 @@ int s1_cuda_check_nccl(ncclResult_t r, const char *call, int dev, s1_err *err);
 
 /* `CU(dev, cudaMalloc(&p, n))`: evaluates to 0 or -1 (err filled), naming the
  * function called (the text before its opening parenthesis). */
-#define CU(dev, call) s1_cuda_check((call), #call, (dev), err)
+#define CU(dev, call)     s1_cuda_check((call), #call, (dev), err)
 #define CUBLAS(dev, call) s1_cuda_check_blas((call), #call, (dev), err)
 #define CUNCCL(dev, call) s1_cuda_check_nccl((call), #call, (dev), err)
 

@@ -38,17 +38,17 @@ cudaError_t s1k_embed(float *x, const uint16_t *emb, const int32_t *tokens, int 
 
 /* x += y (when y is not NULL), then out = x / rms(x) * w, per row:
  * x, y [n, d] f32, w [d] f32, out [n, d] bf16. d % 8 == 0. */
-cudaError_t s1k_add_rmsnorm(float *x, const float *y, uint16_t *out, const float *w, int n,
-                            int d, float eps, cudaStream_t st);
+cudaError_t s1k_add_rmsnorm(float *x, const float *y, uint16_t *out, const float *w, int n, int d,
+                            float eps, cudaStream_t st);
 
 /* Adds the QKV bias, rotates q and k (HF "rotate half": pairs (j, j+hd/2),
  * cos/sin from rope [max_pos, hd/2] as (cos, sin)), writes q [n, nh*hd]
  * (bf16) and the token's k and v into the paged cache at slot[i]
  * (block = slot / bs, offset slot % bs). qkv [n, (nh+2*nkv)*hd] f32,
  * bias [(nh+2*nkv)*hd] f32. Cache layout per layer: [blocks, nkv, bs, hd]. */
-cudaError_t s1k_rope_qkv(const float *qkv, const float *bias, const float *rope,
-                         const int32_t *pos, const int32_t *slot, uint16_t *q, uint16_t *kc,
-                         uint16_t *vc, int n, int nh, int nkv, int hd, int bs, cudaStream_t st);
+cudaError_t s1k_rope_qkv(const float *qkv, const float *bias, const float *rope, const int32_t *pos,
+                         const int32_t *slot, uint16_t *q, uint16_t *kc, uint16_t *vc, int n,
+                         int nh, int nkv, int hd, int bs, cudaStream_t st);
 
 /* Paged attention over a ragged batch, flash-decoding style: token i attends
  * to positions [0, ctx[i]) of its sequence, whose blocks are
@@ -84,8 +84,8 @@ cudaError_t s1k_mask_logits(float *logits, int ld, const int32_t *ids, const int
 /* Copy-on-write of a KV block: in each of `planes` planes (layer x K/V) of
  * plane_bytes, the blk_bytes of block src are copied over block dst.
  * blk_bytes % 16 == 0. */
-cudaError_t s1k_copy_block(void *kv, size_t plane_bytes, size_t blk_bytes, int32_t src,
-                           int32_t dst, int planes, cudaStream_t st);
+cudaError_t s1k_copy_block(void *kv, size_t plane_bytes, size_t blk_bytes, int32_t src, int32_t dst,
+                           int planes, cudaStream_t st);
 
 /* Sampling parameters of one logits row. */
 typedef struct {
@@ -93,8 +93,8 @@ typedef struct {
     float top_p;       /* 0 or >= 1: off */
     int32_t top_k;     /* <= 0: off */
     int32_t pad_;
-    uint64_t seed;     /* the sequence's seed */
-    uint64_t step;     /* the sequence's sample counter */
+    uint64_t seed; /* the sequence's seed */
+    uint64_t step; /* the sequence's sample counter */
 } s1k_sample_param;
 
 /* out[r] = a token id below n_vocab drawn from logits row r (rows of ld

@@ -111,7 +111,8 @@ static const char SQL_REAP[] =
 /* The worker's row: what `select * from s1.worker_status` shows. */
 static const char SQL_WORKER[] =
     "INSERT INTO s1.workers AS w (name, host, pid, version, model, backend, gpus, queues, state,"
-    "                             jobs_in_flight, jobs_done, tokens_per_s, started_at, heartbeat_at)"
+    "                             jobs_in_flight, jobs_done, tokens_per_s, started_at, "
+    "heartbeat_at)"
     " VALUES ($1, $2, $3::int, $4, $5, $6, $7::int, $8::text[], $9, $10::int, $11::bigint,"
     "         $12::float8, now(), now())"
     " ON CONFLICT (name) DO UPDATE"
@@ -125,7 +126,8 @@ static const char SQL_WORKER[] =
 
 void s1_queue_stmt_clear(s1_queue_stmt *s)
 {
-    for (int i = 0; i < s->n_params; i++) free(s->params[i]);
+    for (int i = 0; i < s->n_params; i++)
+        free(s->params[i]);
     memset(s, 0, sizeof *s);
 }
 
@@ -167,7 +169,8 @@ static int add_paramf(s1_queue_stmt *s, const char *fmt, ...)
 static int add_text_array(s1_queue_stmt *s, const char *const *v, int n)
 {
     size_t cap = 3;
-    for (int i = 0; i < n; i++) cap += 2 * strlen(v[i]) + 3;
+    for (int i = 0; i < n; i++)
+        cap += 2 * strlen(v[i]) + 3;
     char *out = malloc(cap), *p = out;
     if (!out) return -1;
     *p++ = '{';
@@ -193,8 +196,10 @@ static int add_held_array(s1_queue_stmt *s, const s1_queue_held *h, int n, int f
     if (!out) return -1;
     *p++ = '{';
     for (int i = 0; i < n; i++) {
-        long long v = field == 0 ? h[i].id : field == 1 ? h[i].attempt
-                    : field == 2 ? h[i].thinking : h[i].generated;
+        long long v = field == 0   ? h[i].id
+                      : field == 1 ? h[i].attempt
+                      : field == 2 ? h[i].thinking
+                                   : h[i].generated;
         p += sprintf(p, "%s%lld", i ? "," : "", v);
     }
     *p++ = '}';
@@ -294,13 +299,19 @@ char *s1_queue_utf8(const char *s)
     const unsigned char *p = (const unsigned char *)s, *end = p + len;
     if (!out) return NULL;
     while (p < end) {
-        int n = *p < 0x80 ? 1 : (*p & 0xE0) == 0xC0 ? 2 : (*p & 0xF0) == 0xE0 ? 3
-              : (*p & 0xF8) == 0xF0 ? 4 : 0;
+        int n = *p < 0x80             ? 1
+                : (*p & 0xE0) == 0xC0 ? 2
+                : (*p & 0xF0) == 0xE0 ? 3
+                : (*p & 0xF8) == 0xF0 ? 4
+                                      : 0;
         int ok = n > 0 && p + n <= end && !(n == 2 && *p < 0xC2) && !(n == 4 && *p > 0xF4);
-        for (int i = 1; ok && i < n; i++) ok = (p[i] & 0xC0) == 0x80;
+        for (int i = 1; ok && i < n; i++)
+            ok = (p[i] & 0xC0) == 0x80;
         /* Overlong 3/4-byte forms, surrogates and code points past U+10FFFF. */
-        if (ok && n == 3 && ((p[0] == 0xE0 && p[1] < 0xA0) || (p[0] == 0xED && p[1] >= 0xA0))) ok = 0;
-        if (ok && n == 4 && ((p[0] == 0xF0 && p[1] < 0x90) || (p[0] == 0xF4 && p[1] >= 0x90))) ok = 0;
+        if (ok && n == 3 && ((p[0] == 0xE0 && p[1] < 0xA0) || (p[0] == 0xED && p[1] >= 0xA0)))
+            ok = 0;
+        if (ok && n == 4 && ((p[0] == 0xF0 && p[1] < 0x90) || (p[0] == 0xF4 && p[1] >= 0x90)))
+            ok = 0;
         if (ok) {
             memcpy(o, p, (size_t)n);
             o += n;
@@ -367,10 +378,14 @@ static json_t *sample_json(const s1_queue_done *d, const s1_queue_sample *x)
 static const char *end_state(s1_queue_end e)
 {
     switch (e) {
-    case S1_QUEUE_SUCCEEDED: return "succeeded";
-    case S1_QUEUE_FAILED: return "failed";
-    case S1_QUEUE_CANCELLED: return "cancelled";
-    case S1_QUEUE_REQUEUED: return "queued";
+    case S1_QUEUE_SUCCEEDED:
+        return "succeeded";
+    case S1_QUEUE_FAILED:
+        return "failed";
+    case S1_QUEUE_CANCELLED:
+        return "cancelled";
+    case S1_QUEUE_REQUEUED:
+        return "queued";
     }
     return "failed";
 }
@@ -427,7 +442,8 @@ int s1_queue_parse_ids(const PGresult *r, int64_t **ids, int *n, s1_err *err)
     int rows = PQntuples(r);
     int64_t *v = calloc(rows ? (size_t)rows : 1, sizeof *v);
     if (!v) return s1_errf(err, "out of memory for %d ids", rows);
-    for (int i = 0; i < rows; i++) v[i] = strtoll(PQgetvalue(r, i, 0), NULL, 10);
+    for (int i = 0; i < rows; i++)
+        v[i] = strtoll(PQgetvalue(r, i, 0), NULL, 10);
     *ids = v;
     *n = rows;
     return 0;

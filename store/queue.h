@@ -31,8 +31,8 @@ PGresult *s1_queue_exec(PGconn *c, const s1_queue_stmt *s, s1_err *err);
 /* Who claims, and what it serves. */
 typedef struct {
     const char *worker;
-    const char *model;          /* jobs whose model is NULL or this */
-    const char *const *queues;  /* queue names */
+    const char *model;         /* jobs whose model is NULL or this */
+    const char *const *queues; /* queue names */
     int n_queues;
     int lease_ms;
 } s1_queue_worker;
@@ -45,9 +45,9 @@ typedef struct {
     bool cancel_requested;
     double queue_wait_ms; /* created → claimed */
     char *problem;
-    char *reference;      /* NULL without a reference answer */
-    char *policy;         /* JSON text */
-    char *sampling;       /* JSON text */
+    char *reference; /* NULL without a reference answer */
+    char *policy;    /* JSON text */
+    char *sampling;  /* JSON text */
 } s1_queue_job;
 
 /* Claims up to n queued jobs (FOR UPDATE SKIP LOCKED), best first. */
@@ -93,7 +93,12 @@ typedef struct {
 /* How a job ends. succeeded carries its samples; failed carries error;
  * cancelled neither. queued hands the job back (drain): attempt is undone so
  * the hand-back does not count against max_attempts. */
-typedef enum { S1_QUEUE_SUCCEEDED, S1_QUEUE_FAILED, S1_QUEUE_CANCELLED, S1_QUEUE_REQUEUED } s1_queue_end;
+typedef enum {
+    S1_QUEUE_SUCCEEDED,
+    S1_QUEUE_FAILED,
+    S1_QUEUE_CANCELLED,
+    S1_QUEUE_REQUEUED
+} s1_queue_end;
 
 typedef struct {
     int64_t id;

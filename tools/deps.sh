@@ -4,7 +4,7 @@
 set -euo pipefail
 
 packages=(
-    meson ninja-build pkg-config gcc clang libclang-rt-14-dev
+    meson ninja-build pkg-config gcc clang clang-format libclang-rt-14-dev
     libpq-dev libuv1-dev libsystemd-dev libjansson-dev libinih-dev
     libpcre2-dev libutf8proc-dev libcmocka-dev
     postgresql postgresql-client

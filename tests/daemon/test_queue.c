@@ -12,8 +12,8 @@
 #include "queue.h"
 
 static const char *const QUEUES[] = {"plain", "with \"quote\"", "back\\slash"};
-static const s1_queue_worker WORKER = {.worker = "w1", .model = "tiny", .queues = QUEUES,
-                                       .n_queues = 3, .lease_ms = 1500};
+static const s1_queue_worker WORKER = {
+    .worker = "w1", .model = "tiny", .queues = QUEUES, .n_queues = 3, .lease_ms = 1500};
 
 static void test_valid_utf8_is_kept_byte_for_byte(void **state)
 {
@@ -29,8 +29,13 @@ static void test_invalid_utf8_becomes_replacement_characters(void **state)
     (void)state;
     /* A cut 3-byte character at the end, a stray continuation byte, an
      * overlong encoding of '/', a surrogate. */
-    char *out = s1_queue_utf8("a\xE6\x95" "b\x80" "c\xC0\xAF" "d\xED\xA0\x80");
-    assert_string_equal(out, "a\xEF\xBF\xBD\xEF\xBF\xBD" "b\xEF\xBF\xBD" "c\xEF\xBF\xBD\xEF\xBF\xBD"
+    char *out = s1_queue_utf8("a\xE6\x95"
+                              "b\x80"
+                              "c\xC0\xAF"
+                              "d\xED\xA0\x80");
+    assert_string_equal(out, "a\xEF\xBF\xBD\xEF\xBF\xBD"
+                             "b\xEF\xBF\xBD"
+                             "c\xEF\xBF\xBD\xEF\xBF\xBD"
                              "d\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");
     free(out);
 }
@@ -67,12 +72,23 @@ static void test_complete_writes_results_only_for_succeeded_jobs(void **state)
 {
     (void)state;
     int32_t prompt[] = {1, 2}, gen[] = {7};
-    s1_queue_sample x = {.trace = "bad \xFF byte", .answer = "4", .extracted_answer = "4", .grade = 1,
-                         .stop_reason = "eos", .prompt_ids = prompt, .n_prompt = 2,
-                         .token_ids = gen, .n_tokens = 1};
-    s1_queue_done d[] = {{.id = 1, .attempt = 1, .end = S1_QUEUE_SUCCEEDED, .samples = &x, .n_samples = 1},
-                         {.id = 2, .attempt = 2, .end = S1_QUEUE_FAILED, .error = "refused",
-                          .samples = &x, .n_samples = 1}};
+    s1_queue_sample x = {.trace = "bad \xFF byte",
+                         .answer = "4",
+                         .extracted_answer = "4",
+                         .grade = 1,
+                         .stop_reason = "eos",
+                         .prompt_ids = prompt,
+                         .n_prompt = 2,
+                         .token_ids = gen,
+                         .n_tokens = 1};
+    s1_queue_done d[] = {
+        {.id = 1, .attempt = 1, .end = S1_QUEUE_SUCCEEDED, .samples = &x, .n_samples = 1},
+        {.id = 2,
+         .attempt = 2,
+         .end = S1_QUEUE_FAILED,
+         .error = "refused",
+         .samples = &x,
+         .n_samples = 1}};
     s1_queue_origin o = {.model = "tiny", .backend = "cpu", .gpus = 0};
     s1_queue_stmt s;
     s1_err err = {0};

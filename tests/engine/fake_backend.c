@@ -10,9 +10,9 @@ fake_stats fake_backend_stats;
 
 typedef struct {
     s1_backend head;
-    int n_real;         /* rows below this are the tokenizer's; above, padding */
-    int32_t *slot_tok;  /* [n_blocks * block_size], owned */
-    int32_t *slot_pos;  /* [n_blocks * block_size], owned; -1 = never written */
+    int n_real;        /* rows below this are the tokenizer's; above, padding */
+    int32_t *slot_tok; /* [n_blocks * block_size], owned */
+    int32_t *slot_pos; /* [n_blocks * block_size], owned; -1 = never written */
 } fake;
 
 static int32_t *slot(const fake *f, int32_t *arr, const s1_block_table *t, int pos, s1_err *err)
@@ -118,8 +118,11 @@ s1_backend *s1_backend_open(const char *name, const s1_model *m, const s1_backen
     }
     int n_blocks = cfg->n_blocks > 0 ? cfg->n_blocks : 512;
     size_t slots = (size_t)n_blocks * (size_t)cfg->block_size;
-    f->head = (s1_backend){.ops = &fake_ops, .name = "fake", .n_blocks = n_blocks,
-                           .block_size = cfg->block_size, .vocab_size = m->cfg.vocab_size};
+    f->head = (s1_backend){.ops = &fake_ops,
+                           .name = "fake",
+                           .n_blocks = n_blocks,
+                           .block_size = cfg->block_size,
+                           .vocab_size = m->cfg.vocab_size};
     /* gen_model.py pads the embedding by at least 64 rows past the tokenizer's ids. */
     f->n_real = m->cfg.vocab_size - 64;
     f->slot_tok = malloc(slots * sizeof *f->slot_tok);

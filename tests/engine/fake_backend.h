@@ -11,19 +11,19 @@
 #include <stdint.h>
 
 typedef struct {
-    int32_t boost_id;   /* a token made likely; -1 = none */
-    int boost_every;    /* ...in about one row of this many */
-    int32_t boost2_id;  /* a second one, e.g. eos; -1 = none */
+    int32_t boost_id;  /* a token made likely; -1 = none */
+    int boost_every;   /* ...in about one row of this many */
+    int32_t boost2_id; /* a second one, e.g. eos; -1 = none */
     int boost2_every;
-    int32_t quiet[4];   /* tokens made unlikely (unless boosted) */
+    int32_t quiet[4]; /* tokens made unlikely (unless boosted) */
 } fake_knobs;
 
 typedef struct {
     int forwards;
-    long tokens;        /* tokens fed in all */
-    int max_tokens;     /* largest batch seen */
-    int max_seqs;       /* most sequences in one batch */
-    int copies;         /* copy_block calls */
+    long tokens;    /* tokens fed in all */
+    int max_tokens; /* largest batch seen */
+    int max_seqs;   /* most sequences in one batch */
+    int copies;     /* copy_block calls */
 } fake_stats;
 
 extern fake_knobs fake_backend_knobs;

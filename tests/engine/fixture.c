@@ -21,8 +21,8 @@ char *fx_gen_model(const char *args)
         return NULL;
     }
     int rc = -1;
-    if (asprintf(&cmd, "/usr/bin/python3 '%s/tools/gen_model.py' --out '%s' --preset tiny %s",
-                 root, dir, args) >= 0)
+    if (asprintf(&cmd, "/usr/bin/python3 '%s/tools/gen_model.py' --out '%s' --preset tiny %s", root,
+                 dir, args) >= 0)
         rc = system(cmd);
     free(cmd);
     if (rc != 0) {
@@ -36,8 +36,10 @@ int fx_boost_row(const char *dir, int32_t id, double factor)
 {
     const char *root = getenv("S1_SOURCE_ROOT");
     char *cmd = NULL;
-    if (!root || asprintf(&cmd, "/usr/bin/python3 '%s/tests/engine/boost_row.py' "
-                          "'%s/model.safetensors' %d %g", root, dir, id, factor) < 0)
+    if (!root || asprintf(&cmd,
+                          "/usr/bin/python3 '%s/tests/engine/boost_row.py' "
+                          "'%s/model.safetensors' %d %g",
+                          root, dir, id, factor) < 0)
         return -1;
     int rc = system(cmd);
     free(cmd);
@@ -83,7 +85,8 @@ void fx_add(s1_engine *e, const s1_request *r)
 
 void fx_run(s1_engine *e, s1_result **results, int n)
 {
-    for (int i = 0; i < n; i++) results[i] = NULL;
+    for (int i = 0; i < n; i++)
+        results[i] = NULL;
     s1_err err = {{0}};
     int left;
     do {
@@ -95,12 +98,14 @@ void fx_run(s1_engine *e, s1_result **results, int n)
             results[r->tag] = r;
         }
     } while (left > 0);
-    for (int i = 0; i < n; i++) assert_non_null(results[i]);
+    for (int i = 0; i < n; i++)
+        assert_non_null(results[i]);
 }
 
 void fx_free_results(s1_result **results, int n)
 {
-    for (int i = 0; i < n; i++) s1_result_free(results[i]);
+    for (int i = 0; i < n; i++)
+        s1_result_free(results[i]);
 }
 
 void fx_check_counts(const s1_engine *e, const s1_result *r)

@@ -15,8 +15,8 @@
 #include "fixture.h"
 #include "tokenizer.h"
 
-static char *model_dir;     /* tiny, byte-level tokenizer */
-static char *boosted_dir;   /* the same, its delimiter made likely */
+static char *model_dir;   /* tiny, byte-level tokenizer */
+static char *boosted_dir; /* the same, its delimiter made likely */
 static int32_t im_start;
 
 static const char *const problems[] = {
@@ -88,7 +88,8 @@ static void test_thinking_stops_at_exactly_the_budget_then_the_end_is_forced(voi
     assert_true(r->forced_end);
     assert_int_equal(r->thinking_tokens, 64);
     size_t i = 0;
-    for (int thinking = 0; thinking < 64; i++) thinking += r->gen_kinds[i] == S1_TOK_THINKING;
+    for (int thinking = 0; thinking < 64; i++)
+        thinking += r->gen_kinds[i] == S1_TOK_THINKING;
     assert_int_equal(r->gen_ids[i], im_start);
     assert_int_equal(r->gen_kinds[i], S1_TOK_FORCED);
     assert_int_equal(r->forced_tokens, r->waits + 6);
@@ -137,12 +138,13 @@ static void run_many(s1_engine_cfg cfg, int n, s1_result **out)
     s1_engine *e = fx_open(model_dir, cfg);
     for (int i = 0; i < n; i++) {
         s1_request r = budget_request((uint64_t)i, problems[i % N_PROBLEMS], 24, 8);
-        if (i % 3 == 2) r.sampling = (s1_sampling){.temperature = 0.8f, .top_p = 0.9f,
-                                                   .seed = (uint64_t)i};
+        if (i % 3 == 2)
+            r.sampling = (s1_sampling){.temperature = 0.8f, .top_p = 0.9f, .seed = (uint64_t)i};
         fx_add(e, &r);
     }
     fx_run(e, out, n);
-    for (int i = 0; i < n; i++) fx_check_counts(e, out[i]);
+    for (int i = 0; i < n; i++)
+        fx_check_counts(e, out[i]);
     s1_engine_close(e);
 }
 
@@ -183,7 +185,8 @@ static void test_a_cancelled_request_stops_and_an_overlong_prompt_is_refused(voi
     s1_request r = budget_request(0, problems[0], 0, 0);
     fx_add(e, &r);
     s1_err err = {{0}};
-    for (int i = 0; i < 3; i++) assert_int_equal(s1_engine_step(e, &err), 1);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(s1_engine_step(e, &err), 1);
     assert_int_equal(s1_engine_cancel(e, 0), 0);
     s1_result *res;
     fx_run(e, &res, 1);
@@ -192,7 +195,8 @@ static void test_a_cancelled_request_stops_and_an_overlong_prompt_is_refused(voi
     s1_result_free(res);
 
     char long_problem[600];
-    for (size_t i = 0; i < sizeof long_problem - 1; i++) long_problem[i] = i % 2 ? 'q' : ' ';
+    for (size_t i = 0; i < sizeof long_problem - 1; i++)
+        long_problem[i] = i % 2 ? 'q' : ' ';
     long_problem[sizeof long_problem - 1] = '\0';
     r = fx_request(1, long_problem);
     assert_int_equal(s1_engine_add(e, &r, &err), -1);

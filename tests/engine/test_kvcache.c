@@ -51,7 +51,8 @@ static void test_a_shared_prompt_prefix_shares_its_full_blocks(void **state)
     assert_int_equal(s1_kv_refcount(kv, a.blocks[3]), 1);
     /* A prompt differing in its second block shares only the first. */
     int32_t other[N_PROMPT];
-    for (int i = 0; i < N_PROMPT; i++) other[i] = prompt[i] + (i == 5);
+    for (int i = 0; i < N_PROMPT; i++)
+        other[i] = prompt[i] + (i == 5);
     s1_kv_table c = {0};
     assert_int_equal(s1_kv_table_match(kv, &c, other, N_PROMPT, N_PROMPT), BS);
     s1_kv_table_release(kv, &a);
@@ -150,7 +151,8 @@ static void test_the_same_prefix_computed_twice_is_cached_once(void **state)
     s1_kv_table_publish(kv, &a, prompt, N_PROMPT, N_PROMPT);
     s1_kv_table_publish(kv, &b, prompt, N_PROMPT, N_PROMPT);
     assert_int_equal(s1_kv_table_match(kv, &c, prompt, N_PROMPT, N_PROMPT), 3 * BS);
-    for (int i = 0; i < 3; i++) assert_int_equal(c.blocks[i], a.blocks[i]);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(c.blocks[i], a.blocks[i]);
     s1_kv_table_release(kv, &a);
     s1_kv_table_release(kv, &b);
     s1_kv_table_release(kv, &c);

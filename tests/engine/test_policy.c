@@ -16,14 +16,21 @@ static const int32_t answer_ids[] = {300, 301, 302};
 
 static s1_vocab vocab(void)
 {
-    return (s1_vocab){.think_end = DELIM, .eos = EOS, .eos_alt = -1, .wait = wait_ids,
-                      .n_wait = 1, .answer_start = answer_ids, .n_answer_start = 3};
+    return (s1_vocab){.think_end = DELIM,
+                      .eos = EOS,
+                      .eos_alt = -1,
+                      .wait = wait_ids,
+                      .n_wait = 1,
+                      .answer_start = answer_ids,
+                      .n_answer_start = 3};
 }
 
 static s1_policy *policy(int max_think, int min_think, int ignore_stop, int max_answer, int room)
 {
-    s1_policy_cfg cfg = {.max_think = max_think, .min_think = min_think,
-                         .ignore_stop = ignore_stop, .max_answer = max_answer};
+    s1_policy_cfg cfg = {.max_think = max_think,
+                         .min_think = min_think,
+                         .ignore_stop = ignore_stop,
+                         .max_answer = max_answer};
     s1_vocab v = vocab();
     s1_err err = {{0}};
     s1_policy *p = s1_policy_new(&cfg, &v, room, &err);
@@ -77,9 +84,9 @@ static void test_forced_end_follows_the_token_that_reaches_the_budget(void **sta
     assert_fed(step(p, 7), 1, (int32_t[]){7}, (uint8_t[]){S1_TOK_THINKING});
     assert_fed(step(p, 8), 1, (int32_t[]){8}, (uint8_t[]){S1_TOK_THINKING});
     assert_true(counts(p).thinking_phase);
-    assert_fed(step(p, 9), 5, (int32_t[]){9, DELIM, 300, 301, 302},
-               (uint8_t[]){S1_TOK_THINKING, S1_TOK_FORCED, S1_TOK_FORCED, S1_TOK_FORCED,
-                           S1_TOK_FORCED});
+    assert_fed(
+        step(p, 9), 5, (int32_t[]){9, DELIM, 300, 301, 302},
+        (uint8_t[]){S1_TOK_THINKING, S1_TOK_FORCED, S1_TOK_FORCED, S1_TOK_FORCED, S1_TOK_FORCED});
     s1_policy_counts c = counts(p);
     assert_false(c.thinking_phase);
     assert_true(c.forced_end);
@@ -147,7 +154,8 @@ static void test_delimiter_is_accepted_without_min_think_or_ignore_stop(void **s
     assert_fed(step(p, DELIM), 1, (int32_t[]){DELIM}, (uint8_t[]){S1_TOK_ANSWER});
     assert_false(counts(p).forced_end);
     /* The budget no longer applies in the answer phase. */
-    for (int i = 0; i < 10; i++) assert_int_equal(step(p, 7).kinds[0], S1_TOK_ANSWER);
+    for (int i = 0; i < 10; i++)
+        assert_int_equal(step(p, 7).kinds[0], S1_TOK_ANSWER);
     assert_false(s1_policy_done(p, NULL));
     s1_policy_free(p);
 }
@@ -235,12 +243,14 @@ static void test_counts_add_up_to_the_tokens_appended(void **state)
 {
     (void)state;
     s1_policy *p = policy(20, 4, 4, 6, 1000);
-    const int32_t script[] = {5, DELIM, 6, 7, DELIM, 8, DELIM, EOS, 9, 10, 11, 12, 13,
-                              14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31};
+    const int32_t script[] = {5,  DELIM, 6,  7,  DELIM, 8,  DELIM, EOS, 9,  10, 11,
+                              12, 13,    14, 15, 16,    17, 18,    19,  20, 21, 22,
+                              23, 24,    25, 26, 27,    28, 29,    30,  31};
     int n_kind[4] = {0}, total = 0;
     for (size_t i = 0; i < sizeof script / sizeof *script && !s1_policy_done(p, NULL); i++) {
         fed f = step(p, script[i]);
-        for (int j = 0; j < f.n; j++) n_kind[f.kinds[j]]++;
+        for (int j = 0; j < f.n; j++)
+            n_kind[f.kinds[j]]++;
         total += f.n;
     }
     s1_policy_counts c = counts(p);

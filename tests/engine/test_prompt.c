@@ -42,7 +42,8 @@ static int teardown(void **state)
 static int count(const int32_t *ids, size_t n, int32_t id)
 {
     int c = 0;
-    for (size_t i = 0; i < n; i++) c += ids[i] == id;
+    for (size_t i = 0; i < n; i++)
+        c += ids[i] == id;
     return c;
 }
 

@@ -24,7 +24,8 @@ static s1_sampler sampler(float temperature, float top_p, int top_k, uint64_t se
 static void random_logits(float *l, int n, uint64_t seed)
 {
     s1_sampler g = sampler(1, 0, 0, seed);
-    for (int i = 0; i < n; i++) l[i] = (float)(6 * s1_sampler_uniform(&g) - 3);
+    for (int i = 0; i < n; i++)
+        l[i] = (float)(6 * s1_sampler_uniform(&g) - 3);
 }
 
 static void test_greedy_takes_the_lowest_id_among_ties(void **state)
@@ -42,11 +43,13 @@ static void test_ids_past_the_vocabulary_are_never_sampled(void **state)
     (void)state;
     float l[V + 8];
     random_logits(l, V + 8, 3);
-    for (int i = V; i < V + 8; i++) l[i] = 100;
+    for (int i = V; i < V + 8; i++)
+        l[i] = 100;
     s1_sampler_ws *ws = s1_sampler_ws_new(V);
     s1_sampler g = sampler(0, 0, 0, 1), t = sampler(2, 0, 0, 1);
     assert_true(s1_sampler_sample(&g, ws, l, V) < V);
-    for (int i = 0; i < 200; i++) assert_true(s1_sampler_sample(&t, ws, l, V) < V);
+    for (int i = 0; i < 200; i++)
+        assert_true(s1_sampler_sample(&t, ws, l, V) < V);
     s1_sampler_ws_free(ws);
 }
 
@@ -95,11 +98,13 @@ static void test_temperature_sampling_follows_the_softmax(void **state)
     const float t = 0.8f;
     const int n = 20000;
     double z = 0, p[5];
-    for (int i = 0; i < 5; i++) z += p[i] = exp(l[i] / t);
+    for (int i = 0; i < 5; i++)
+        z += p[i] = exp(l[i] / t);
     s1_sampler_ws *ws = s1_sampler_ws_new(5);
     s1_sampler s = sampler(t, 0, 0, 1234);
     int seen[5] = {0};
-    for (int i = 0; i < n; i++) seen[s1_sampler_sample(&s, ws, l, 5)]++;
+    for (int i = 0; i < n; i++)
+        seen[s1_sampler_sample(&s, ws, l, 5)]++;
     double chi2 = 0;
     for (int i = 0; i < 5; i++) {
         double want = n * p[i] / z;

@@ -69,8 +69,8 @@ static int teardown(void **state)
 static int reset(void **state)
 {
     (void)state;
-    fake_backend_knobs = (fake_knobs){.boost_id = -1, .boost2_id = -1,
-                                      .quiet = {im_start, im_end, end_of_text, -1}};
+    fake_backend_knobs =
+        (fake_knobs){.boost_id = -1, .boost2_id = -1, .quiet = {im_start, im_end, end_of_text, -1}};
     fake_backend_stats = (fake_stats){0};
     return 0;
 }
@@ -94,7 +94,8 @@ static void run_set(s1_engine_cfg cfg, int n, int max_think, s1_result **out)
         fx_add(e, &r);
     }
     fx_run(e, out, n);
-    for (int i = 0; i < n; i++) fx_check_counts(e, out[i]);
+    for (int i = 0; i < n; i++)
+        fx_check_counts(e, out[i]);
     s1_engine_close(e);
 }
 
@@ -117,7 +118,8 @@ static void test_a_forced_end_follows_exactly_max_think_thinking_tokens(void **s
     fx_check_counts(e, res);
     assert_true(res->forced_end);
     assert_int_equal(res->thinking_tokens, 64);
-    for (int i = 0; i < 64; i++) assert_int_equal(res->gen_kinds[i], S1_TOK_THINKING);
+    for (int i = 0; i < 64; i++)
+        assert_int_equal(res->gen_kinds[i], S1_TOK_THINKING);
     assert_int_equal(res->gen_ids[64], im_start);
     for (int i = 0; i < n_answer_ids; i++) {
         assert_int_equal(res->gen_ids[65 + i], answer_ids[i]);
@@ -256,7 +258,8 @@ static void test_the_prefix_cache_changes_no_token(void **state)
     long fed_on = fake_backend_stats.tokens;
     fake_backend_stats = (fake_stats){0};
     run_set((s1_engine_cfg){.max_batch_tokens = 48, .no_prefix_cache = true}, 12, 30, off);
-    for (int i = 0; i < 12; i++) assert_same_tokens(on[i], off[i]);
+    for (int i = 0; i < 12; i++)
+        assert_same_tokens(on[i], off[i]);
     /* The shared system prompt was computed once, not twelve times. */
     assert_true(fed_on < fake_backend_stats.tokens);
     fx_free_results(on, 12);
@@ -278,7 +281,8 @@ static void test_a_fully_cached_prompt_copies_its_last_block(void **state)
         fx_add(e, &r);
         fx_run(e, &res[i], 1);
     }
-    for (int i = 0; i < 3; i++) assert_same_tokens(first[0], res[i]);
+    for (int i = 0; i < 3; i++)
+        assert_same_tokens(first[0], res[i]);
     assert_true(fake_backend_stats.copies >= 2);
     fx_free_results(first, 1);
     fx_free_results(res, 3);
@@ -294,7 +298,8 @@ static void test_preemption_in_a_tiny_kv_cache_changes_no_token(void **state)
     fake_backend_stats = (fake_stats){0};
     /* 16 blocks of 16: room for about two sequences of ~110 tokens at once. */
     run_set((s1_engine_cfg){.no_prefix_cache = true, .kv_blocks = 16}, 8, 60, tight);
-    for (int i = 0; i < 8; i++) assert_same_tokens(roomy[i], tight[i]);
+    for (int i = 0; i < 8; i++)
+        assert_same_tokens(roomy[i], tight[i]);
     /* Recomputation fed more tokens. */
     assert_true(fake_backend_stats.tokens > fed_roomy);
     fx_free_results(roomy, 8);
@@ -334,7 +339,8 @@ static void test_cancel_stops_a_request_in_flight(void **state)
     s1_request r2 = budget_request(1, problems[1], 0, 0);
     fx_add(e, &r2);
     s1_err err;
-    for (int i = 0; i < 5; i++) assert_true(s1_engine_step(e, &err) == 2);
+    for (int i = 0; i < 5; i++)
+        assert_true(s1_engine_step(e, &err) == 2);
     int thinking = -1, generated = -1;
     assert_int_equal(s1_engine_progress(e, 0, &thinking, &generated), 0);
     assert_int_equal(thinking, 5);
@@ -407,7 +413,8 @@ static void test_requests_that_can_never_run_are_refused(void **state)
     char long_problem[400];
     memset(long_problem, 'x', sizeof long_problem - 1);
     long_problem[sizeof long_problem - 1] = '\0';
-    for (size_t i = 0; i < sizeof long_problem - 1; i += 2) long_problem[i] = ' ';
+    for (size_t i = 0; i < sizeof long_problem - 1; i += 2)
+        long_problem[i] = ' ';
     s1_request r = fx_request(1, long_problem);
     assert_add_fails(e, &r, "context");
     r = fx_request(1, "");

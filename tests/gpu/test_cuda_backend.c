@@ -40,7 +40,8 @@ typedef struct {
 static double row_rms(const float *l, int n)
 {
     double s = 0;
-    for (int i = 0; i < n; i++) s += (double)l[i] * l[i];
+    for (int i = 0; i < n; i++)
+        s += (double)l[i] * l[i];
     return sqrt(s / n);
 }
 
@@ -59,7 +60,8 @@ static bool run(fixture *f, const chunk *c, int nc, s1_err *err)
     int32_t tok[MAX_TOKENS], pos[MAX_TOKENS], sq[MAX_TOKENS], rows[MAX_TOKENS];
     s1_block_table tables[N_SEQS];
     int n = 0;
-    for (int i = 0; i < N_SEQS; i++) tables[i] = (s1_block_table){f->s[i].blocks, f->s[i].n_blocks};
+    for (int i = 0; i < N_SEQS; i++)
+        tables[i] = (s1_block_table){f->s[i].blocks, f->s[i].n_blocks};
     for (int i = 0; i < nc; i++) {
         seq *s = &f->s[c[i].seq];
         for (int k = 0; k < c[i].n; k++, n++) {
@@ -70,8 +72,15 @@ static bool run(fixture *f, const chunk *c, int nc, s1_err *err)
         rows[i] = n - 1;
         s->len += c[i].n;
     }
-    s1_batch b = {.n_tokens = n, .tokens = tok, .pos = pos, .seq = sq, .n_seqs = N_SEQS,
-                  .tables = tables, .n_out = nc, .out_rows = rows, .logits = f->lc};
+    s1_batch b = {.n_tokens = n,
+                  .tokens = tok,
+                  .pos = pos,
+                  .seq = sq,
+                  .n_seqs = N_SEQS,
+                  .tables = tables,
+                  .n_out = nc,
+                  .out_rows = rows,
+                  .logits = f->lc};
     if (s1_backend_forward(f->cpu, &b, err)) return false;
     b.logits = f->lg;
     return s1_backend_forward(f->gpu, &b, err) == 0;
@@ -85,7 +94,8 @@ static void check_rows(fixture *f, int nc, const char *what)
     for (int r = 0; r < nc; r++) {
         const float *c = f->lc + (size_t)r * f->vocab, *g = f->lg + (size_t)r * f->vocab;
         double *ref = malloc((size_t)f->vocab * 8);
-        for (int i = 0; i < f->vocab; i++) ref[i] = c[i];
+        for (int i = 0; i < f->vocab; i++)
+            ref[i] = c[i];
         const double e = gt_rel_err(g, ref, (size_t)f->vocab);
         free(ref);
         if (e > worst) worst = e;
@@ -98,14 +108,16 @@ static void check_rows(fixture *f, int nc, const char *what)
 
 static void fill_prompt(seq *s, int len, int vocab)
 {
-    for (int i = 0; i < len; i++) s->tokens[i] = (int32_t)(gt_next() % (uint64_t)vocab);
+    for (int i = 0; i < len; i++)
+        s->tokens[i] = (int32_t)(gt_next() % (uint64_t)vocab);
 }
 
 static void give_blocks(fixture *f, int *next_block)
 {
     for (int i = 0; i < N_SEQS; i++) {
         f->s[i].n_blocks = 30; /* 480 positions; 3 x 30 < N_BLOCKS - 1 */
-        for (int k = 0; k < f->s[i].n_blocks; k++) f->s[i].blocks[k] = (*next_block)++;
+        for (int k = 0; k < f->s[i].n_blocks; k++)
+            f->s[i].blocks[k] = (*next_block)++;
     }
 }
 
@@ -114,7 +126,8 @@ static void check_greedy(fixture *f, int steps)
 {
     int agree = 0, tie_at[N_SEQS];
     bool live[N_SEQS];
-    for (int i = 0; i < N_SEQS; i++) live[i] = true, tie_at[i] = -1;
+    for (int i = 0; i < N_SEQS; i++)
+        live[i] = true, tie_at[i] = -1;
     s1_err err;
     for (int t = 0; t < steps; t++) {
         /* each backend's own choice continues its own sequence; while they
@@ -138,7 +151,8 @@ static void check_greedy(fixture *f, int steps)
                     live[c[r].seq] = false;
                     continue;
                 }
-                gt_ok(false, "greedy: sequence %d step %d: cpu picks %d, cuda %d", c[r].seq, t, a, b);
+                gt_ok(false, "greedy: sequence %d step %d: cpu picks %d, cuda %d", c[r].seq, t, a,
+                      b);
                 return;
             }
             agree++;
@@ -158,7 +172,8 @@ static void check_copy_block(fixture *f)
     const int32_t fresh = N_BLOCKS - 1;
     bool ok = s1_backend_copy_block(f->cpu, a->blocks[1], fresh, &err) == 0 &&
               s1_backend_copy_block(f->gpu, a->blocks[1], fresh, &err) == 0;
-    if (!gt_ok(ok, "copy_block runs on both backends%s%s", ok ? "" : ": ", ok ? "" : err.msg)) return;
+    if (!gt_ok(ok, "copy_block runs on both backends%s%s", ok ? "" : ": ", ok ? "" : err.msg))
+        return;
     /* c: a's first block, the copy of its second, then its own; it replays
      * a's tokens 32..47 (the third block) */
     c->blocks[0] = a->blocks[0];
@@ -176,8 +191,8 @@ static int scenario(const s1_model *m, bool graphs)
 {
     s1_err err;
     setenv("S1_CUDA_NO_GRAPHS", graphs ? "0" : "1", 1);
-    s1_backend_cfg cfg = {.tp = 1, .block_size = BS, .n_blocks = N_BLOCKS,
-                          .max_batch_tokens = MAX_TOKENS};
+    s1_backend_cfg cfg = {
+        .tp = 1, .block_size = BS, .n_blocks = N_BLOCKS, .max_batch_tokens = MAX_TOKENS};
     fixture f = {.vocab = m->cfg.vocab_size};
     f.cpu = s1_backend_open("cpu", m, &cfg, &err);
     if (!gt_ok(f.cpu != NULL, "the cpu backend opens%s%s", f.cpu ? "" : ": ", f.cpu ? "" : err.msg))

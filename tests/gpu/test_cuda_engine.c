@@ -13,28 +13,34 @@
 
 enum { N_REQ = 4 };
 
-static const char *const problems[N_REQ] = {
-    "What is 2+2?", "Name a prime larger than 20.", "Think about it: is 91 prime?", "Wait."};
+static const char *const problems[N_REQ] = {"What is 2+2?", "Name a prime larger than 20.",
+                                            "Think about it: is 91 prime?", "Wait."};
 
 static void fill_requests(s1_request *r)
 {
     const s1_policy_cfg pol[N_REQ] = {
-        {.max_think = 24, .max_answer = 24},                /* the budget forces the end */
+        {.max_think = 24, .max_answer = 24},                 /* the budget forces the end */
         {.max_think = 64, .min_think = 40, .max_answer = 8}, /* early stops become waits */
         {.max_think = 48, .ignore_stop = 2, .max_answer = 16},
-        {.max_think = 0, .max_answer = 12},                 /* no budget */
+        {.max_think = 0, .max_answer = 12}, /* no budget */
     };
     for (int i = 0; i < N_REQ; i++)
-        r[i] = (s1_request){.tag = (uint64_t)i + 1, .text = problems[i],
-                            .text_len = strlen(problems[i]), .policy = pol[i]};
+        r[i] = (s1_request){.tag = (uint64_t)i + 1,
+                            .text = problems[i],
+                            .text_len = strlen(problems[i]),
+                            .policy = pol[i]};
 }
 
 /* Runs every request to the end on one backend; results by tag - 1. */
 static bool run_all(const char *dir, const char *backend, s1_result **out)
 {
     s1_err err;
-    s1_engine_cfg cfg = {.model_dir = dir, .backend = backend, .max_seqs = N_REQ,
-                         .max_batch_tokens = 64, .block_size = 16, .kv_blocks = 256,
+    s1_engine_cfg cfg = {.model_dir = dir,
+                         .backend = backend,
+                         .max_seqs = N_REQ,
+                         .max_batch_tokens = 64,
+                         .block_size = 16,
+                         .kv_blocks = 256,
                          .max_context = 384};
     s1_engine *e = s1_engine_open(&cfg, &err);
     if (!gt_ok(e != NULL, "the engine opens on %s%s%s", backend, e ? "" : ": ", e ? "" : err.msg))
@@ -42,14 +48,17 @@ static bool run_all(const char *dir, const char *backend, s1_result **out)
     s1_request r[N_REQ];
     fill_requests(r);
     bool ok = true;
-    for (int i = 0; ok && i < N_REQ; i++) ok = s1_engine_add(e, &r[i], &err) == 0;
+    for (int i = 0; ok && i < N_REQ; i++)
+        ok = s1_engine_add(e, &r[i], &err) == 0;
     int left = 1, steps = 0;
     while (ok && left > 0 && steps++ < 5000) {
         left = s1_engine_step(e, &err);
         ok = left >= 0;
         for (s1_result *res; (res = s1_engine_take_result(e));) {
-            if (res->tag >= 1 && res->tag <= N_REQ && !out[res->tag - 1]) out[res->tag - 1] = res;
-            else s1_result_free(res);
+            if (res->tag >= 1 && res->tag <= N_REQ && !out[res->tag - 1])
+                out[res->tag - 1] = res;
+            else
+                s1_result_free(res);
         }
     }
     gt_ok(ok && left == 0, "%s runs every request to the end%s%s", backend, ok ? "" : ": ",
@@ -64,7 +73,8 @@ static void compare(const s1_result *c, const s1_result *g, int i)
     bool same = c->n_gen == g->n_gen && !memcmp(c->gen_ids, g->gen_ids, c->n_gen * 4) &&
                 !memcmp(c->gen_kinds, g->gen_kinds, c->n_gen);
     size_t first = 0;
-    while (first < c->n_gen && first < g->n_gen && c->gen_ids[first] == g->gen_ids[first]) first++;
+    while (first < c->n_gen && first < g->n_gen && c->gen_ids[first] == g->gen_ids[first])
+        first++;
     gt_ok(same, "request %d: the same %zu tokens and kinds (first difference at %zu)", i + 1,
           c->n_gen, first);
     gt_ok(c->stop == g->stop && c->prompt_tokens == g->prompt_tokens &&
@@ -72,9 +82,10 @@ static void compare(const s1_result *c, const s1_result *g, int i)
               c->answer_tokens == g->answer_tokens && c->waits == g->waits &&
               c->forced_end == g->forced_end,
           "request %d: counts agree (cpu: %d thinking, %d forced, %d answer, %d waits, %s; "
-          "cuda: %d, %d, %d, %d, %s)", i + 1, c->thinking_tokens, c->forced_tokens,
-          c->answer_tokens, c->waits, s1_stop_reason_name(c->stop), g->thinking_tokens,
-          g->forced_tokens, g->answer_tokens, g->waits, s1_stop_reason_name(g->stop));
+          "cuda: %d, %d, %d, %d, %s)",
+          i + 1, c->thinking_tokens, c->forced_tokens, c->answer_tokens, c->waits,
+          s1_stop_reason_name(c->stop), g->thinking_tokens, g->forced_tokens, g->answer_tokens,
+          g->waits, s1_stop_reason_name(g->stop));
 }
 
 int main(void)
@@ -96,7 +107,8 @@ int main(void)
     s1_result *cpu[N_REQ] = {0}, *gpu[N_REQ] = {0};
     if (gt_ok(system(cmd) == 0, "gen_model.py --preset small writes a model") &&
         run_all(dir, "cpu", cpu) && run_all(dir, "cuda", gpu))
-        for (int i = 0; i < N_REQ; i++) compare(cpu[i], gpu[i], i);
+        for (int i = 0; i < N_REQ; i++)
+            compare(cpu[i], gpu[i], i);
     for (int i = 0; i < N_REQ; i++) {
         if (cpu[i]) s1_result_free(cpu[i]);
         if (gpu[i]) s1_result_free(gpu[i]);

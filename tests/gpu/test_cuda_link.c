@@ -24,13 +24,15 @@ int main(void)
     float *buf[MAX_GPUS];
     cudaStream_t st[MAX_GPUS];
     float *h = malloc(COUNT * sizeof *h);
-    for (int i = 0; i < n; i++) devs[i] = i;
+    for (int i = 0; i < n; i++)
+        devs[i] = i;
     if (!gt_ok(ncclCommInitAll(comms, n, devs) == ncclSuccess, "ncclCommInitAll over %d GPUs", n))
         return gt_done();
     for (int i = 0; i < n; i++) {
         GT_CUDA(cudaSetDevice(i));
         GT_CUDA(cudaStreamCreate(&st[i]));
-        for (int k = 0; k < COUNT; k++) h[k] = (float)(i + 1) * (float)(k % 100);
+        for (int k = 0; k < COUNT; k++)
+            h[k] = (float)(i + 1) * (float)(k % 100);
         buf[i] = gt_upload(h, COUNT * sizeof *h);
     }
     ncclResult_t r = ncclGroupStart();
@@ -44,7 +46,8 @@ int main(void)
         GT_CUDA(cudaSetDevice(i));
         GT_CUDA(cudaStreamSynchronize(st[i]));
         gt_download(h, buf[i], COUNT * sizeof *h);
-        for (int k = 0; k < COUNT; k++) bad += h[k] != ranks * (float)(k % 100);
+        for (int k = 0; k < COUNT; k++)
+            bad += h[k] != ranks * (float)(k % 100);
         cudaFree(buf[i]);
         cudaStreamDestroy(st[i]);
         ncclCommDestroy(comms[i]);

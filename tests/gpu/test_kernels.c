@@ -13,14 +13,16 @@
 static uint16_t *rand_bf16(size_t n, float lo, float hi)
 {
     uint16_t *p = malloc(n * 2);
-    for (size_t i = 0; i < n; i++) p[i] = gt_f2bf(gt_uniform(lo, hi));
+    for (size_t i = 0; i < n; i++)
+        p[i] = gt_f2bf(gt_uniform(lo, hi));
     return p;
 }
 
 static float *rand_f32(size_t n, float lo, float hi)
 {
     float *p = malloc(n * 4);
-    for (size_t i = 0; i < n; i++) p[i] = gt_uniform(lo, hi);
+    for (size_t i = 0; i < n; i++)
+        p[i] = gt_uniform(lo, hi);
     return p;
 }
 
@@ -31,27 +33,31 @@ static void test_convert(void)
     f[0] = 0x1.00fffep0f; /* rounds up */
     f[1] = 0x1.008000p0f; /* a tie: to even (down) */
     uint16_t *h16 = malloc(n * 2), *out = malloc(n * 2);
-    for (size_t i = 0; i < n; i++) h16[i] = (uint16_t)(gt_next() & 0x7bff); /* finite halves */
+    for (size_t i = 0; i < n; i++)
+        h16[i] = (uint16_t)(gt_next() & 0x7bff); /* finite halves */
     float *d32 = gt_upload(f, n * 4);
     uint16_t *d16 = gt_upload(h16, n * 2), *dout = gt_dev(n * 2);
 
     GT_CUDA(s1k_convert(dout, 1, d32, S1K_F32, (int64_t)n, 0));
     gt_download(out, dout, n * 2);
     size_t bad = 0;
-    for (size_t i = 0; i < n; i++) bad += out[i] != gt_f2bf(f[i]);
+    for (size_t i = 0; i < n; i++)
+        bad += out[i] != gt_f2bf(f[i]);
     gt_ok(bad == 0, "f32 -> bf16 rounds to nearest even (%zu of %zu differ)", bad, n);
 
     GT_CUDA(s1k_convert(dout, 1, d16, S1K_F16, (int64_t)n, 0));
     gt_download(out, dout, n * 2);
     bad = 0;
-    for (size_t i = 0; i < n; i++) bad += out[i] != gt_f2bf(gt_f16_to_f(h16[i]));
+    for (size_t i = 0; i < n; i++)
+        bad += out[i] != gt_f2bf(gt_f16_to_f(h16[i]));
     gt_ok(bad == 0, "f16 -> bf16 matches the CPU (%zu differ)", bad);
 
     float *back = malloc(n * 4);
     GT_CUDA(s1k_convert(d32, 0, dout, S1K_BF16, (int64_t)n, 0));
     gt_download(back, d32, n * 4);
     bad = 0;
-    for (size_t i = 0; i < n; i++) bad += back[i] != gt_bf2f(out[i]);
+    for (size_t i = 0; i < n; i++)
+        bad += back[i] != gt_bf2f(out[i]);
     gt_ok(bad == 0, "bf16 -> f32 is exact (%zu differ)", bad);
     free(f), free(h16), free(out), free(back);
     cudaFree(d32), cudaFree(d16), cudaFree(dout);
@@ -69,7 +75,8 @@ static void test_embed_gather(void)
     gt_download(x, dx, (size_t)n * d * 4);
     size_t bad = 0;
     for (int i = 0; i < n; i++)
-        for (int j = 0; j < d; j++) bad += x[(size_t)i * d + j] != gt_bf2f(emb[(size_t)tok[i] * d + j]);
+        for (int j = 0; j < d; j++)
+            bad += x[(size_t)i * d + j] != gt_bf2f(emb[(size_t)tok[i] * d + j]);
     gt_ok(bad == 0, "embedding rows are gathered exactly (%zu differ)", bad);
 
     int32_t rows[4] = {8, 0, 3, 3};
@@ -78,7 +85,8 @@ static void test_embed_gather(void)
     GT_CUDA(s1k_gather_rows(dout, demb, drows, 4, d, 0));
     gt_download(out, dout, (size_t)4 * d * 2);
     bad = 0;
-    for (int i = 0; i < 4; i++) bad += memcmp(out + (size_t)i * d, emb + (size_t)rows[i] * d, (size_t)d * 2) != 0;
+    for (int i = 0; i < 4; i++)
+        bad += memcmp(out + (size_t)i * d, emb + (size_t)rows[i] * d, (size_t)d * 2) != 0;
     gt_ok(bad == 0, "rows are gathered exactly (%zu rows differ)", bad);
     free(emb), free(x), free(out);
     cudaFree(demb), cudaFree(dtok), cudaFree(dx), cudaFree(drows), cudaFree(dout);
@@ -103,12 +111,15 @@ static void test_add_rmsnorm(int n, int d, bool with_y)
             ss += xref[k] * xref[k];
         }
         const double r = 1 / sqrt(ss / d + 1e-6);
-        for (int j = 0; j < d; j++) ref[(size_t)i * d + j] = xref[(size_t)i * d + j] * r * w[j];
+        for (int j = 0; j < d; j++)
+            ref[(size_t)i * d + j] = xref[(size_t)i * d + j] * r * w[j];
     }
-    for (size_t k = 0; k < nd; k++) outf[k] = gt_bf2f(out[k]);
+    for (size_t k = 0; k < nd; k++)
+        outf[k] = gt_bf2f(out[k]);
     const double ex = gt_rel_err(xo, xref, nd), eo = gt_rel_err(outf, ref, nd);
-    gt_ok(ex == 0 && eo < 4e-3, "add+rmsnorm n=%d d=%d%s: residual exact (err %.2g), norm err %.2g < 4e-3",
-          n, d, with_y ? "" : " (no add)", ex, eo);
+    gt_ok(ex == 0 && eo < 4e-3,
+          "add+rmsnorm n=%d d=%d%s: residual exact (err %.2g), norm err %.2g < 4e-3", n, d,
+          with_y ? "" : " (no add)", ex, eo);
     free(x), free(y), free(w), free(out), free(xo), free(outf), free(ref), free(xref);
     cudaFree(dx), cudaFree(dy), cudaFree(dw), cudaFree(dout);
 }
@@ -137,7 +148,8 @@ static void test_rope_qkv(void)
     float *dqkv = gt_upload(qkv, (size_t)n * W * 4), *dbias = gt_upload(bias, (size_t)W * 4);
     float *drope = gt_upload(rope, (size_t)max_pos * hd * 4);
     int32_t *dpos = gt_upload(pos, sizeof pos), *dslot = gt_upload(slot, sizeof slot);
-    uint16_t *dq = gt_dev((size_t)n * nh * hd * 2), *dk = gt_dev(cache * 2), *dv = gt_dev(cache * 2);
+    uint16_t *dq = gt_dev((size_t)n * nh * hd * 2), *dk = gt_dev(cache * 2),
+             *dv = gt_dev(cache * 2);
     GT_CUDA(s1k_rope_qkv(dqkv, dbias, drope, dpos, dslot, dq, dk, dv, n, nh, nkv, hd, bs, 0));
     uint16_t *q = malloc((size_t)n * nh * hd * 2), *k = malloc(cache * 2), *v = malloc(cache * 2);
     gt_download(q, dq, (size_t)n * nh * hd * 2);
@@ -153,14 +165,16 @@ static void test_rope_qkv(void)
                 const int b = h * hd, jj = j % (hd / 2);
                 const double a = pos[t] * pow(theta, -2.0 * jj / hd);
                 const double x1 = (double)qkv[(size_t)t * W + b + jj] + bias[b + jj];
-                const double x2 = (double)qkv[(size_t)t * W + b + jj + hd / 2] + bias[b + jj + hd / 2];
+                const double x2 =
+                    (double)qkv[(size_t)t * W + b + jj + hd / 2] + bias[b + jj + hd / 2];
                 const double o = j < hd / 2 ? x1 * cos(a) - x2 * sin(a) : x2 * cos(a) + x1 * sin(a);
                 if (h < nh) {
                     rq[((size_t)t * nh + h) * hd + j] = o;
                     gq[((size_t)t * nh + h) * hd + j] = gt_bf2f(q[((size_t)t * nh + h) * hd + j]);
                 } else {
                     rk[((size_t)t * nkv + h - nh) * hd + j] = o;
-                    gk[((size_t)t * nkv + h - nh) * hd + j] = gt_bf2f(k[kv_index(slot[t], h - nh, j, nkv, bs, hd)]);
+                    gk[((size_t)t * nkv + h - nh) * hd + j] =
+                        gt_bf2f(k[kv_index(slot[t], h - nh, j, nkv, bs, hd)]);
                 }
             }
     for (int t = 0; t < n; t++)
@@ -168,16 +182,19 @@ static void test_rope_qkv(void)
             for (int j = 0; j < hd; j++) {
                 const int b = (nh + nkv + h) * hd + j;
                 rv[((size_t)t * nkv + h) * hd + j] = (double)qkv[(size_t)t * W + b] + bias[b];
-                gv[((size_t)t * nkv + h) * hd + j] = gt_bf2f(v[kv_index(slot[t], h, j, nkv, bs, hd)]);
+                gv[((size_t)t * nkv + h) * hd + j] =
+                    gt_bf2f(v[kv_index(slot[t], h, j, nkv, bs, hd)]);
             }
     /* Every cache element not at a batch slot must still be poisoned. */
     size_t touched = 0;
-    for (size_t i = 0; i < cache; i++) touched += k[i] != 0xffff || v[i] != 0xffff;
-    const double eq = gt_rel_err(gq, rq, nq), ek = gt_rel_err(gk, rk, nk), ev = gt_rel_err(gv, rv, nk);
+    for (size_t i = 0; i < cache; i++)
+        touched += k[i] != 0xffff || v[i] != 0xffff;
+    const double eq = gt_rel_err(gq, rq, nq), ek = gt_rel_err(gk, rk, nk),
+                 ev = gt_rel_err(gv, rv, nk);
     gt_ok(eq < 4e-3 && ek < 4e-3 && ev < 4e-3,
           "bias + rope: q err %.2g, k err %.2g, v err %.2g (< 4e-3)", eq, ek, ev);
-    gt_ok(touched == (size_t)n * nkv * hd, "rope writes exactly the batch's cache slots (%zu elements)",
-          touched);
+    gt_ok(touched == (size_t)n * nkv * hd,
+          "rope writes exactly the batch's cache slots (%zu elements)", touched);
     free(qkv), free(bias), free(rope), free(q), free(k), free(v), free(rq), free(rk), free(rv);
     free(gq), free(gk), free(gv);
     cudaFree(dqkv), cudaFree(dbias), cudaFree(drope), cudaFree(dpos), cudaFree(dslot);
@@ -196,18 +213,21 @@ static void test_attention(int nh, int nkv, int hd, int splits)
     uint16_t *q = rand_bf16((size_t)NT * nh * hd, -1.5f, 1.5f);
     /* a random permutation of the blocks, cut into per-token tables */
     int32_t *perm = malloc((size_t)nb * 4), tbl[NT], c[NT];
-    for (int i = 0; i < nb; i++) perm[i] = i;
+    for (int i = 0; i < nb; i++)
+        perm[i] = i;
     for (int i = nb - 1; i > 0; i--) {
         const int j = (int)(gt_next() % (uint64_t)(i + 1)), t = perm[i];
         perm[i] = perm[j], perm[j] = t;
     }
-    for (int t = 0; t < NT; t++) tbl[t] = t * max_blocks, c[t] = ctx[t];
+    for (int t = 0; t < NT; t++)
+        tbl[t] = t * max_blocks, c[t] = ctx[t];
     uint16_t *dk = gt_upload(k, cache * 2), *dv = gt_upload(v, cache * 2);
     uint16_t *dq = gt_upload(q, (size_t)NT * nh * hd * 2), *dout = gt_dev((size_t)NT * nh * hd * 2);
     int32_t *dctx = gt_upload(c, sizeof c), *dtbl = gt_upload(tbl, sizeof tbl);
     int32_t *dblocks = gt_upload(perm, (size_t)nb * 4);
     float *dpart = gt_dev((size_t)NT * nh * splits * (hd + 2) * 4);
-    GT_CUDA(s1k_attention(dq, dk, dv, dctx, dtbl, dblocks, dpart, dout, NT, nh, nkv, hd, bs, splits, 0));
+    GT_CUDA(s1k_attention(dq, dk, dv, dctx, dtbl, dblocks, dpart, dout, NT, nh, nkv, hd, bs, splits,
+                          0));
     uint16_t *out = malloc((size_t)NT * nh * hd * 2);
     gt_download(out, dout, (size_t)NT * nh * hd * 2);
 
@@ -228,7 +248,8 @@ static void test_attention(int nh, int nkv, int hd, int splits)
                 s[p] = d / sqrt((double)hd);
                 if (s[p] > mx) mx = s[p];
             }
-            for (int p = 0; p < ctx[t]; p++) sum += s[p] = exp(s[p] - mx);
+            for (int p = 0; p < ctx[t]; p++)
+                sum += s[p] = exp(s[p] - mx);
             for (int j = 0; j < hd; j++) {
                 double o = 0;
                 for (int p = 0; p < ctx[t]; p++) {
@@ -259,7 +280,8 @@ static void test_swiglu(void)
     gt_download(out, dout, m * 2);
     for (int t = 0; t < n; t++)
         for (int i = 0; i < inter; i++) {
-            const double g = gu[(size_t)t * 2 * inter + i], u = gu[(size_t)t * 2 * inter + inter + i];
+            const double g = gu[(size_t)t * 2 * inter + i],
+                         u = gu[(size_t)t * 2 * inter + inter + i];
             ref[(size_t)t * inter + i] = g / (1 + exp(-g)) * u;
             got[(size_t)t * inter + i] = gt_bf2f(out[(size_t)t * inter + i]);
         }
@@ -281,7 +303,8 @@ static void test_mask(void)
     for (int r = 0; r < rows; r++)
         for (int k = off[r]; k < off[r + 1]; k++)
             if (ids[k] >= 0 && ids[k] < ld) l[(size_t)r * ld + ids[k]] = -INFINITY;
-    gt_ok(memcmp(got, l, (size_t)rows * ld * 4) == 0, "the logit mask sets exactly the listed ids to -inf");
+    gt_ok(memcmp(got, l, (size_t)rows * ld * 4) == 0,
+          "the logit mask sets exactly the listed ids to -inf");
     free(l), free(got);
     cudaFree(dl), cudaFree(dids), cudaFree(doff);
 }
@@ -294,8 +317,10 @@ static void test_copy_block(void)
     uint16_t *d = gt_upload(h, total);
     GT_CUDA(s1k_copy_block(d, plane, blk, 1, 3, planes, 0));
     gt_download(got, d, total);
-    for (int p = 0; p < planes; p++) memcpy((char *)h + p * plane + 3 * blk, (char *)h + p * plane + blk, blk);
-    gt_ok(memcmp(got, h, total) == 0, "copy_block copies block 1 over block 3 in every plane, nothing else");
+    for (int p = 0; p < planes; p++)
+        memcpy((char *)h + p * plane + 3 * blk, (char *)h + p * plane + blk, blk);
+    gt_ok(memcmp(got, h, total) == 0,
+          "copy_block copies block 1 over block 3 in every plane, nothing else");
     free(h), free(got);
     cudaFree(d);
 }
@@ -314,18 +339,21 @@ static void test_sample(void)
 {
     const int ld = 152064, n = 151665;
     float *l = rand_f32((size_t)2 * ld, -10, 10);
-    l[1234] = 20, l[99999] = 20;      /* a tie: the lower id wins */
-    l[150000] = NAN;                  /* never chosen */
-    l[ld - 1] = 100;                  /* past n_vocab: never chosen */
-    for (int i = 0; i < ld; i++) l[ld + i] = -INFINITY; /* row 2: four live tokens */
+    l[1234] = 20, l[99999] = 20; /* a tie: the lower id wins */
+    l[150000] = NAN;             /* never chosen */
+    l[ld - 1] = 100;             /* past n_vocab: never chosen */
+    for (int i = 0; i < ld; i++)
+        l[ld + i] = -INFINITY; /* row 2: four live tokens */
     const float p4[4] = {0.1f, 0.2f, 0.3f, 0.4f};
-    for (int i = 0; i < 4; i++) l[ld + 1000 * i + 5] = logf(p4[i]);
+    for (int i = 0; i < 4; i++)
+        l[ld + 1000 * i + 5] = logf(p4[i]);
     float *dl = gt_upload(l, (size_t)2 * ld * 4);
     s1k_sample_param *dp = gt_dev(sizeof(s1k_sample_param) * 4096);
     int32_t *dout = gt_dev(4 * 4096);
 
     s1k_sample_param g = {0};
-    gt_ok(sample_one(dl, ld, n, g, dp, dout) == 1234, "greedy takes the lowest id among the largest logits");
+    gt_ok(sample_one(dl, ld, n, g, dp, dout) == 1234,
+          "greedy takes the lowest id among the largest logits");
     /* ties at a threshold are kept: either of the two largest */
     s1k_sample_param k1 = {.temperature = 1.5f, .top_k = 1, .seed = 7};
     int32_t t = sample_one(dl, ld, n, k1, dp, dout);
@@ -335,17 +363,21 @@ static void test_sample(void)
     gt_ok(t == 1234 || t == 99999, "a tiny top_p samples a largest logit (%d)", t);
     s1k_sample_param hot = {.temperature = 1e4f, .seed = 11};
     t = sample_one(dl, ld, n, hot, dp, dout);
-    gt_ok(t >= 0 && t < n && t != 150000, "a hot draw stays below n_vocab and never takes NaN (%d)", t);
+    gt_ok(t >= 0 && t < n && t != 150000, "a hot draw stays below n_vocab and never takes NaN (%d)",
+          t);
 
     /* 4096 draws (steps 0..4095) of row 2 at T = 1, all in one launch. */
     enum { DRAWS = 4096 };
     s1k_sample_param *ps = calloc(DRAWS, sizeof *ps);
-    for (int i = 0; i < DRAWS; i++) ps[i] = (s1k_sample_param){.temperature = 1, .seed = 42, .step = (uint64_t)i};
+    for (int i = 0; i < DRAWS; i++)
+        ps[i] = (s1k_sample_param){.temperature = 1, .seed = 42, .step = (uint64_t)i};
     /* each draw's row: the 4 live logits at ids 5, 1005, 2005, 3005 of a 4000-wide row */
     float *h = malloc((size_t)DRAWS * 4000 * 4);
-    for (int i = 0; i < DRAWS * 4000; i++) h[i] = -INFINITY;
+    for (int i = 0; i < DRAWS * 4000; i++)
+        h[i] = -INFINITY;
     for (int d = 0; d < DRAWS; d++)
-        for (int i = 0; i < 4; i++) h[(size_t)d * 4000 + 1000 * i + 5] = logf(p4[i]);
+        for (int i = 0; i < 4; i++)
+            h[(size_t)d * 4000 + 1000 * i + 5] = logf(p4[i]);
     float *drows = gt_upload(h, (size_t)DRAWS * 4000 * 4);
     int32_t *got = malloc(4 * DRAWS);
     GT_CUDA(cudaMemcpy(dp, ps, sizeof *ps * DRAWS, cudaMemcpyHostToDevice));
@@ -354,8 +386,10 @@ static void test_sample(void)
     int cnt[4] = {0}, other = 0;
     for (int d = 0; d < DRAWS; d++) {
         const int id = got[d];
-        if (id % 1000 == 5 && id / 1000 < 4) cnt[id / 1000]++;
-        else other++;
+        if (id % 1000 == 5 && id / 1000 < 4)
+            cnt[id / 1000]++;
+        else
+            other++;
     }
     bool fair = other == 0;
     for (int i = 0; i < 4; i++) {
@@ -366,21 +400,26 @@ static void test_sample(void)
           cnt[0], cnt[1], cnt[2], cnt[3], DRAWS, other);
 
     /* top_k = 2 keeps ids 2005 and 3005; top_p = 0.5 keeps 3005 and 2005 (0.4 < 0.5 <= 0.7). */
-    for (int d = 0; d < DRAWS; d++) ps[d].top_k = 2;
+    for (int d = 0; d < DRAWS; d++)
+        ps[d].top_k = 2;
     GT_CUDA(cudaMemcpy(dp, ps, sizeof *ps * DRAWS, cudaMemcpyHostToDevice));
     GT_CUDA(s1k_sample(drows, 4000, 4000, dp, dout, DRAWS, 0));
     gt_download(got, dout, 4 * DRAWS);
     int in2 = 0;
-    for (int d = 0; d < DRAWS; d++) in2 += got[d] == 2005 || got[d] == 3005;
+    for (int d = 0; d < DRAWS; d++)
+        in2 += got[d] == 2005 || got[d] == 3005;
     gt_ok(in2 == DRAWS, "top_k = 2 samples only the two most probable (%d of %d)", in2, DRAWS);
-    for (int d = 0; d < DRAWS; d++) ps[d].top_k = 0, ps[d].top_p = 0.5f;
+    for (int d = 0; d < DRAWS; d++)
+        ps[d].top_k = 0, ps[d].top_p = 0.5f;
     GT_CUDA(cudaMemcpy(dp, ps, sizeof *ps * DRAWS, cudaMemcpyHostToDevice));
     GT_CUDA(s1k_sample(drows, 4000, 4000, dp, dout, DRAWS, 0));
     int32_t *again = malloc(4 * DRAWS);
     gt_download(again, dout, 4 * DRAWS);
     in2 = 0;
-    for (int d = 0; d < DRAWS; d++) in2 += again[d] == 2005 || again[d] == 3005;
-    gt_ok(in2 == DRAWS, "top_p = 0.5 samples only the smallest set reaching 0.5 (%d of %d)", in2, DRAWS);
+    for (int d = 0; d < DRAWS; d++)
+        in2 += again[d] == 2005 || again[d] == 3005;
+    gt_ok(in2 == DRAWS, "top_p = 0.5 samples only the smallest set reaching 0.5 (%d of %d)", in2,
+          DRAWS);
     /* the same (seed, step) draws the same token in any row of any batch */
     GT_CUDA(s1k_sample(drows + (size_t)100 * 4000, 4000, 4000, dp + 100, dout, 1, 0));
     int32_t one;
@@ -411,12 +450,13 @@ static void test_gemm(int n, int m, int k)
     for (int i = 0; i < n; i++)
         for (int j = 0; j < m; j++) {
             double s = 0;
-            for (int t = 0; t < k; t++) s += (double)gt_bf2f(x[(size_t)i * k + t]) * gt_bf2f(w[(size_t)j * k + t]);
+            for (int t = 0; t < k; t++)
+                s += (double)gt_bf2f(x[(size_t)i * k + t]) * gt_bf2f(w[(size_t)j * k + t]);
             ref[(size_t)i * m + j] = s;
         }
     const double e = gt_rel_err(y, ref, (size_t)n * m);
-    gt_ok(rc == 0 && e < 1e-3, "gemm n=%d m=%d k=%d: err %.2g < 1e-3%s%s", n, m, k, e, rc ? ": " : "",
-          rc ? err.msg : "");
+    gt_ok(rc == 0 && e < 1e-3, "gemm n=%d m=%d k=%d: err %.2g < 1e-3%s%s", n, m, k, e,
+          rc ? ": " : "", rc ? err.msg : "");
     free(x), free(w), free(y), free(ref);
     cudaFree(dx), cudaFree(dw), cudaFree(dy);
     s1_cuda_gemm_free(g);
@@ -434,7 +474,8 @@ static void test_gemv(int n, int m, int k)
     for (int i = 0; i < n; i++)
         for (int j = 0; j < m; j++) {
             double s = 0;
-            for (int t = 0; t < k; t++) s += (double)gt_bf2f(x[(size_t)i * k + t]) * gt_bf2f(w[(size_t)j * k + t]);
+            for (int t = 0; t < k; t++)
+                s += (double)gt_bf2f(x[(size_t)i * k + t]) * gt_bf2f(w[(size_t)j * k + t]);
             ref[(size_t)i * m + j] = s;
         }
     const double e = gt_rel_err(y, ref, (size_t)n * m);
@@ -458,7 +499,8 @@ static void chain(cudaStream_t st, float *x, uint16_t *xn, float *y, const uint1
 static void test_pdl_chain(void)
 {
     const int n = 4, d = 1024, vocab = 50;
-    uint16_t *emb = rand_bf16((size_t)vocab * d, -1, 1), *wm = rand_bf16((size_t)d * d, -0.05f, 0.05f);
+    uint16_t *emb = rand_bf16((size_t)vocab * d, -1, 1),
+             *wm = rand_bf16((size_t)d * d, -0.05f, 0.05f);
     float *w = rand_f32((size_t)d, 0.5f, 1.5f);
     int32_t tok[4] = {3, 49, 0, 7};
     uint16_t *demb = gt_upload(emb, (size_t)vocab * d * 2), *dwm = gt_upload(wm, (size_t)d * d * 2);
@@ -473,14 +515,16 @@ static void test_pdl_chain(void)
     chain(st, x, xn, y, demb, dtok, dw, dwm, n, d);
     gt_download(plain, y, (size_t)n * d * 4);
     s1k_set_pdl(1);
-    for (int i = 0; i < 20; i++) chain(st, x, xn, y, demb, dtok, dw, dwm, n, d);
+    for (int i = 0; i < 20; i++)
+        chain(st, x, xn, y, demb, dtok, dw, dwm, n, d);
     gt_download(pdl, y, (size_t)n * d * 4);
     s1k_set_pdl(0);
     gt_ok(memcmp(plain, pdl, (size_t)n * d * 4) == 0,
           "kernels chained with programmatic dependent launch give the same bits");
     cudaStreamDestroy(st);
     free(emb), free(wm), free(w), free(plain), free(pdl);
-    cudaFree(demb), cudaFree(dwm), cudaFree(dw), cudaFree(dtok), cudaFree(x), cudaFree(y), cudaFree(xn);
+    cudaFree(demb), cudaFree(dwm), cudaFree(dw), cudaFree(dtok), cudaFree(x), cudaFree(y),
+        cudaFree(xn);
 }
 
 int main(void)
