@@ -1,15 +1,14 @@
 #!/usr/bin/env bash
 # tests/gpu/device_run.sh — runs the GPU tests (and, with --bench, bench/gpu)
 # from a build directory made on another machine, on a GPU machine that
-# cannot build s1d itself (no PostgreSQL/libuv/... -dev packages, no network),
-# such as this workplace's lent H100: the build directory travels, plus the
-# few shared libraries the test binaries need beyond CUDA (BUILD/devlibs,
+# cannot build s1d itself (no PostgreSQL/libuv/... -dev packages, no network):
+# the build directory is copied there, with the few shared libraries the test binaries need beyond CUDA (BUILD/devlibs,
 # filled by --collect on the build machine).
 #
 #   tests/gpu/device_run.sh --collect [BUILD]   # on the build machine
 #   tests/gpu/device_run.sh [--bench] [BUILD]   # on the GPU machine
 #
-# Logs go to $OUT (when set) and stdout; the exit status is that of the tests.
+# Logs go to $S1_LOG_DIR (default /tmp) and stdout; the exit status is that of the tests.
 set -uo pipefail
 
 mode=test
@@ -36,7 +35,7 @@ python=${S1_PYTHON:-python3}
 nccl=$("$python" -c 'import nvidia.nccl, os; print(os.path.join(list(nvidia.nccl.__path__)[0], "lib"))' 2>/dev/null || true)
 export LD_LIBRARY_PATH="$build/devlibs:/usr/local/cuda/lib64:${nccl}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 export S1_SOURCE_ROOT=$root S1_PYTHON=$python CMOCKA_MESSAGE_OUTPUT=TAP
-out=${OUT:-/tmp}
+out=${S1_LOG_DIR:-/tmp}
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$out/gpu.txt"
 
 if [ "$mode" = bench ]; then
