@@ -15,6 +15,7 @@ enum {
     S1CTL_EXIT_SCHEMA = 4, /* the schema is missing or older than this s1ctl: run `s1ctl migrate` */
     S1CTL_EXIT_NOT_FOUND = 5, /* no such job, suite or benchmark run */
     S1CTL_EXIT_MODEL = 6,     /* the model directory cannot be used */
+    S1CTL_EXIT_TIMEOUT = 7,   /* --timeout passed before the job ended */
 };
 
 /* Commands on the queue (cli/submit.c, cli/jobs.c, cli/wait.c, cli/migrate.c). */
@@ -55,9 +56,25 @@ typedef struct {
 int s1ctl_subcommand(const char *group, const s1ctl_sub *subs, size_t n, const char *help, int argc,
                      char **argv);
 
+/* When waiting gives up: timeout seconds after the deadline was set (on
+ * CLOCK_MONOTONIC, in ms). timeout 0 waits forever. One deadline covers all
+ * the jobs of `submit --wait`. */
+typedef struct {
+    double timeout;
+    long long until_ms;
+} s1ctl_deadline;
+
+/* A deadline timeout seconds from now (0: none). */
+s1ctl_deadline s1ctl_deadline_in(double timeout);
+
+/* Parses the value of --timeout: a positive number of seconds; prints why
+ * not and returns -1. */
+int s1ctl_parse_timeout(const char *s, double *out);
+
 /* Follows job id until it ends (progress bar on a terminal, lines otherwise,
  * one JSON object with json); 0 when it succeeded, 1 when it failed or was
- * cancelled. Shared by `wait` and `submit --wait`. */
-int s1ctl_wait_job(PGconn *c, long long id, int json);
+ * cancelled, 7 when the deadline passed first (a last line or object says in
+ * which state). Shared by `wait` and `submit --wait`. */
+int s1ctl_wait_job(PGconn *c, long long id, int json, const s1ctl_deadline *deadline);
 
 #endif

@@ -45,7 +45,8 @@ static void usage(FILE *f)
                "  3  the database cannot be reached or refused a statement\n"
                "  4  the schema is missing, older or newer than s1ctl (run `s1ctl migrate`)\n"
                "  5  no such job, suite or benchmark run\n"
-               "  6  the model directory cannot be used\n");
+               "  6  the model directory cannot be used\n"
+               "  7  timed out waiting: --timeout passed before the job ended\n");
 }
 
 int main(int argc, char **argv)

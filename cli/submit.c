@@ -26,6 +26,8 @@ static const char usage[] =
     "  --max-attempts N    attempts before the job fails (default 3)\n"
     "  --max-bytes N       largest problem file accepted (default 1048576)\n"
     "  --wait              wait for the jobs to end (exit 1 when one did not succeed)\n"
+    "  --timeout SECONDS   with --wait, give up after SECONDS (exit 7 when a job is\n"
+    "                      still queued or running then)\n"
     "  --json              print [{\"id\": N, \"file\": F}, ...]\n"
     "  --db CONNINFO       database (default $DATABASE_URL, then libpq's PG* variables)\n"
     "  --help              this text\n";
@@ -39,6 +41,7 @@ enum {
     OPT_MAX_ATTEMPTS,
     OPT_MAX_BYTES,
     OPT_WAIT,
+    OPT_TIMEOUT,
     OPT_JSON,
     OPT_DB,
 };
@@ -53,6 +56,7 @@ static const struct option options[] = {
     {"max-attempts", required_argument, NULL, OPT_MAX_ATTEMPTS},
     {"max-bytes", required_argument, NULL, OPT_MAX_BYTES},
     {"wait", no_argument, NULL, OPT_WAIT},
+    {"timeout", required_argument, NULL, OPT_TIMEOUT},
     {"json", no_argument, NULL, OPT_JSON},
     {"db", required_argument, NULL, OPT_DB},
     {"help", no_argument, NULL, 'h'},
@@ -64,6 +68,7 @@ typedef struct {
     s1_sampling sampling;
     s1_ctl_job job;
     long long max_bytes;
+    double timeout; /* --timeout; 0: wait forever */
     int wait, json;
     const char *db;
 } submit_args;
@@ -100,6 +105,8 @@ static int job_flag(int code, const char *arg, submit_args *a)
     case OPT_WAIT:
         a->wait = 1;
         return 1;
+    case OPT_TIMEOUT:
+        return s1ctl_parse_timeout(arg, &a->timeout) < 0 ? -1 : 1;
     case OPT_JSON:
         a->json = 1;
         return 1;
@@ -125,6 +132,8 @@ static int parse_args(int argc, char **argv, submit_args *a)
         if (rc == 0) rc = job_flag(o, optarg, a);
         if (rc < 0) return S1CTL_EXIT_USAGE;
     }
+    if (a->timeout > 0 && !a->wait)
+        return s1ctl_fail(S1CTL_EXIT_USAGE, "--timeout: only meaningful with --wait");
     if (a->job.queue && !*a->job.queue)
         return s1ctl_fail(S1CTL_EXIT_USAGE, "--queue: must not be empty");
     if (s1ctl_policy_done(&a->policy, &a->sampling) < 0) return S1CTL_EXIT_USAGE;
@@ -185,12 +194,14 @@ static void print_ids(char **files, int n, const long long *ids, int json)
     s1ctl_print_json(a);
 }
 
-/* Waits for each job in turn; exit 1 when any did not succeed. */
-static int wait_all(PGconn *c, const long long *ids, int n, int json)
+/* Waits for each job in turn, all under one --timeout; the highest exit code
+ * wins (7 when a job was left unfinished, else 1 when any did not succeed). */
+static int wait_all(PGconn *c, const long long *ids, int n, int json, double timeout)
 {
     int worst = S1CTL_EXIT_OK;
+    s1ctl_deadline deadline = s1ctl_deadline_in(timeout);
     for (int i = 0; i < n; i++) {
-        int rc = s1ctl_wait_job(c, ids[i], json);
+        int rc = s1ctl_wait_job(c, ids[i], json, &deadline);
         if (rc > worst) worst = rc;
     }
     return worst;
@@ -219,7 +230,7 @@ int s1ctl_submit(int argc, char **argv)
              !(rc = insert_all(c, &a, argv + optind, texts, n, ids))) {
         /* With --wait --json the waits print one object per job instead. */
         if (!(a.wait && a.json)) print_ids(argv + optind, n, ids, a.json);
-        if (a.wait) rc = wait_all(c, ids, n, a.json);
+        if (a.wait) rc = wait_all(c, ids, n, a.json, a.timeout);
     }
     if (texts) free_texts(texts, n);
     free(ids);

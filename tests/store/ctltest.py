@@ -13,12 +13,15 @@ from s1test import SOURCE, binary, fresh_db, psql  # noqa: E402,F401
 EXAMPLE = os.path.join(SOURCE, "examples", "problem.txt")
 
 
-def s1ctl(*args, db=None, stdin=None, env=None, timeout=60):
-    """Runs s1ctl with args (and --db db after the command when given);
-    returns the CompletedProcess with text stdout/stderr."""
+def s1ctl(*args, db=None, stdin=None, env=None, timeout=60, user=None):
+    """Runs s1ctl with args (and --db db after the command when given), as
+    user through runuser when given; returns the CompletedProcess with text
+    stdout/stderr."""
     argv = [binary("s1ctl"), *args]
     if db is not None:
         argv[2:2] = ["--db", db]
+    if user is not None:
+        argv[0:0] = ["runuser", "-u", user, "--"]
     full_env = dict(os.environ)
     full_env.pop("DATABASE_URL", None)
     full_env.update(env or {})

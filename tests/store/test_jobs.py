@@ -268,6 +268,50 @@ def test_wait_for_a_missing_job_is_exit_5():
     assert s1ctl("wait", "987654", db=DB).returncode == 5
 
 
+def test_wait_timeout_on_a_queued_job_with_no_daemon_exits_7_naming_its_state():
+    jid = insert_job(DB, policy='{"max_think": 100}')
+    # Generous bounds: the point is that it ends, not how fast.
+    p = s1ctl("wait", "--timeout", "0.5", str(jid), db=DB, timeout=30)
+    assert p.returncode == 7, (p.returncode, p.stdout, p.stderr)
+    assert p.stderr == ""
+    assert p.stdout.splitlines() == [f"job {jid}: queued, 0/100 thinking tokens",
+                                     f"job {jid} is still queued after 0.5 s (no daemon has claimed it)"]
+    assert psql(DB, f"SELECT state FROM s1.jobs WHERE id = {jid}") == [["queued"]]
+
+
+def test_wait_timeout_on_a_running_job_says_running_and_json_marks_timed_out():
+    jid = insert_job(DB, state="running", policy='{"max_think": 100}')
+    p = s1ctl("wait", "--timeout", "1", str(jid), db=DB, timeout=30)
+    assert p.returncode == 7
+    assert p.stdout.splitlines()[-1] == f"job {jid} is still running after 1 s"
+    p = s1ctl("wait", "--json", "--timeout", "0.2", str(jid), db=DB, timeout=30)
+    assert p.returncode == 7
+    assert json.loads(p.stdout) == {"id": jid, "state": "running", "thinking": 0, "budget": 100,
+                                    "error": None, "timed_out": True}
+
+
+def test_wait_timeout_is_not_hit_by_a_job_that_ends_first():
+    jid = insert_job(DB)
+    t = drive(jid, ["state = 'running'", "state = 'succeeded'"])
+    p = s1ctl("wait", "--timeout", "60", str(jid), db=DB)
+    t.join()
+    assert p.returncode == 0, (p.returncode, p.stdout, p.stderr)
+    assert p.stdout.splitlines()[-1] == f"job {jid} succeeded"
+    jid = insert_job(DB, state="failed")
+    assert s1ctl("wait", "--timeout", "60", str(jid), db=DB).returncode == 1
+
+
+def test_wait_timeout_must_be_a_positive_number_of_seconds():
+    jid = insert_job(DB)
+    for bad in ("0", "-1", "0.0", "abc", "", "5s", "nan", "inf", "1e10"):
+        p = s1ctl("wait", "--timeout", bad, str(jid), db=DB)
+        assert p.returncode == 2, bad
+        one_error_line(p, f"--timeout: '{bad}' is not a number of seconds above 0")
+    p = s1ctl("wait", str(jid), "--timeout", db=DB)
+    assert p.returncode == 2
+    one_error_line(p, "flag --timeout needs a value")
+
+
 def test_every_command_has_help_and_refuses_unknown_flags():
     for cmd in ("submit", "show", "list", "result", "wait", "cancel", "retry", "migrate",
                 "generate", "tokenize"):
@@ -281,7 +325,8 @@ def test_every_command_has_help_and_refuses_unknown_flags():
 def test_top_level_help_documents_the_exit_codes():
     p = s1ctl("--help")
     assert p.returncode == 0
-    for code in ("0  success", "2  bad flags", "3  the database", "4  the schema", "5  no such job", "6  the model"):
+    for code in ("0  success", "2  bad flags", "3  the database", "4  the schema", "5  no such job", "6  the model",
+                 "7  timed out waiting"):
         assert code in p.stdout, code
 
 

@@ -97,6 +97,26 @@ def test_wait_flag_blocks_until_the_job_ends_and_exits_by_its_state():
     assert p.returncode == 1
 
 
+def test_wait_flag_takes_a_timeout_for_all_the_jobs():
+    a, b = problem_file("never claimed a", "t1.txt"), problem_file("never claimed b", "t2.txt")
+    p = s1ctl("submit", "--wait", "--timeout", "0.5", a, b, db=DB, timeout=30)
+    assert p.returncode == 7, (p.returncode, p.stdout, p.stderr)
+    lines = p.stdout.splitlines()
+    ja, jb = lines[0], lines[1]
+    assert lines[-1] == f"job {jb} is still queued after 0.5 s (no daemon has claimed it)"
+    assert f"job {ja} is still queued after 0.5 s (no daemon has claimed it)" in lines
+    t = finish_later("ends in time", "succeeded")
+    p = s1ctl("submit", "--wait", "--timeout", "60", problem_file("ends in time", "t3.txt"), db=DB)
+    t.join()
+    assert p.returncode == 0, p.stderr
+
+
+def test_a_timeout_must_be_positive_and_comes_only_with_wait():
+    refused(["--wait", "--timeout", "0", EXAMPLE], "--timeout: '0' is not a number of seconds")
+    refused(["--wait", "--timeout", "soon", EXAMPLE], "--timeout: 'soon' is not a number of seconds")
+    refused(["--timeout", "5", EXAMPLE], "--timeout: only meaningful with --wait")
+
+
 def refused(args, *needles, code=2, stdin=None):
     before = job_count(DB)
     p = s1ctl("submit", *args, db=DB, stdin=stdin)
@@ -179,7 +199,7 @@ def test_help_documents_the_flags_and_exits_0():
     for flag in ("--budget", "--min-think", "--ignore-stop", "--wait-string", "--answer-prefix",
                  "--max-answer", "--temperature", "--top-p", "--top-k", "--seed", "--samples",
                  "--priority", "--queue", "--model", "--answer", "--max-attempts", "--max-bytes",
-                 "--wait", "--json", "--db"):
+                 "--wait", "--timeout", "--json", "--db"):
         assert flag in p.stdout, flag
 
 
