@@ -4,57 +4,28 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <systemd/sd-daemon.h>
 #include <unistd.h>
 #include <uv.h>
 
 #include "answer.h"
+#include "claimed.h"
 #include "conn.h"
 #include "db.h"
 #include "exec.h"
 #include "job.h"
 #include "log.h"
+#include "notify.h"
 #include "queue.h"
 #include "s1_config.h"
+#include "writer.h"
 
-/* A request's tag is its job id and sample: samples are at most 1024. */
-enum { SAMPLE_BITS = 10 };
 enum {
     PROGRESS_MS = 500,     /* progress writes per job: at most 2/s */
     STATUS_MS = 2000,      /* systemd STATUS= updates */
-    WRITE_BATCH = 256,     /* completions per statement */
     STOP_GRACE_MS = 10000, /* after the drain timeout, for the last writes */
 };
 
 static const char LISTEN_SQL[] = "LISTEN s1_jobs; LISTEN s1_cancel";
-
-/* A claimed job. Owned by the daemon's job list while its requests run, then
- * by its pending completion. Its strings must outlive its engine requests. */
-typedef struct job {
-    s1_queue_job row;
-    s1_job_params params;
-    bool params_ok;
-    s1_result **results;       /* [samples], owned */
-    char **extracted;          /* [samples]: final answers found, owned */
-    signed char *grade;        /* [samples]: -1 no reference, 0, 1 */
-    int *thinking, *generated; /* [samples]: progress */
-    int n_out;                 /* requests still in the engine */
-    bool cancel;               /* cancel requested */
-    bool lost;                 /* the lease was taken over: write nothing */
-    bool hand_back;            /* drain timed out: requeue */
-    bool progress_dirty;
-    char error[512]; /* why the job fails, when it does */
-    struct job *next;
-} job;
-
-/* A completion waiting to be written (the job is owned here). */
-typedef struct pending {
-    job *job;
-    s1_queue_end end;
-    bool solo;  /* its batch failed: write it alone */
-    bool again; /* sent before, when the connection broke: it may be in */
-    struct pending *next;
-} pending;
 
 typedef struct {
     uv_loop_t *loop;
@@ -67,23 +38,21 @@ typedef struct {
     s1d_conn *db;
     s1_queue_worker who;
     char host[256];
-    uv_timer_t heartbeat, progress, poll, status, watchdog, drain, hard_stop;
+    uv_timer_t heartbeat, progress, poll, status, drain, hard_stop;
     uv_signal_t sigterm, sigint, sighup;
-    job *jobs;
-    pending *writes, *writes_tail;
-    pending *writing;         /* the batch in flight */
+    s1d_job *jobs;
+    s1d_writer *writer; /* owns the jobs that ended, until written */
+    s1d_notify *notify;
     bool claiming, queue_hot; /* a claim in flight; jobs may be waiting */
     bool renewing, progressing;
-    bool ready_sent, draining, stopping;
+    bool draining, stopping;
     int exit_code;
     long long jobs_done;
     uint64_t tokens, tokens_at_ms; /* tokens generated since tokens_at_ms */
     double tokens_per_s;
-    uint64_t watchdog_usec;
 } s1d;
 
 static void claim_maybe(s1d *d);
-static void flush_writes(s1d *d);
 static void check_drained(s1d *d);
 
 static uint64_t now_ms(void)
@@ -91,9 +60,9 @@ static uint64_t now_ms(void)
     return uv_hrtime() / 1000000;
 }
 
-static job *find_job(s1d *d, int64_t id)
+static s1d_job *find_job(s1d *d, int64_t id)
 {
-    for (job *j = d->jobs; j; j = j->next)
+    for (s1d_job *j = d->jobs; j; j = j->next)
         if (j->row.id == id) return j;
     return NULL;
 }
@@ -101,41 +70,25 @@ static job *find_job(s1d *d, int64_t id)
 static int running_jobs(const s1d *d)
 {
     int n = 0;
-    for (const job *j = d->jobs; j; j = j->next)
+    for (const s1d_job *j = d->jobs; j; j = j->next)
         n++;
     return n;
 }
 
-static void job_free(s1d *d, job *j)
-{
-    for (int i = 0; j->results && i < j->row.samples; i++)
-        if (j->results[i]) s1d_runner_free_result(d->runner, j->results[i]);
-    for (int i = 0; j->extracted && i < j->row.samples; i++)
-        free(j->extracted[i]);
-    free(j->results);
-    free(j->extracted);
-    free(j->grade);
-    free(j->thinking);
-    free(j->generated);
-    if (j->params_ok) s1_job_params_free(&j->params);
-    free(j->row.problem);
-    free(j->row.reference);
-    free(j->row.policy);
-    free(j->row.sampling);
-    free(j);
-}
+/* ---- systemd status ---------------------------------------------------- */
 
-/* ---- systemd ---------------------------------------------------------- */
-
-/* STATUS= follows READY=1: before it, systemd shows "activating". */
+/* The live figures, for systemctl status (sent once READY=1 is). */
 static void send_status(s1d *d)
 {
-    if (!d->ready_sent) return;
-    sd_notifyf(0, "STATUS=%s%d jobs running, %lld done, %.0f tokens/s, database %s",
-               d->draining ? "draining: " : "", running_jobs(d), d->jobs_done, d->tokens_per_s,
-               s1d_conn_is_up(d->db) ? "up" : "unreachable");
+    s1d_status s = {.draining = d->draining,
+                    .running = running_jobs(d),
+                    .done = d->jobs_done,
+                    .tokens_per_s = d->tokens_per_s,
+                    .db_up = s1d_conn_is_up(d->db)};
+    s1d_notify_status(d->notify, &s);
 }
 
+/* Every STATUS_MS: the token rate since the last tick, then the status. */
 static void on_status_timer(uv_timer_t *t)
 {
     s1d *d = t->data;
@@ -145,18 +98,6 @@ static void on_status_timer(uv_timer_t *t)
     d->tokens = 0;
     d->tokens_at_ms = now;
     send_status(d);
-}
-
-/* The watchdog is fed only while the engine thread finishes steps or
- * idle-waits: a hung forward gets the daemon restarted. */
-static void on_watchdog_timer(uv_timer_t *t)
-{
-    s1d *d = t->data;
-    if (s1d_exec_stalled_ms(d->exec) * 1000 < d->watchdog_usec)
-        sd_notify(0, "WATCHDOG=1");
-    else
-        log_warning("engine thread stalled for %" PRIu64 " ms; not feeding the watchdog",
-                    s1d_exec_stalled_ms(d->exec));
 }
 
 /* ---- the worker row ---------------------------------------------------- */
@@ -192,26 +133,17 @@ static void log_failure(void *ud, const PGresult *r, const char *error)
 
 /* Ends a job that never reached the engine (bad policy, cancelled while
  * queued, refused): its completion is queued like any other. */
-static void end_job(s1d *d, job *j, s1_queue_end end)
+static void end_job(s1d *d, s1d_job *j, s1_queue_end end)
 {
-    pending *p = calloc(1, sizeof *p);
-    if (!p) {
-        log_error("job %" PRId64 ": out of memory; its lease will expire and it will be retried",
-                  j->row.id);
-        return job_free(d, j);
-    }
-    p->job = j;
-    p->end = end;
-    if (d->writes_tail)
-        d->writes_tail->next = p;
-    else
-        d->writes = p;
-    d->writes_tail = p;
+    if (!s1d_writer_add(d->writer, j, end)) return;
+    log_error("job %" PRId64 ": out of memory; its lease will expire and it will be retried",
+              j->row.id);
+    s1d_job_free(j, d->runner);
 }
 
-static void unlink_job(s1d *d, job *j)
+static void unlink_job(s1d *d, s1d_job *j)
 {
-    for (job **pp = &d->jobs; *pp; pp = &(*pp)->next)
+    for (s1d_job **pp = &d->jobs; *pp; pp = &(*pp)->next)
         if (*pp == j) {
             *pp = j->next;
             j->next = NULL;
@@ -220,13 +152,13 @@ static void unlink_job(s1d *d, job *j)
 }
 
 /* All of a job's requests are back: decide how it ends. */
-static void job_finished(s1d *d, job *j)
+static void job_finished(s1d *d, s1d_job *j)
 {
     unlink_job(d, j);
     if (j->lost) {
         log_warning("job %" PRId64 " attempt %d: lease lost to another worker; dropped", j->row.id,
                     j->row.attempt);
-        return job_free(d, j);
+        return s1d_job_free(j, d->runner);
     }
     bool cancelled = j->cancel;
     for (int i = 0; !cancelled && i < j->row.samples; i++)
@@ -241,18 +173,18 @@ static void job_finished(s1d *d, job *j)
         end_job(d, j, S1_QUEUE_SUCCEEDED);
 }
 
-static void cancel_requests(s1d *d, job *j)
+static void cancel_requests(s1d *d, s1d_job *j)
 {
     for (int i = 0; i < j->row.samples; i++)
         if (!j->results[i])
-            s1d_exec_cancel(d->exec, ((uint64_t)j->row.id << SAMPLE_BITS) | (uint64_t)i);
+            s1d_exec_cancel(d->exec, ((uint64_t)j->row.id << S1D_SAMPLE_BITS) | (uint64_t)i);
 }
 
 /* Hands a claimed job's samples to the engine, seeds seed, seed+1, ... */
-static void start_job(s1d *d, job *j)
+static void start_job(s1d *d, s1d_job *j)
 {
     for (int i = 0; i < j->row.samples; i++) {
-        s1_request r = {.tag = ((uint64_t)j->row.id << SAMPLE_BITS) | (uint64_t)i,
+        s1_request r = {.tag = ((uint64_t)j->row.id << S1D_SAMPLE_BITS) | (uint64_t)i,
                         .text = j->row.problem,
                         .text_len = strlen(j->row.problem),
                         .policy = j->params.policy,
@@ -271,30 +203,15 @@ static void start_job(s1d *d, job *j)
     if (!j->n_out) job_finished(d, j);
 }
 
-static job *job_new(s1_queue_job *row)
-{
-    job *j = calloc(1, sizeof *j);
-    int n = row->samples > 0 && row->samples <= (1 << SAMPLE_BITS) ? row->samples : 1;
-    if (!j) return NULL;
-    j->row = *row;
-    j->row.samples = n;
-    memset(row, 0, sizeof *row);
-    j->results = calloc((size_t)n, sizeof *j->results);
-    j->thinking = calloc((size_t)n, sizeof *j->thinking);
-    j->generated = calloc((size_t)n, sizeof *j->generated);
-    j->extracted = calloc((size_t)n, sizeof *j->extracted);
-    j->grade = calloc((size_t)n, sizeof *j->grade);
-    return j;
-}
-
 /* A claimed row: failed at once when its policy cannot be read, cancelled
  * when a cancel came while it was queued, else started. */
 static void take_claimed(s1d *d, s1_queue_job *row)
 {
-    job *j = job_new(row);
+    int64_t id = row->id; /* s1d_job_new takes the row */
+    s1d_job *j = s1d_job_new(row);
     if (!j || !j->results || !j->thinking || !j->generated || !j->extracted || !j->grade) {
-        log_error("job %" PRId64 ": out of memory; its lease will expire", row->id);
-        if (j) job_free(d, j);
+        log_error("job %" PRId64 ": out of memory; its lease will expire", id);
+        if (j) s1d_job_free(j, d->runner);
         return;
     }
     log_info("job %" PRId64 " claimed (attempt %d, %d sample%s)", j->row.id, j->row.attempt,
@@ -332,7 +249,7 @@ static void claim_done(void *ud, const PGresult *r, const char *error)
     for (int i = 0; i < n; i++)
         take_claimed(d, &rows[i]);
     s1_queue_jobs_free(rows, n);
-    flush_writes(d);
+    s1d_writer_flush(d->writer);
     d->queue_hot = n > 0;
     claim_maybe(d);
 }
@@ -350,179 +267,30 @@ static void claim_maybe(s1d *d)
     s1d_conn_send(d->db, &s, claim_done, d);
 }
 
-/* ---- completions ----------------------------------------------------------- */
+/* ---- completions ------------------------------------------------------------ */
 
-/* The result rows of a succeeded job; NULL for other ends. */
-static s1_queue_sample *job_samples(const job *j, const s1_queue_end end)
-{
-    if (end != S1_QUEUE_SUCCEEDED) return NULL;
-    s1_queue_sample *x = calloc((size_t)j->row.samples, sizeof *x);
-    for (int i = 0; x && i < j->row.samples; i++) {
-        const s1_result *r = j->results[i];
-        x[i] = (s1_queue_sample){.sample = i,
-                                 .trace = r->trace,
-                                 .answer = r->answer,
-                                 .extracted_answer = j->extracted[i],
-                                 .grade = j->grade[i],
-                                 .prompt_tokens = r->prompt_tokens,
-                                 .thinking_tokens = r->thinking_tokens,
-                                 .forced_tokens = r->forced_tokens,
-                                 .answer_tokens = r->answer_tokens,
-                                 .waits = r->waits,
-                                 .forced_end = r->forced_end,
-                                 .stop_reason = s1_stop_reason_name(r->stop),
-                                 .prompt_ids = r->prompt_ids,
-                                 .n_prompt = r->n_prompt,
-                                 .token_ids = r->gen_ids,
-                                 .n_tokens = r->n_gen,
-                                 .queue_wait_ms = j->row.queue_wait_ms,
-                                 .ttft_ms = r->ttft_s * 1000.0,
-                                 .decode_tps = r->decode_tps};
-    }
-    return x;
-}
-
-static const char *end_name(s1_queue_end e)
-{
-    static const char *const names[] = {"succeeded", "failed", "cancelled", "handed back"};
-    return names[e];
-}
-
-/* Written (or fenced out): the job is gone from this daemon. */
-static void write_settled(s1d *d, pending *p, bool written)
-{
-    job *j = p->job;
-    if (!written && p->again)
-        log_notice("job %" PRId64 " attempt %d: not written now; either the write before the "
-                   "connection broke went in, or the lease was lost",
-                   j->row.id, j->row.attempt);
-    else if (!written)
-        log_warning("job %" PRId64 " attempt %d: no longer held by %s (lease lost); "
-                    "its %s result was not written",
-                    j->row.id, j->row.attempt, d->who.worker, end_name(p->end));
-    else if (p->end == S1_QUEUE_FAILED)
-        log_warning("job %" PRId64 " failed: %s", j->row.id, j->error);
-    else
-        log_info("job %" PRId64 " %s", j->row.id, end_name(p->end));
-    if (written && p->end != S1_QUEUE_REQUEUED) d->jobs_done++;
-    job_free(d, j);
-    free(p);
-}
-
-static void requeue_front(s1d *d, pending *batch, bool solo, bool again)
-{
-    pending *last = batch;
-    for (pending *p = batch; p; p = p->next) {
-        p->solo = p->solo || solo;
-        p->again = p->again || again;
-        last = p;
-    }
-    last->next = d->writes;
-    d->writes = batch;
-    if (!d->writes_tail) d->writes_tail = last;
-}
-
-/* A statement error on a live connection: split the batch; a job that fails
- * alone is failed without its results, so one bad row never stalls others. */
-static void write_refused(s1d *d, pending *batch, const char *error)
-{
-    if (batch->next) return requeue_front(d, batch, true, false);
-    pending *p = batch;
-    if (p->end == S1_QUEUE_FAILED) {
-        log_error("job %" PRId64 ": %s; giving up (its lease will expire)", p->job->row.id, error);
-        job_free(d, p->job);
-        free(p);
-        return;
-    }
-    snprintf(p->job->error, sizeof p->job->error, "could not store the result: %.400s", error);
-    p->end = S1_QUEUE_FAILED;
-    requeue_front(d, p, true, false);
-}
-
-/* A batch of completions came back: written, fenced out, or to be retried
- * (connection lost: after the reconnect; statement refused: split up). */
-static void write_done(void *ud, const PGresult *r, const char *error)
+/* A job's end was written, or never will be: the job is gone from here. */
+static void on_write_settled(void *ud, s1d_job *j, s1_queue_end end, bool written)
 {
     s1d *d = ud;
-    pending *batch = d->writing;
-    d->writing = NULL;
-    int64_t *ids = NULL;
-    int n = 0;
-    s1_err err = {0};
-    if (!r && !s1d_conn_is_up(d->db)) {
-        requeue_front(d, batch, false, true); /* written again after the reconnect */
-    } else if (!r || s1_queue_parse_ids(r, &ids, &n, &err)) {
-        write_refused(d, batch, r ? err.msg : error);
-    } else {
-        for (pending *p = batch, *next; p; p = next) {
-            next = p->next;
-            bool written = false;
-            for (int i = 0; i < n && !written; i++)
-                written = ids[i] == p->job->row.id;
-            write_settled(d, p, written);
-        }
-    }
-    free(ids);
-    flush_writes(d);
+    if (written && end != S1_QUEUE_REQUEUED) d->jobs_done++;
+    s1d_job_free(j, d->runner);
+}
+
+/* A batch came back: what it ended left room to claim into, and the drain
+ * may be over. */
+static void on_write_back(void *ud)
+{
+    s1d *d = ud;
     claim_maybe(d);
     check_drained(d);
-}
-
-/* Detaches the next batch: one solo completion or up to WRITE_BATCH others. */
-static pending *next_batch(s1d *d, int *n)
-{
-    pending *batch = d->writes, *last = batch;
-    *n = 1;
-    if (!batch->solo)
-        while (last->next && !last->next->solo && *n < WRITE_BATCH) {
-            last = last->next;
-            (*n)++;
-        }
-    d->writes = last->next;
-    if (!d->writes) d->writes_tail = NULL;
-    last->next = NULL;
-    return batch;
-}
-
-/* Writes waiting completions, one batch at a time, while connected. */
-static void flush_writes(s1d *d)
-{
-    if (d->writing || !d->writes || !s1d_conn_is_up(d->db)) return;
-    int n = 0;
-    pending *batch = next_batch(d, &n);
-    s1_queue_done *done = calloc((size_t)n, sizeof *done);
-    int i = 0, rc = !done;
-    for (pending *p = batch; !rc && p; p = p->next, i++) {
-        job *j = p->job;
-        done[i] = (s1_queue_done){.id = j->row.id,
-                                  .attempt = j->row.attempt,
-                                  .end = p->end,
-                                  .error = j->error[0] ? j->error : NULL,
-                                  .n_samples = p->end == S1_QUEUE_SUCCEEDED ? j->row.samples : 0};
-        done[i].samples = job_samples(j, p->end);
-        rc = p->end == S1_QUEUE_SUCCEEDED && !done[i].samples;
-    }
-    s1_queue_origin o = {
-        .model = d->who.model, .backend = d->info->backend, .gpus = d->info->n_devices};
-    s1_queue_stmt s;
-    s1_err err = {0};
-    rc = rc || s1_queue_complete(&s, &d->who, &o, done, n, &err);
-    for (int k = 0; done && k < n; k++)
-        free((void *)done[k].samples);
-    free(done);
-    if (rc) {
-        log_error("complete: out of memory; retrying");
-        return requeue_front(d, batch, false, false);
-    }
-    d->writing = batch;
-    s1d_conn_send(d->db, &s, write_done, d);
 }
 
 /* ---- engine events ---------------------------------------------------------- */
 
 /* The final answer of a sample and its grade when the job has a reference
  * (no answer found grades false). Extraction trouble is logged, not fatal. */
-static void grade_sample(job *j, int sample)
+static void grade_sample(s1d_job *j, int sample)
 {
     const s1_result *r = j->results[sample];
     s1_err err = {0};
@@ -536,7 +304,7 @@ static void grade_sample(job *j, int sample)
     j->grade[sample] = (signed char)(g > 0);
 }
 
-static void on_result(s1d *d, job *j, int sample, s1d_event *ev)
+static void on_result(s1d *d, s1d_job *j, int sample, s1d_event *ev)
 {
     j->results[sample] = ev->result;
     ev->result = NULL;
@@ -545,7 +313,7 @@ static void on_result(s1d *d, job *j, int sample, s1d_event *ev)
     if (j->results[sample]->stop != S1_STOP_CANCELLED) grade_sample(j, sample);
 }
 
-static void on_rejected(s1d *d, job *j, int sample, const char *why)
+static void on_rejected(s1d *d, s1d_job *j, int sample, const char *why)
 {
     j->n_out--;
     if (!j->error[0]) {
@@ -564,8 +332,8 @@ static void on_event(s1d *d, s1d_event *ev)
         d->exit_code = 1;
         return;
     }
-    job *j = find_job(d, (int64_t)(ev->tag >> SAMPLE_BITS));
-    int sample = (int)(ev->tag & ((1u << SAMPLE_BITS) - 1));
+    s1d_job *j = find_job(d, (int64_t)(ev->tag >> S1D_SAMPLE_BITS));
+    int sample = (int)(ev->tag & ((1u << S1D_SAMPLE_BITS) - 1));
     if (!j || sample >= j->row.samples) return;
     if (ev->kind == S1D_EV_PROGRESS) {
         j->thinking[sample] = ev->thinking;
@@ -594,7 +362,7 @@ static void on_engine_events(void *ud)
     }
     if (d->exit_code) {
         /* A broken engine returns nothing more: hand every job back now. */
-        for (job *j; (j = d->jobs);) {
+        for (s1d_job *j; (j = d->jobs);) {
             j->hand_back = true;
             j->cancel = false;
             unlink_job(d, j);
@@ -602,7 +370,7 @@ static void on_engine_events(void *ud)
         }
         begin_drain(d, 0);
     }
-    flush_writes(d);
+    s1d_writer_flush(d->writer);
     claim_maybe(d);
     check_drained(d);
 }
@@ -615,7 +383,7 @@ typedef struct {
     s1_queue_held held[];
 } renew_ctx;
 
-static void lease_lost(s1d *d, job *j)
+static void lease_lost(s1d *d, s1d_job *j)
 {
     if (j->lost) return;
     log_warning("job %" PRId64 " attempt %d: lease lost (reaped or taken over); stopping it",
@@ -624,7 +392,7 @@ static void lease_lost(s1d *d, job *j)
     cancel_requests(d, j);
 }
 
-static void request_cancel(s1d *d, job *j)
+static void request_cancel(s1d *d, s1d_job *j)
 {
     if (j->cancel) return;
     log_info("job %" PRId64 ": cancel requested", j->row.id);
@@ -647,7 +415,7 @@ static void renew_done(void *ud, const PGresult *r, const char *error)
     else if (s1_queue_parse_renew(r, &l, &n, &err))
         log_error("%s", err.msg);
     for (int i = 0; r && l && i < c->n; i++) {
-        job *j = find_job(d, c->held[i].id);
+        s1d_job *j = find_job(d, c->held[i].id);
         int k = 0;
         while (k < n && l[k].id != c->held[i].id)
             k++;
@@ -669,7 +437,7 @@ static void renew_leases(s1d *d)
     if (!c) return log_error("renew leases: out of memory");
     c->d = d;
     c->n = 0;
-    for (job *j = d->jobs; j; j = j->next)
+    for (s1d_job *j = d->jobs; j; j = j->next)
         if (!j->lost) c->held[c->n++] = (s1_queue_held){.id = j->row.id, .attempt = j->row.attempt};
     s1_queue_stmt s;
     if (s1_queue_renew(&s, &d->who, c->held, c->n)) {
@@ -720,13 +488,13 @@ static void on_progress_timer(uv_timer_t *t)
     s1d *d = t->data;
     if (d->progressing || !s1d_conn_is_up(d->db)) return;
     int n = 0;
-    for (job *j = d->jobs; j; j = j->next)
+    for (s1d_job *j = d->jobs; j; j = j->next)
         n += j->progress_dirty && !j->lost;
     if (!n) return;
     s1_queue_held *h = calloc((size_t)n, sizeof *h);
     if (!h) return;
     n = 0;
-    for (job *j = d->jobs; j; j = j->next) {
+    for (s1d_job *j = d->jobs; j; j = j->next) {
         if (!j->progress_dirty || j->lost) continue;
         j->progress_dirty = false;
         h[n] = (s1_queue_held){.id = j->row.id, .attempt = j->row.attempt};
@@ -750,11 +518,10 @@ static void ready_beat_done(void *ud, const PGresult *r, const char *error)
 {
     s1d *d = ud;
     if (!r) return log_warning("%s", error);
-    if (d->ready_sent) return;
-    d->ready_sent = true;
+    if (s1d_notify_is_ready(d->notify)) return;
     log_info("ready: model %s on %s, queues served as worker %s", d->who.model, d->info->backend,
              d->who.worker);
-    sd_notify(0, "READY=1");
+    s1d_notify_ready(d->notify);
     send_status(d);
 }
 
@@ -766,18 +533,15 @@ static void on_db_up(void *ud)
     send_worker_beat(d, ready_beat_done);
     renew_leases(d);
     d->queue_hot = true;
-    flush_writes(d);
+    s1d_writer_flush(d->writer);
     claim_maybe(d);
 }
 
 static void on_db_down(void *ud, const char *why)
 {
     s1d *d = ud;
-    int n = 0;
-    for (const pending *p = d->writes; p; p = p->next)
-        n++;
     log_warning("database connection lost (%s); reconnecting; %d completions wait in memory", why,
-                n);
+                s1d_writer_waiting(d->writer));
     send_status(d);
 }
 
@@ -786,7 +550,7 @@ static void on_notify(void *ud, const char *channel, const char *payload)
 {
     s1d *d = ud;
     if (!strcmp(channel, "s1_cancel")) {
-        job *j = find_job(d, strtoll(payload, NULL, 10));
+        s1d_job *j = find_job(d, strtoll(payload, NULL, 10));
         if (j) request_cancel(d, j);
         return;
     }
@@ -803,7 +567,7 @@ static void on_poll_timer(uv_timer_t *t)
     s1d *d = t->data;
     d->queue_hot = true;
     claim_maybe(d);
-    flush_writes(d);
+    s1d_writer_flush(d->writer);
 }
 
 /* ---- stop and reload ------------------------------------------------------------ */
@@ -816,12 +580,15 @@ static void close_handle(uv_handle_t *h, void *arg)
 
 /* Ends the loop: the engine thread is joined, the connection and every
  * handle closed; uv_run then returns. */
+/* Runs once: closing the connection fails the statements in flight, and
+ * their callbacks (the final worker beat) come back here. */
 static void shut_down(s1d *d)
 {
-    if (!d->db) return;
-    s1d_exec_stop(d->exec);
-    s1d_conn_close(d->db);
+    s1d_conn *db = d->db;
+    if (!db) return;
     d->db = NULL;
+    s1d_exec_stop(d->exec);
+    s1d_conn_close(db);
     uv_walk(d->loop, close_handle, NULL);
 }
 
@@ -836,7 +603,7 @@ static void stopped_beat_done(void *ud, const PGresult *r, const char *error)
 /* Drained when no job runs and every completion is written. */
 static void check_drained(s1d *d)
 {
-    if (!d->draining || d->stopping || d->jobs || d->writes || d->writing) return;
+    if (!d->draining || d->stopping || d->jobs || !s1d_writer_idle(d->writer)) return;
     d->stopping = true;
     if (!s1d_conn_is_up(d->db)) return shut_down(d);
     send_worker_beat(d, stopped_beat_done);
@@ -846,7 +613,7 @@ static void on_drain_timeout(uv_timer_t *t)
 {
     s1d *d = t->data;
     int n = 0;
-    for (job *j = d->jobs; j; j = j->next, n++) {
+    for (s1d_job *j = d->jobs; j; j = j->next, n++) {
         j->hand_back = true;
         cancel_requests(d, j);
     }
@@ -858,7 +625,7 @@ static void on_hard_stop(uv_timer_t *t)
     s1d *d = t->data;
     d->exit_code = 1;
     log_error("stopping with %s unwritten (database unreachable); their leases will expire",
-              d->writes || d->writing ? "results" : "jobs");
+              !s1d_writer_idle(d->writer) ? "results" : "jobs");
     shut_down(d);
 }
 
@@ -870,7 +637,7 @@ static void begin_drain(s1d *d, uint64_t timeout_ms)
         return;
     }
     d->draining = true;
-    sd_notify(0, "STOPPING=1");
+    s1d_notify_stopping();
     log_info("stopping: draining %d running jobs (timeout %.1f s)", running_jobs(d),
              (double)timeout_ms / 1000.0);
     uv_timer_start(&d->drain, on_drain_timeout, timeout_ms, 0);
@@ -949,7 +716,7 @@ static void on_sighup(uv_signal_t *s, int signum)
 {
     (void)signum;
     s1d *d = s->data;
-    sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%" PRIu64, uv_hrtime() / 1000);
+    s1d_notify_reloading();
     s1d_config fresh;
     s1_err err = {0};
     if (s1d_config_load(&fresh, d->argc, d->argv, &err)) {
@@ -960,7 +727,7 @@ static void on_sighup(uv_signal_t *s, int signum)
         log_info("configuration reloaded: queues %s%s, lease %.1f s", d->cfg->queues[0],
                  d->cfg->n_queues > 1 ? ", ..." : "", d->cfg->lease_ms / 1000.0);
     }
-    sd_notify(0, "READY=1");
+    s1d_notify_reloaded();
     send_status(d);
     d->queue_hot = true;
     claim_maybe(d);
@@ -983,8 +750,8 @@ static void init_signal(s1d *d, uv_signal_t *s, uv_signal_cb cb, int signum)
 
 static void init_handles(s1d *d)
 {
-    uv_timer_t *timers[] = {&d->heartbeat, &d->progress, &d->poll,     &d->status,
-                            &d->watchdog,  &d->drain,    &d->hard_stop};
+    uv_timer_t *timers[] = {&d->heartbeat, &d->progress, &d->poll,
+                            &d->status,    &d->drain,    &d->hard_stop};
     for (size_t i = 0; i < sizeof timers / sizeof timers[0]; i++)
         init_timer(d, timers[i]);
     init_signal(d, &d->sigterm, on_stop_signal, SIGTERM);
@@ -993,25 +760,17 @@ static void init_handles(s1d *d)
     start_timers(d);
     uv_timer_start(&d->progress, on_progress_timer, PROGRESS_MS, PROGRESS_MS);
     uv_timer_start(&d->status, on_status_timer, STATUS_MS, STATUS_MS);
-    if (sd_watchdog_enabled(0, &d->watchdog_usec) > 0) {
-        uint64_t every = d->watchdog_usec / 4000;
-        uv_timer_start(&d->watchdog, on_watchdog_timer, every ? every : 1, every ? every : 1);
-    }
+    s1d_notify_start_watchdog(d->notify);
 }
 
 static void free_leftovers(s1d *d)
 {
-    for (job *j; (j = d->jobs);) {
+    for (s1d_job *j; (j = d->jobs);) {
         d->jobs = j->next;
-        job_free(d, j);
+        s1d_job_free(j, d->runner);
     }
-    pending *lists[] = {d->writes, d->writing};
-    for (int i = 0; i < 2; i++)
-        for (pending *p = lists[i], *n; p; p = n) {
-            n = p->next;
-            job_free(d, p->job);
-            free(p);
-        }
+    s1d_writer_free(d->writer);
+    s1d_notify_free(d->notify);
 }
 
 int s1d_run(s1d_config *cfg, s1d_runner *runner, int argc, char **argv)
@@ -1038,7 +797,16 @@ int s1d_run(s1d_config *cfg, s1d_runner *runner, int argc, char **argv)
     s1d_conn_events ev = {
         .on_up = on_db_up, .on_down = on_db_down, .on_notify = on_notify, .ud = &d};
     d.db = s1d_conn_new(&loop, s1_db_conninfo(cfg->db), LISTEN_SQL, &ev);
-    init_handles(&d);
+    s1d_writer_events wev = {.settled = on_write_settled, .batch_back = on_write_back, .ud = &d};
+    d.writer = s1d_writer_new(d.db, &d.who, d.info, &wev);
+    d.notify = s1d_notify_new(&loop, d.exec);
+    if (d.writer && d.notify) {
+        init_handles(&d);
+    } else {
+        log_error("out of memory starting the daemon");
+        d.exit_code = 1;
+        shut_down(&d);
+    }
     uv_run(&loop, UV_RUN_DEFAULT);
     free_leftovers(&d);
     uv_loop_close(&loop);

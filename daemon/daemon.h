@@ -1,8 +1,9 @@
-/* daemon/daemon.h — s1d's event loop: the queue protocol (claims, leases,
- * progress, fenced completions, the reaper), the engine thread's events,
- * signals and systemd notifications. One loop thread owns the database
- * connection, the timers and the signals; the engine runs on its own thread
- * (exec.h). */
+/* daemon/daemon.h — s1d's event loop: the job state machine (claims, the
+ * engine thread's events, how each job ends), leases, progress and the
+ * reaper, signals, reload and the graceful drain. One loop thread owns the
+ * database connection, the timers and the signals; the engine runs on its
+ * own thread (exec.h), completions are written by writer.h, systemd is told
+ * by notify.h. */
 #ifndef S1D_DAEMON_H
 #define S1D_DAEMON_H
 

@@ -1,0 +1,41 @@
+#include "claimed.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* A row asking for no samples, or more than a tag can name, runs one. */
+s1d_job *s1d_job_new(s1_queue_job *row)
+{
+    s1d_job *j = calloc(1, sizeof *j);
+    int n = row->samples > 0 && row->samples <= (1 << S1D_SAMPLE_BITS) ? row->samples : 1;
+    if (!j) return NULL;
+    j->row = *row;
+    j->row.samples = n;
+    memset(row, 0, sizeof *row);
+    j->results = calloc((size_t)n, sizeof *j->results);
+    j->thinking = calloc((size_t)n, sizeof *j->thinking);
+    j->generated = calloc((size_t)n, sizeof *j->generated);
+    j->extracted = calloc((size_t)n, sizeof *j->extracted);
+    j->grade = calloc((size_t)n, sizeof *j->grade);
+    return j;
+}
+
+/* The arrays may be missing (s1d_job_new ran out of memory). */
+void s1d_job_free(s1d_job *j, const s1d_runner *r)
+{
+    for (int i = 0; j->results && i < j->row.samples; i++)
+        if (j->results[i]) s1d_runner_free_result(r, j->results[i]);
+    for (int i = 0; j->extracted && i < j->row.samples; i++)
+        free(j->extracted[i]);
+    free(j->results);
+    free(j->extracted);
+    free(j->grade);
+    free(j->thinking);
+    free(j->generated);
+    if (j->params_ok) s1_job_params_free(&j->params);
+    free(j->row.problem);
+    free(j->row.reference);
+    free(j->row.policy);
+    free(j->row.sampling);
+    free(j);
+}
