@@ -346,28 +346,8 @@ static const char list_usage[] =
 static int simple_parse(int argc, char **argv, const char *usage, int npos, const char **db,
                         int *json)
 {
-    static const struct option options[] = {
-        {"json", no_argument, NULL, 'j'},
-        {"db", required_argument, NULL, 'd'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    int o;
-    while ((o = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
-        switch (o) {
-        case 'j':
-            *json = 1;
-            break;
-        case 'd':
-            *db = optarg;
-            break;
-        case 'h':
-            fputs(usage, stdout);
-            return -1;
-        default:
-            return s1ctl_bad_flag(argv, o);
-        }
-    }
+    int rc = s1ctl_db_json_flags(argc, argv, usage, db, json);
+    if (rc) return rc;
     if (argc - optind > npos)
         return s1ctl_fail(S1CTL_EXIT_USAGE, "unexpected argument '%s' (see s1ctl %s --help)",
                           argv[optind + npos], "suite");

@@ -86,8 +86,7 @@ int s1ctl_one_id(int argc, char **argv, long long *id)
     return s1ctl_parse_int("job id", argv[optind], 1, INT64_MAX, id) < 0 ? S1CTL_EXIT_USAGE : 0;
 }
 
-int s1ctl_id_args(int argc, char **argv, const char *usage, const char **db, int *json,
-                  long long *id)
+int s1ctl_db_json_flags(int argc, char **argv, const char *usage, const char **db, int *json)
 {
     static const struct option options[] = {
         {"db", required_argument, NULL, 'd'},
@@ -111,7 +110,14 @@ int s1ctl_id_args(int argc, char **argv, const char *usage, const char **db, int
             return s1ctl_bad_flag(argv, o);
         }
     }
-    return s1ctl_one_id(argc, argv, id);
+    return 0;
+}
+
+int s1ctl_id_args(int argc, char **argv, const char *usage, const char **db, int *json,
+                  long long *id)
+{
+    int rc = s1ctl_db_json_flags(argc, argv, usage, db, json);
+    return rc ? rc : s1ctl_one_id(argc, argv, id);
 }
 
 int s1ctl_connect(const char *db, PGconn **out)

@@ -25,6 +25,10 @@ int s1ctl_parse_double(const char *flag, const char *s, double min, double max, 
 /* Exactly one positional job id after the flags; prints why not. 0 or the exit code. */
 int s1ctl_one_id(int argc, char **argv, long long *id);
 
+/* Flags --db, --json and --help, the whole set of many read commands. 0; -1
+ * after printing usage for --help; or the exit code after printing why. */
+int s1ctl_db_json_flags(int argc, char **argv, const char *usage, const char **db, int *json);
+
 /* The arguments of a command that takes flags --db, --json, --help and one
  * job id (show, cancel, retry, wait). 0; -1 after printing usage for --help;
  * or the exit code after printing why. */
