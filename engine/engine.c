@@ -237,13 +237,15 @@ s1_engine *s1_engine_open(const s1_engine_cfg *cfg, s1_err *err)
     e->model = s1_model_load(cfg->model_dir, err);
     if (!e->model) goto fail;
     e->tok = s1_tokenizer_load(tok_path, err);
-    if (!e->tok || open_backend(e, err) < 0) goto fail;
+    if (!e->tok) goto fail;
+    /* Checked before the backend loads anything: every id must have a row. */
     e->n_vocab = s1_tokenizer_n_vocab(e->tok);
-    if (e->n_vocab > e->backend->vocab_size) {
+    if (e->n_vocab > e->model->cfg.vocab_size) {
         s1_errf(err, "%s: the tokenizer has %d ids but the model only %d embedding rows",
-                cfg->model_dir, e->n_vocab, e->backend->vocab_size);
+                cfg->model_dir, e->n_vocab, e->model->cfg.vocab_size);
         goto fail;
     }
+    if (open_backend(e, err) < 0) goto fail;
     e->max_context = context_limit(e);
     if (alloc_buffers(e, err) < 0) goto fail;
     fill_info(e);

@@ -63,6 +63,27 @@ def test_a_model_dir_that_cannot_be_used_is_exit_6_with_one_line():
     one_error_line(p)
 
 
+def test_a_tokenizer_larger_than_the_embedding_is_refused_naming_both_sizes():
+    # The tiny model's 704 embedding rows with a tokenizer of 617 ids, made
+    # too large by appending added tokens beyond the embedding.
+    small = tempfile.mkdtemp(dir=TMP)
+    for name in os.listdir(MODEL):
+        with open(os.path.join(MODEL, name), "rb") as src, open(os.path.join(small, name), "wb") as dst:
+            dst.write(src.read())
+    tok = json.load(open(os.path.join(small, "tokenizer.json")))
+    rows = json.load(open(os.path.join(small, "config.json")))["vocab_size"]
+    first = max(t["id"] for t in tok["added_tokens"]) + 1
+    tok["added_tokens"] += [{"id": i, "content": f"<|extra_{i}|>", "single_word": False, "lstrip": False,
+                             "rstrip": False, "normalized": False, "special": True}
+                            for i in range(first, rows + 1)]
+    json.dump(tok, open(os.path.join(small, "tokenizer.json"), "w"))
+    p = s1ctl("generate", "--model", small, "--budget", "4", EXAMPLE)
+    assert p.returncode == 6, p.stderr
+    # The model's own load is logged first; the error is the last line.
+    assert p.stderr.splitlines()[-1].endswith(
+        f"the tokenizer has {rows + 1} ids but the model only {rows} embedding rows"), p.stderr
+
+
 def test_tokenize_and_generate_need_a_model():
     one_error_line(s1ctl("tokenize", stdin="x"), "--model DIR is required")
     p = s1ctl("generate", EXAMPLE)
