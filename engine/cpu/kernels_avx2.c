@@ -219,50 +219,5 @@ const s1_cpu_kernels s1_cpu_kernels_avx2 = {
 };
 #else
 /* Not an x86 build: the table exists but is never supported (kernels.c). */
-/* e^x as exp16 in kernels_avx512.c, 8 lanes; 2^k built in the exponent. */
-INL __m256 exp8(__m256 x)
-{
-    x = _mm256_max_ps(x, _mm256_set1_ps(-87.0f));
-    __m256 k = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504f)),
-                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m256 r = _mm256_fnmadd_ps(k, _mm256_set1_ps(0.693145752f), x);
-    r = _mm256_fnmadd_ps(k, _mm256_set1_ps(1.42860677e-6f), r);
-    __m256 p = _mm256_set1_ps(1.0f / 720);
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
-    __m256i e =
-        _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(k), _mm256_set1_epi32(127)), 23);
-    return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
-}
-
-TGT static void softmax_avx2(float *p, int n, float scale)
-{
-    __m256 max = _mm256_set1_ps(-INFINITY), sum = _mm256_setzero_ps();
-    for (int i = 0; i < n; i += 8) {
-        __m256i k = lanes(n - i);
-        max = _mm256_blendv_ps(max, _mm256_max_ps(max, _mm256_maskload_ps(p + i, k)),
-                               _mm256_castsi256_ps(k));
-    }
-    __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(max), _mm256_extractf128_ps(max, 1));
-    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
-    m4 = _mm_max_ss(m4, _mm_shuffle_ps(m4, m4, 1));
-    __m256 m = _mm256_set1_ps(_mm_cvtss_f32(m4)), sc = _mm256_set1_ps(scale);
-    for (int i = 0; i < n; i += 8) {
-        __m256i k = lanes(n - i);
-        __m256 e = exp8(_mm256_mul_ps(_mm256_sub_ps(_mm256_maskload_ps(p + i, k), m), sc));
-        e = _mm256_and_ps(e, _mm256_castsi256_ps(k));
-        sum = _mm256_add_ps(sum, e);
-        _mm256_maskstore_ps(p + i, k, e);
-    }
-    __m256 inv = _mm256_set1_ps(1.0f / hsum8(sum));
-    for (int i = 0; i < n; i += 8)
-        _mm256_maskstore_ps(p + i, lanes(n - i),
-                            _mm256_mul_ps(_mm256_maskload_ps(p + i, lanes(n - i)), inv));
-}
-
 const s1_cpu_kernels s1_cpu_kernels_avx2 = {.name = "avx2"};
 #endif

@@ -291,44 +291,5 @@ const s1_cpu_kernels s1_cpu_kernels_avx512bf16 = {
 };
 #else
 /* Not an x86 build: the table exists but is never supported (kernels.c). */
-/* e^x for x <= 88: 2^k * P(r), k = round(x / ln 2), r = x - k ln 2 (ln 2 in
- * two parts), P the degree-6 Taylor polynomial (|r| <= 0.35: error 1e-7). */
-INL __m512 exp16(__m512 x)
-{
-    x = _mm512_max_ps(x, _mm512_set1_ps(-87.0f));
-    __m512 k = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504f)),
-                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(k, _mm512_set1_ps(0.693145752f), x);
-    r = _mm512_fnmadd_ps(k, _mm512_set1_ps(1.42860677e-6f), r);
-    __m512 p = _mm512_set1_ps(1.0f / 720);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-    return _mm512_scalef_ps(p, k);
-}
-
-TGT static void softmax_avx512(float *p, int n, float scale)
-{
-    __m512 max = _mm512_set1_ps(-INFINITY), sum = _mm512_setzero_ps();
-    for (int i = 0; i < n; i += 16)
-        max =
-            _mm512_mask_max_ps(max, lanes(n - i), max, _mm512_maskz_loadu_ps(lanes(n - i), p + i));
-    __m512 m = _mm512_set1_ps(_mm512_reduce_max_ps(max)), sc = _mm512_set1_ps(scale);
-    for (int i = 0; i < n; i += 16) {
-        __mmask16 k = lanes(n - i);
-        __m512 e = exp16(_mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, p + i), m), sc));
-        e = _mm512_maskz_mov_ps(k, e);
-        sum = _mm512_add_ps(sum, e);
-        _mm512_mask_storeu_ps(p + i, k, e);
-    }
-    __m512 inv = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(sum));
-    for (int i = 0; i < n; i += 16)
-        _mm512_mask_storeu_ps(p + i, lanes(n - i),
-                              _mm512_mul_ps(_mm512_maskz_loadu_ps(lanes(n - i), p + i), inv));
-}
-
 const s1_cpu_kernels s1_cpu_kernels_avx512bf16 = {.name = "avx512bf16"};
 #endif
