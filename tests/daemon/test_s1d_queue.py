@@ -6,7 +6,6 @@ and model matching, the workers table."""
 import os
 import subprocess
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from daemonlib import Daemon, binary, job, migrated_db, psql, state, submit, wait_for, wait_state  # noqa: E402
@@ -52,9 +51,10 @@ def test_a_cancel_stops_a_running_job_and_a_queued_one_never_starts():
         wait_state(db, running, "cancelled", timeout=10)
         assert psql(db, f"SELECT count(*) FROM s1.results WHERE job_id = {running}") == [["0"]]
         d.wait_log(f"job {running}: cancel requested")
-        # Cancelled while it waits for its run_after: it never runs.
+        # Cancelled while it waits for its run_after (far enough ahead that no
+        # claim can reach it first): it never runs.
         [later] = [int(r[0]) for r in psql(db, "INSERT INTO s1.jobs (problem, run_after) "
-                                               "VALUES ('x', now() + interval '1 second') RETURNING id")]
+                                               "VALUES ('x', now() + interval '1 hour') RETURNING id")]
         subprocess.run([binary("s1ctl"), "cancel", "--db", db, str(later)], check=True, capture_output=True)
         # A cancel that raced with the claim: still queued, but flagged.
         [raced] = [int(r[0]) for r in psql(db, "INSERT INTO s1.jobs (problem, cancel_requested, run_after) "
@@ -107,8 +107,9 @@ def test_jobs_of_another_model_or_queue_are_left_alone():
     [other_queue] = submit(db, queue="gpu")
     [mine] = submit(db, model="tiny", queue="cpu")
     with Daemon(db, "--model-name", "tiny", "--queue", "cpu,default"):
+        # Claims take jobs in id order: had the filter let the older jobs
+        # through, they would have been claimed before (or with) this one.
         wait_state(db, mine, "succeeded")
-        time.sleep(1)
         assert state(db, other_model) == "queued"
         assert state(db, other_queue) == "queued"
 

@@ -49,9 +49,11 @@ def test_sd_notify_says_ready_status_watchdog_then_stopping_in_order():
 
 def test_sigterm_finishes_what_it_can_requeues_the_rest_and_exits_0():
     db = migrated_db()
-    [short] = submit(db, policy='{"max_think": 50}')
+    # short needs 3 s at 100 tokens/s: still running when SIGTERM comes, and
+    # far inside the drain timeout; long cannot finish within it.
+    [short] = submit(db, policy='{"max_think": 300}')
     [long] = submit(db, policy='{"max_think": 100000}')
-    with Daemon(db, "--noop-rate", "100", "--drain-timeout", "1.5") as d:
+    with Daemon(db, "--noop-rate", "100", "--drain-timeout", "15") as d:
         wait_for(lambda: state(db, short) == "running" and state(db, long) == "running", what="both running")
         assert d.stop() == 0
         assert "stopped" in d.output()

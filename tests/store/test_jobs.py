@@ -4,8 +4,7 @@ import json
 import os
 import pty
 import select
-import threading
-import time
+import subprocess
 
 import psycopg2
 
@@ -175,61 +174,56 @@ def test_retry_of_a_cancelled_job_works_and_of_others_is_refused():
     assert s1ctl("retry", "987654", db=DB).returncode == 5
 
 
-def drive(jid, steps):
-    """Plays the daemon in a thread: each step is SQL SET text, after a pause."""
-    def run():
-        for sql in steps:
-            time.sleep(0.3)
-            psql(DB, f"UPDATE s1.jobs SET {sql} WHERE id = {jid}")
-    t = threading.Thread(target=run)
-    t.start()
-    return t
+def wait_playing_daemon(jid, steps, *flags):
+    """Runs `s1ctl wait` and plays the daemon: each step (SQL run on the job)
+    happens only after s1ctl has printed its next line, so s1ctl has read the
+    state before it changes. Returns (exit code, stdout lines, stderr)."""
+    p = subprocess.Popen([binary("s1ctl"), "wait", "--db", DB, *flags, str(jid)], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    lines = []
+    for sql in steps:
+        lines.append(p.stdout.readline().rstrip("\n"))
+        psql(DB, sql.replace("$JOB", str(jid)))
+    out, err = p.communicate(timeout=60)
+    return p.returncode, lines + out.splitlines(), err
+
+
+def set_state(sql):
+    return f"UPDATE s1.jobs SET {sql} WHERE id = $JOB"
 
 
 def test_wait_follows_state_changes_made_by_sql_and_exits_0_on_success():
     jid = insert_job(DB, policy='{"max_think": 100}')
-    t = drive(jid, ["state = 'running'", "state = 'succeeded', progress_thinking = 100"])
-    p = s1ctl("wait", str(jid), db=DB)
-    t.join()
-    assert p.returncode == 0, p.stderr
-    lines = p.stdout.splitlines()
-    assert lines[0] == f"job {jid}: queued, 0/100 thinking tokens"
-    assert f"job {jid}: running, 0/100 thinking tokens" in lines
-    assert lines[-1] == f"job {jid} succeeded"
+    code, lines, err = wait_playing_daemon(jid, [set_state("state = 'running'"),
+                                                 set_state("state = 'succeeded', progress_thinking = 100")])
+    assert code == 0, err
+    assert lines == [f"job {jid}: queued, 0/100 thinking tokens", f"job {jid}: running, 0/100 thinking tokens",
+                     f"job {jid} succeeded"], lines
 
 
 def test_wait_shows_progress_sent_by_the_daemon():
     jid = insert_job(DB, state="running", policy='{"max_think": 100}')
-    conn = psycopg2.connect(DB)
-    conn.autocommit = True
-
-    def progress():
-        time.sleep(0.5)
-        conn.cursor().execute(f"UPDATE s1.jobs SET progress_thinking = 42 WHERE id = {jid}; "
-                              f"SELECT pg_notify('s1_progress', '{jid} 42')")
-        time.sleep(0.3)
-        conn.cursor().execute(f"UPDATE s1.jobs SET state = 'succeeded' WHERE id = {jid}")
-    t = threading.Thread(target=progress)
-    t.start()
-    p = s1ctl("wait", str(jid), db=DB)
-    t.join()
-    conn.close()
-    assert f"job {jid}: running, 42/100 thinking tokens" in p.stdout.splitlines()
+    progress = (f"UPDATE s1.jobs SET progress_thinking = 42 WHERE id = {jid}; "
+                f"SELECT pg_notify('s1_progress', '{jid} 42')")
+    code, lines, err = wait_playing_daemon(jid, [progress, set_state("state = 'succeeded'")])
+    assert code == 0, err
+    assert lines == [f"job {jid}: running, 0/100 thinking tokens", f"job {jid}: running, 42/100 thinking tokens",
+                     f"job {jid} succeeded"], lines
 
 
 def test_wait_exits_1_when_the_job_fails_or_is_cancelled():
     jid = insert_job(DB, state="running")
-    t = drive(jid, ["state = 'failed', error = 'model exploded'"])
-    p = s1ctl("wait", str(jid), db=DB)
-    t.join()
-    assert p.returncode == 1
-    assert p.stdout.splitlines()[-1] == f"job {jid} failed: model exploded"
+    code, lines, _ = wait_playing_daemon(jid, [set_state("state = 'failed', error = 'model exploded'")])
+    assert code == 1
+    assert lines[-1] == f"job {jid} failed: model exploded"
     jid = insert_job(DB, state="cancelled")
     assert s1ctl("wait", str(jid), db=DB).returncode == 1
 
 
-def run_on_a_terminal(*args):
-    """Runs s1ctl with stdout on a pseudo-terminal; returns (exit code, output)."""
+def run_on_a_terminal(args, when_shown=None, sql=None):
+    """Runs s1ctl with stdout on a pseudo-terminal; once its output shows
+    when_shown, runs sql (the test playing the daemon). Returns (exit code,
+    output)."""
     pid, fd = pty.fork()
     if pid == 0:
         os.execv(binary("s1ctl"), [binary("s1ctl"), *args])
@@ -242,6 +236,9 @@ def run_on_a_terminal(*args):
         if not chunk:
             break
         out += chunk
+        if when_shown and when_shown.encode() in out:
+            psql(DB, sql)
+            when_shown = None
     os.close(fd)
     return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]), out.decode()
 
@@ -249,9 +246,8 @@ def run_on_a_terminal(*args):
 def test_wait_on_a_terminal_draws_a_progress_bar_of_thinking_against_budget():
     jid = insert_job(DB, state="running", policy='{"max_think": 100}')
     psql(DB, f"UPDATE s1.jobs SET progress_thinking = 50 WHERE id = {jid}")
-    t = drive(jid, ["state = 'succeeded'"])
-    code, out = run_on_a_terminal("wait", "--db", DB, str(jid))
-    t.join()
+    code, out = run_on_a_terminal(["wait", "--db", DB, str(jid)], "50/100 thinking tokens",
+                                  f"UPDATE s1.jobs SET state = 'succeeded' WHERE id = {jid}")
     assert code == 0
     assert f"\r\x1b[Kjob {jid} running" in out
     assert "[" + "#" * 15 + "-" * 15 + "] 50/100 thinking tokens" in out
@@ -292,11 +288,10 @@ def test_wait_timeout_on_a_running_job_says_running_and_json_marks_timed_out():
 
 def test_wait_timeout_is_not_hit_by_a_job_that_ends_first():
     jid = insert_job(DB)
-    t = drive(jid, ["state = 'running'", "state = 'succeeded'"])
-    p = s1ctl("wait", "--timeout", "60", str(jid), db=DB)
-    t.join()
-    assert p.returncode == 0, (p.returncode, p.stdout, p.stderr)
-    assert p.stdout.splitlines()[-1] == f"job {jid} succeeded"
+    code, lines, err = wait_playing_daemon(jid, [set_state("state = 'running'"), set_state("state = 'succeeded'")],
+                                           "--timeout", "60")
+    assert code == 0, (code, lines, err)
+    assert lines[-1] == f"job {jid} succeeded"
     jid = insert_job(DB, state="failed")
     assert s1ctl("wait", "--timeout", "60", str(jid), db=DB).returncode == 1
 

@@ -3,10 +3,9 @@ input refused with one line and nothing written."""
 import json
 import os
 import threading
-import time
 
 from ctltest import EXAMPLE, job_count, migrated_db, one_error_line, psql, s1ctl, tempdir
-from s1test import tap_main
+from s1test import tap_main, wait_for
 
 DB = migrated_db("submit")
 TMP = tempdir("s1submit.")
@@ -69,15 +68,12 @@ def test_json_output_lists_ids_with_their_files():
 
 def finish_later(problem, state):
     """Plays the daemon: once the job with this problem exists, runs it, then
-    gives it its final state."""
+    gives it its final state (s1ctl exits by whichever state it reads last)."""
     def run():
-        rows = []
-        while not rows:
-            time.sleep(0.1)
-            rows = psql(DB, f"SELECT id FROM s1.jobs WHERE problem = '{problem}'")
+        rows = wait_for(lambda: psql(DB, f"SELECT id FROM s1.jobs WHERE problem = '{problem}'"),
+                        what=f"the job '{problem}' submitted")
         jid = rows[0][0]
         psql(DB, f"UPDATE s1.jobs SET state = 'running', progress_thinking = 3 WHERE id = {jid}")
-        time.sleep(0.2)
         psql(DB, f"UPDATE s1.jobs SET state = '{state}' WHERE id = {jid}")
     t = threading.Thread(target=run)
     t.start()
