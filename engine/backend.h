@@ -67,7 +67,8 @@ s1_backend *s1_backend_open(const char *name, const s1_model *m, const s1_backen
                             s1_err *err);
 
 /* The backends' own constructors, called by s1_backend_open. The CUDA one is
- * defined in kernels/ and linked only when the build has CUDA (S1_HAVE_CUDA). */
+ * defined in kernels/, in the module s1cuda.so that engine/cuda_module.c
+ * loads: nothing links it directly. */
 s1_backend *s1_cpu_backend_open(const s1_model *m, const s1_backend_cfg *cfg, s1_err *err);
 s1_backend *s1_cuda_backend_open(const s1_model *m, const s1_backend_cfg *cfg, s1_err *err);
 

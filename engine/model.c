@@ -35,11 +35,6 @@ struct s1_model_files {
     json_t *weight_map; /* tensor name -> file name, owned; NULL without index */
 };
 
-size_t s1_dtype_size(s1_dtype t)
-{
-    return t == S1_DTYPE_F32 ? 4 : 2;
-}
-
 const char *s1_dtype_name(s1_dtype t)
 {
     switch (t) {

@@ -72,7 +72,11 @@ typedef struct {
 s1_model *s1_model_load(const char *dir, s1_err *err);
 void s1_model_free(s1_model *m);
 
-size_t s1_dtype_size(s1_dtype t);
+/* Inline, so that the CUDA module (which has no model loader) has it too. */
+static inline size_t s1_dtype_size(s1_dtype t)
+{
+    return t == S1_DTYPE_F32 ? 4 : 2;
+}
 const char *s1_dtype_name(s1_dtype t);
 
 #endif

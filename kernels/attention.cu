@@ -1,12 +1,13 @@
 // kernels/attention.cu — paged attention over a ragged batch (prefill chunks
 // and decode tokens alike), flash-decoding style.
 //
-// Grid (token, kv head, split): a block reads its kv head's K and V rows once
-// for all G query heads sharing them (GQA), over its share of the token's
-// positions, in tiles of TILE positions: scores into shared memory, running
+// Grid (work item, kv head): a work item is a span of one token's positions
+// (kernels/cuda_plan.h), so a long context is split into many items while
+// short ones beside it take one each. A block reads its kv head's K and V
+// rows once for all G query heads sharing them (GQA), over its item's span, in tiles of TILE positions: scores into shared memory, running
 // max and sum per head (online softmax), V accumulated in registers. A K or V
 // row of hd bf16 is read by hd/8 lanes, 16 bytes each, so a warp reads
-// 256/hd rows per access, coalesced. The combine kernel merges the splits.
+// 256/hd rows per access, coalesced. The combine kernel merges each token's items.
 #include <cuda_bf16.h>
 
 #include "launch.cuh"
@@ -33,7 +34,9 @@ __global__ void __launch_bounds__(NWARP * 32)
     attn_split_kernel(const uint16_t *__restrict__ q, const uint16_t *__restrict__ kc,
                       const uint16_t *__restrict__ vc, const int32_t *__restrict__ ctx_len,
                       const int32_t *__restrict__ tbl, const int32_t *__restrict__ blocks,
-                      float *__restrict__ part, int nh, int nkv, int bs, float scale)
+                      const int32_t *__restrict__ plan, const int32_t *__restrict__ first,
+                      const int32_t *__restrict__ item_tok, float *__restrict__ part, int nh,
+                      int nkv, int bs, float scale)
 {
     constexpr int LPR = HD / 8;      // lanes per K/V row
     constexpr int RPW = 32 / LPR;    // rows per warp access
@@ -44,15 +47,12 @@ __global__ void __launch_bounds__(NWARP * 32)
     __shared__ float sred[NWARP][GMAX][HD];
 
     pdl_wait();
-    const int tok = blockIdx.x, kvh = blockIdx.y, split = blockIdx.z, splits = gridDim.z;
+    const int item = blockIdx.x, kvh = blockIdx.y;
+    if (item >= plan[0]) return; // the grid is sized for the largest plan
+    const int tok = item_tok[item], span = plan[1];
     const int G = nh / nkv, tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
     const int sub = lane % LPR, grp = warp * RPW + lane / LPR;
-    const int ctx = ctx_len[tok];
-    // Each split takes an equal share of at least 64 positions, so
-    // short contexts leave the later splits empty rather than spread thin.
-    int per = (ctx + splits - 1) / splits;
-    per = per < 64 ? 64 : per;
-    const int start = split * per, end = min(ctx, start + per);
+    const int start = (item - first[tok]) * span, end = min(ctx_len[tok], start + span);
     const int32_t *bt = blocks + tbl[tok];
 
     for (int i = tid; i < G * HD; i += blockDim.x) {
@@ -160,26 +160,29 @@ __global__ void __launch_bounds__(NWARP * 32)
         float o = 0.f;
 #pragma unroll
         for (int w = 0; w < NWARP; w++) o += sred[w][g][d];
-        float *dst = part + (((int64_t)tok * nh + kvh * G + g) * splits + split) * (HD + 2);
+        float *dst = part + ((int64_t)item * nh + kvh * G + g) * (HD + 2);
         dst[d] = o;
         if (d == 0) dst[HD] = sm[g], dst[HD + 1] = sl[g];
     }
 }
 
-// One block per (token, query head), one thread per dimension.
+// One block per (token, query head), one thread per dimension: merges the
+// token's items first[tok] .. first[tok + 1] - 1.
 template <int HD>
-__global__ void attn_combine_kernel(const float *__restrict__ part, uint16_t *__restrict__ out,
-                                    int nh, int splits)
+__global__ void attn_combine_kernel(const float *__restrict__ part, const int32_t *__restrict__ first,
+                                    uint16_t *__restrict__ out, int nh)
 {
     pdl_wait();
     const int tok = blockIdx.x, h = blockIdx.y, d = threadIdx.x;
-    const float *p = part + ((int64_t)tok * nh + h) * splits * (HD + 2);
+    const int w0 = first[tok], w1 = first[tok + 1];
+    const int64_t stride = (int64_t)nh * (HD + 2);
+    const float *p = part + ((int64_t)w0 * nh + h) * (HD + 2);
     float m = -INFINITY;
-    for (int s = 0; s < splits; s++)
-        if (p[s * (HD + 2) + HD + 1] > 0.f) m = fmaxf(m, p[s * (HD + 2) + HD]);
+    for (int s = 0; s < w1 - w0; s++)
+        if (p[s * stride + HD + 1] > 0.f) m = fmaxf(m, p[s * stride + HD]);
     float l = 0.f, o = 0.f;
-    for (int s = 0; s < splits; s++) {
-        const float *ps = p + s * (HD + 2);
+    for (int s = 0; s < w1 - w0; s++) {
+        const float *ps = p + s * stride;
         if (!(ps[HD + 1] > 0.f)) continue; // an empty split: nothing written but m, l
         const float w = __expf(ps[HD] - m);
         l += w * ps[HD + 1];
@@ -190,31 +193,40 @@ __global__ void attn_combine_kernel(const float *__restrict__ part, uint16_t *__
 
 template <int HD>
 cudaError_t launch(const uint16_t *q, const uint16_t *kc, const uint16_t *vc, const int32_t *ctx,
-                   const int32_t *tbl, const int32_t *blocks, float *part, uint16_t *out, int n,
-                   int nh, int nkv, int bs, int splits, cudaStream_t st)
+                   const int32_t *tbl, const int32_t *blocks, const int32_t *plan,
+                   const int32_t *first, const int32_t *item_tok, float *part, uint16_t *out, int n,
+                   int nh, int nkv, int bs, int max_items, cudaStream_t st)
 {
     const float scale = 1.0f / sqrtf((float)HD);
-    cudaError_t e = s1k_launch(attn_split_kernel<HD>, dim3(n, nkv, splits), NWARP * 32, st, q, kc,
-                               vc, ctx, tbl, blocks, part, nh, nkv, bs, scale);
+    cudaError_t e = s1k_launch(attn_split_kernel<HD>, dim3(max_items, nkv), NWARP * 32, st, q, kc,
+                               vc, ctx, tbl, blocks, plan, first, item_tok, part, nh, nkv, bs,
+                               scale);
     if (e != cudaSuccess) return e;
-    return s1k_launch(attn_combine_kernel<HD>, dim3(n, nh), HD, st, (const float *)part, out, nh,
-                      splits);
+    return s1k_launch(attn_combine_kernel<HD>, dim3(n, nh), HD, st, (const float *)part, first, out,
+                      nh);
 }
 
 } // namespace
 
 extern "C" cudaError_t s1k_attention(const uint16_t *q, const uint16_t *kc, const uint16_t *vc,
                                      const int32_t *ctx, const int32_t *tbl, const int32_t *blocks,
-                                     float *part, uint16_t *out, int n, int nh, int nkv, int hd,
-                                     int bs, int splits, cudaStream_t st)
+                                     const int32_t *plan, const int32_t *first,
+                                     const int32_t *item_tok, float *part, uint16_t *out, int n,
+                                     int nh, int nkv, int hd, int bs, int max_items,
+                                     cudaStream_t st)
 {
     if (n <= 0) return cudaSuccess;
-    if (nkv <= 0 || nh % nkv || nh / nkv > GMAX || splits < 1) return cudaErrorInvalidValue;
+    if (nkv <= 0 || nh % nkv || nh / nkv > GMAX || max_items < n)
+        return cudaErrorInvalidValue;
+#define S1K_ATTN(HD)                                                                               \
+    launch<HD>(q, kc, vc, ctx, tbl, blocks, plan, first, item_tok, part, out, n, nh, nkv, bs,      \
+               max_items, st)
     switch (hd) {
-    case 16: return launch<16>(q, kc, vc, ctx, tbl, blocks, part, out, n, nh, nkv, bs, splits, st);
-    case 32: return launch<32>(q, kc, vc, ctx, tbl, blocks, part, out, n, nh, nkv, bs, splits, st);
-    case 64: return launch<64>(q, kc, vc, ctx, tbl, blocks, part, out, n, nh, nkv, bs, splits, st);
-    case 128: return launch<128>(q, kc, vc, ctx, tbl, blocks, part, out, n, nh, nkv, bs, splits, st);
+    case 16: return S1K_ATTN(16);
+    case 32: return S1K_ATTN(32);
+    case 64: return S1K_ATTN(64);
+    case 128: return S1K_ATTN(128);
     default: return cudaErrorInvalidValue;
     }
+#undef S1K_ATTN
 }

@@ -9,10 +9,17 @@
  * on one stream, and NCCL collectives need every rank to enqueue at once).
  * Batches of at most 64 tokens replay a CUDA graph captured, per GPU, for the
  * next power-of-two size, padded with tokens that write a scratch KV block.
+ * A rank that fails aborts its NCCL communicator and the others abort theirs
+ * instead of waiting forever in a collective; the backend then refuses
+ * further work. This file is built into the loadable module s1cuda.so
+ * (engine/cuda_module.c opens it), the only part of s1d that links CUDA.
  * Environment: S1_CUDA_NO_GRAPHS=1 (no graphs), S1_CUDA_PDL=0 (no
- * programmatic dependent launch), S1_CUDA_GEMV=0 (cuBLASLt for every GEMM). */
+ * programmatic dependent launch, which only sm_90 and newer have anyway),
+ * S1_CUDA_GEMV=0 (cuBLASLt for every GEMM). */
 #include <math.h>
 #include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,14 +27,17 @@
 #include "backend.h"
 #include "cuda_gemm.h"
 #include "cuda_load.h"
+#include "cuda_plan.h"
 #include "cuda_util.h"
+#include "s1_config.h"
 #include "s1_kernels.h"
 #include "shard.h"
 
-#define MAX_TP      8
-#define N_BUCKETS   7 /* graphs for 1, 2, 4, ... 64 tokens */
-#define SPLITS_MAX  64
-#define META_ARRAYS 6 /* tokens, pos, ctx, slot, tbl, out_rows */
+#define MAX_TP 8
+
+/* The batch's metadata, one int32 buffer on the host (pinned) and on every
+ * GPU: per token rows of max_tokens, then the attention plan. */
+enum { M_TOKENS, M_POS, M_CTX, M_SLOT, M_TBL, M_ROWS, M_FIRST, M_PLAN, M_ITEMS, M_END };
 
 typedef struct {
     uint16_t *wqkv;              /* [(nh+2*nkv)*hd, hidden] this rank's q, k, v rows */
@@ -65,10 +75,10 @@ typedef struct {
     uint16_t *q, *att; /* [max_tokens, nh*hd] */
     uint16_t *h;       /* [max_tokens, inter] */
     uint16_t *xo;      /* [max_tokens, hidden] rows whose logits are wanted */
-    int32_t *meta;     /* [META_ARRAYS * max_tokens] */
+    int32_t *meta;     /* [meta_len] laid out as cuda_backend.meta_off */
     int32_t *blocks;   /* [blocks_cap] */
     int blocks_cap;
-    cudaGraphExec_t graph[N_BUCKETS];
+    cudaGraphExec_t graph[S1_PLAN_N_BUCKETS];
     size_t free_bytes; /* free device memory after the weights */
     int rc;            /* the last team job's result */
     s1_err err;
@@ -81,13 +91,20 @@ typedef int (*rank_fn)(cu_rank *r, void *arg);
 struct cuda_backend {
     s1_backend base;
     const s1_model *m;
-    int tp, hd, max_tokens, max_pos, part_rows, n_sms;
+    int tp, hd, max_tokens, max_pos, n_sms;
+    int max_items; /* attention work items of a max_tokens batch (part rows) */
     bool graphs;
     cu_rank ranks[MAX_TP];
     /* The batch's metadata, packed once by the caller for every rank to copy. */
-    int32_t *h_meta;   /* [META_ARRAYS * max_tokens] pinned, owned */
-    int32_t *h_blocks; /* [h_blocks_cap] pinned, owned */
+    int meta_off[M_END + 1]; /* where each array starts; meta_off[M_END] = length */
+    int32_t *h_meta;         /* [meta_off[M_END]] pinned, owned */
+    int32_t *h_blocks;       /* [h_blocks_cap] pinned, owned */
     int h_blocks_cap;
+    /* The logits rows of a forward, gathered from every rank's vocabulary
+     * slice by page-locked copies, then handed to the caller's buffer. */
+    float *h_logits; /* [h_logits_rows, vocab] pinned, owned */
+    int h_logits_rows;
+    atomic_bool failed; /* a rank failed and the communicators were aborted */
     /* Team of rank threads (tp > 1): a job is (fn, arg), generation-counted. */
     pthread_mutex_t mu;
     pthread_cond_t go, done;
@@ -99,14 +116,51 @@ struct cuda_backend {
     bool threads; /* jobs run on the rank threads (tp > 1), else in the caller */
 };
 
-static const int bucket_size[N_BUCKETS] = {1, 2, 4, 8, 16, 32, 64};
-
 /* ---- the team: runs one function on every rank, each on its GPU's thread */
 
 static int run_job(cu_rank *r, rank_fn fn, void *arg)
 {
     if (s1_cuda_check(cudaSetDevice(r->dev), "cudaSetDevice", r->dev, &r->err)) return -1;
     return fn(r, arg);
+}
+
+/* Abandons this rank's collectives: once a rank has failed, the others would
+ * wait for it in their all-reduce forever. The communicator is gone after. */
+static void rank_abort(cu_rank *r)
+{
+    if (r->comm) ncclCommAbort(r->comm);
+    r->comm = NULL;
+}
+
+/* Waits for this rank's stream. With NCCL it polls, so that a failure of
+ * another rank (whose collective will never come) or of NCCL itself aborts
+ * the communicator, which ends the wait, instead of hanging. */
+static int rank_sync(cu_rank *r)
+{
+    s1_err *err = &r->err;
+    if (!r->comm) return CU(r->dev, cudaStreamSynchronize(r->st));
+    for (;;) {
+        const cudaError_t e = cudaStreamQuery(r->st);
+        if (e != cudaErrorNotReady) return CU(r->dev, e);
+        ncclResult_t async = ncclSuccess;
+        if (CUNCCL(r->dev, ncclCommGetAsyncError(r->comm, &async)) || CUNCCL(r->dev, async)) {
+            rank_abort(r);
+            return -1;
+        }
+        if (atomic_load(&r->cb->failed)) {
+            rank_abort(r);
+            return s1_errf(err, "cuda: GPU %d stopped: another GPU of the team failed", r->dev);
+        }
+        sched_yield();
+    }
+}
+
+/* After a failed job with several GPUs: tells the others (see rank_sync). */
+static void rank_failed(cu_rank *r)
+{
+    if (r->cb->tp == 1) return;
+    atomic_store(&r->cb->failed, true);
+    rank_abort(r);
 }
 
 static void *rank_thread(void *p)
@@ -124,6 +178,7 @@ static void *rank_thread(void *p)
         void *arg = cb->arg;
         pthread_mutex_unlock(&cb->mu);
         int rc = run_job(r, fn, arg);
+        if (rc) rank_failed(r);
         pthread_mutex_lock(&cb->mu);
         r->rc = rc;
         if (++cb->n_done == cb->tp) pthread_cond_signal(&cb->done);
@@ -137,7 +192,7 @@ static int team_run(cuda_backend *cb, rank_fn fn, void *arg, s1_err *err)
 {
     if (!cb->threads) {
         for (int i = 0; i < cb->tp; i++)
-            cb->ranks[i].rc = run_job(&cb->ranks[i], fn, arg);
+            if ((cb->ranks[i].rc = run_job(&cb->ranks[i], fn, arg))) rank_failed(&cb->ranks[i]);
     } else {
         pthread_mutex_lock(&cb->mu);
         cb->fn = fn;
@@ -251,10 +306,11 @@ static int alloc_activations(cu_rank *r)
                    dmalloc(r, &r->qkv, N * qkvw * 4) ||
                    dmalloc(r, &r->gu, N * 2 * (size_t)r->inter * 4) ||
                    dmalloc(r, &r->logits, N * (size_t)r->vocab_n * 4) ||
-                   dmalloc(r, &r->part, (size_t)cb->part_rows * (size_t)r->nh * (hd + 2) * 4) ||
+                   dmalloc(r, &r->part, (size_t)cb->max_items * (size_t)r->nh * (hd + 2) * 4) ||
                    dmalloc(r, &r->xn, N * H * 2) || dmalloc(r, &r->q, N * qd * 2) ||
                    dmalloc(r, &r->att, N * qd * 2) || dmalloc(r, &r->h, N * (size_t)r->inter * 2) ||
-                   dmalloc(r, &r->xo, N * H * 2) || dmalloc(r, &r->meta, N * META_ARRAYS * 4) ||
+                   dmalloc(r, &r->xo, N * H * 2) ||
+                   dmalloc(r, &r->meta, (size_t)cb->meta_off[M_END] * 4) ||
                    dmalloc(r, &r->blocks, (size_t)r->blocks_cap * 4)
                ? -1
                : 0;
@@ -311,21 +367,22 @@ static int rank_alloc_kv(cu_rank *r, void *arg)
         kv_block_bytes(r) * (size_t)(cb->base.n_blocks + 1) * 2 * (size_t)cb->m->cfg.n_layers;
     s1_err *err = &r->err;
     return dmalloc(r, &r->kv, bytes) || CU(r->dev, cudaMemsetAsync(r->kv, 0, bytes, r->st)) ||
-                   CU(r->dev, cudaStreamSynchronize(r->st))
+                   rank_sync(r)
                ? -1
                : 0;
 }
 
 static void destroy_graphs(cu_rank *r)
 {
-    for (int i = 0; i < N_BUCKETS; i++)
+    for (int i = 0; i < S1_PLAN_N_BUCKETS; i++)
         if (r->graph[i]) {
             cudaGraphExecDestroy(r->graph[i]);
             r->graph[i] = NULL;
         }
 }
 
-/* Team job (and the cleanup of a failed open): everything of one rank. */
+/* Team job (and the cleanup of a failed open): everything of one rank but
+ * its communicator (comms_destroy). */
 static int rank_free(cu_rank *r, void *arg)
 {
     (void)arg;
@@ -348,8 +405,6 @@ static int rank_free(cu_rank *r, void *arg)
     s1_cuda_gemm_free(r->gemm);
     r->gemm = NULL;
     s1_shard_free(&r->shard);
-    if (r->comm) ncclCommDestroy(r->comm);
-    r->comm = NULL;
     if (r->st) cudaStreamDestroy(r->st);
     r->st = NULL;
     return 0;
@@ -366,14 +421,20 @@ static int all_reduce(cu_rank *r, int n)
     return CUNCCL(r->dev, ncclAllReduce(r->y, r->y, count, ncclFloat, ncclSum, r->comm, r->st));
 }
 
-/* Rows of the batch's metadata on the device. */
+/* One array of the batch's metadata on the device. */
 static const int32_t *meta(const cu_rank *r, int which)
 {
-    return r->meta + (size_t)which * (size_t)r->cb->max_tokens;
+    return r->meta + r->cb->meta_off[which];
 }
-enum { M_TOKENS, M_POS, M_CTX, M_SLOT, M_TBL, M_ROWS };
 
-static int layer_forward(cu_rank *r, int l, int n, int splits, const float *next_norm)
+/* The attention work items an n-token forward is planned (and launched) for:
+ * a function of n alone, so that a graph replays any batch of its size. */
+static int max_items(const cuda_backend *cb, int n)
+{
+    return s1_plan_attn_items(n, cb->n_sms, cb->m->cfg.n_kv_heads / cb->tp);
+}
+
+static int layer_forward(cu_rank *r, int l, int n, const float *next_norm)
 {
     const cuda_backend *cb = r->cb;
     const s1_model_config *c = &cb->m->cfg;
@@ -388,8 +449,9 @@ static int layer_forward(cu_rank *r, int l, int n, int splits, const float *next
     if (s1_cuda_gemm_run(r->gemm, r->qkv, r->xn, w->wqkv, n, qkvw, H, err) ||
         CU(dev, s1k_rope_qkv(r->qkv, w->bqkv, r->rope, meta(r, M_POS), meta(r, M_SLOT), r->q, kc,
                              vc, n, r->nh, r->nkv, hd, bs, st)) ||
-        CU(dev, s1k_attention(r->q, kc, vc, meta(r, M_CTX), meta(r, M_TBL), r->blocks, r->part,
-                              r->att, n, r->nh, r->nkv, hd, bs, splits, st)) ||
+        CU(dev, s1k_attention(r->q, kc, vc, meta(r, M_CTX), meta(r, M_TBL), r->blocks,
+                              meta(r, M_PLAN), meta(r, M_FIRST), meta(r, M_ITEMS), r->part, r->att,
+                              n, r->nh, r->nkv, hd, bs, max_items(cb, n), st)) ||
         s1_cuda_gemm_run(r->gemm, r->y, r->att, w->wo, n, H, qd, err) || all_reduce(r, n) ||
         CU(dev, s1k_add_rmsnorm(r->x, r->y, r->xn, w->mlp_norm, n, H, c->rms_norm_eps, st)))
         return -1;
@@ -406,7 +468,7 @@ static int layer_forward(cu_rank *r, int l, int n, int splits, const float *next
 /* Embedding, the layers, the final norm and this rank's logits of n_out
  * rows: everything between the metadata upload and the logits download, so
  * that it can be captured into a graph. */
-static int model_forward(cu_rank *r, int n, int n_out, int splits)
+static int model_forward(cu_rank *r, int n, int n_out)
 {
     const cuda_backend *cb = r->cb;
     const s1_model_config *c = &cb->m->cfg;
@@ -418,25 +480,13 @@ static int model_forward(cu_rank *r, int n, int n_out, int splits)
         return -1;
     for (int l = 0; l < c->n_layers; l++) {
         const float *next = l + 1 < c->n_layers ? r->layers[l + 1].attn_norm : r->final_norm;
-        if (layer_forward(r, l, n, splits, next)) return -1;
+        if (layer_forward(r, l, n, next)) return -1;
     }
     return CU(dev, s1k_gather_rows(r->xo, r->xn, meta(r, M_ROWS), n_out, H, r->st)) ||
                    s1_cuda_gemm_run(r->gemm, r->logits, r->xo, r->lm_head, n_out, r->vocab_n, H,
                                     err)
                ? -1
                : 0;
-}
-
-/* Splits per token for n tokens: enough blocks to fill the GPU twice, within
- * the partials buffer. */
-static int attention_splits(const cuda_backend *cb, const cu_rank *r, int n, int max_ctx)
-{
-    int s = (2 * cb->n_sms + n * r->nkv - 1) / (n * r->nkv);
-    const int by_ctx = (max_ctx + 63) / 64;
-    if (max_ctx > 0 && s > by_ctx) s = by_ctx;
-    if (s > SPLITS_MAX) s = SPLITS_MAX;
-    if (s > cb->part_rows / n) s = cb->part_rows / n;
-    return s < 1 ? 1 : s;
 }
 
 /* Captures the graph of bucket b on first use. An eager run of the same
@@ -447,12 +497,12 @@ static int graph_get(cu_rank *r, int b, cudaGraphExec_t *out)
 {
     s1_err *err = &r->err;
     if (!r->graph[b]) {
-        const int n = bucket_size[b], splits = attention_splits(r->cb, r, n, 0);
+        const int n = s1_plan_bucket_size(b);
         cudaGraph_t g = NULL;
-        if (model_forward(r, n, n, splits) ||
+        if (model_forward(r, n, n) ||
             CU(r->dev, cudaStreamBeginCapture(r->st, cudaStreamCaptureModeThreadLocal)))
             return -1;
-        int rc = model_forward(r, n, n, splits);
+        int rc = model_forward(r, n, n);
         cudaError_t e = cudaStreamEndCapture(r->st, &g);
         if (!rc) rc = CU(r->dev, e);
         if (!rc) rc = CU(r->dev, cudaGraphInstantiate(&r->graph[b], g, 0));
@@ -468,16 +518,14 @@ typedef struct {
     int n_rows; /* tokens computed: n_tokens, or the graph bucket's size */
     int bucket; /* graph bucket, -1 for none */
     int n_blocks_used;
-    int max_ctx;
 } fwd_job;
 
 static int grow_blocks(cu_rank *r, int need)
 {
     s1_err *err = &r->err;
-    int cap = r->blocks_cap;
-    while (cap < need)
-        cap *= 2;
-    if (CU(r->dev, cudaStreamSynchronize(r->st))) return -1;
+    const int cap = s1_plan_grow(r->blocks_cap, need);
+    if (cap < 0) return s1_errf(err, "cuda: a block table of %d entries is too large", need);
+    if (rank_sync(r)) return -1;
     cudaFree(r->blocks);
     r->blocks = NULL;
     r->blocks_cap = 0;
@@ -496,7 +544,7 @@ static int rank_forward(cu_rank *r, void *arg)
     s1_err *err = &r->err;
     const int dev = r->dev;
     if (j->n_blocks_used > r->blocks_cap && grow_blocks(r, j->n_blocks_used)) return -1;
-    if (CU(dev, cudaMemcpyAsync(r->meta, cb->h_meta, (size_t)cb->max_tokens * META_ARRAYS * 4,
+    if (CU(dev, cudaMemcpyAsync(r->meta, cb->h_meta, (size_t)cb->meta_off[M_END] * 4,
                                 cudaMemcpyHostToDevice, r->st)) ||
         CU(dev, cudaMemcpyAsync(r->blocks, cb->h_blocks, (size_t)j->n_blocks_used * 4,
                                 cudaMemcpyHostToDevice, r->st)))
@@ -504,25 +552,23 @@ static int rank_forward(cu_rank *r, void *arg)
     if (j->bucket >= 0) {
         cudaGraphExec_t g;
         if (graph_get(r, j->bucket, &g) || CU(dev, cudaGraphLaunch(g, r->st))) return -1;
-    } else {
-        const int splits = attention_splits(cb, r, j->n_rows, j->max_ctx);
-        if (model_forward(r, j->n_rows, bt->n_out, splits)) return -1;
+    } else if (model_forward(r, j->n_rows, bt->n_out)) {
+        return -1;
     }
     if (bt->n_out > 0 &&
-        CU(dev, cudaMemcpy2DAsync(bt->logits + r->vocab_lo, (size_t)cb->base.vocab_size * 4,
+        CU(dev, cudaMemcpy2DAsync(cb->h_logits + r->vocab_lo, (size_t)cb->base.vocab_size * 4,
                                   r->logits, (size_t)r->vocab_n * 4, (size_t)r->vocab_n * 4,
                                   (size_t)bt->n_out, cudaMemcpyDeviceToHost, r->st)))
         return -1;
-    return CU(dev, cudaStreamSynchronize(r->st));
+    return rank_sync(r);
 }
 
 /* ---- the backend's operations */
 
 static int grow_host_blocks(cuda_backend *cb, int need, s1_err *err)
 {
-    int cap = cb->h_blocks_cap;
-    while (cap < need)
-        cap *= 2;
+    const int cap = s1_plan_grow(cb->h_blocks_cap, need);
+    if (cap < 0) return s1_errf(err, "cuda: a block table of %d entries is too large", need);
     int32_t *p;
     if (CU(cb->ranks[0].dev, cudaHostAlloc((void **)&p, (size_t)cap * 4, cudaHostAllocPortable)))
         return -1;
@@ -557,16 +603,17 @@ static int pack_tables(cuda_backend *cb, const s1_batch *b, int32_t *tbl_of_seq,
 }
 
 /* Fills h_meta for the batch padded to n_rows tokens; padding tokens write
- * the scratch block, and padding output rows repeat row 0. */
-static int pack_batch(cuda_backend *cb, const s1_batch *b, int n_rows, int *n_used, int *max_ctx,
-                      s1_err *err)
+ * the scratch block, and padding output rows repeat row 0. Then the
+ * attention plan over every row's context. */
+static int pack_batch(cuda_backend *cb, const s1_batch *b, int n_rows, int *n_used, s1_err *err)
 {
-    const int N = cb->max_tokens, bs = cb->base.block_size;
+    const int bs = cb->base.block_size;
     int32_t *tbl_of_seq = malloc(sizeof *tbl_of_seq * (size_t)(b->n_seqs ? b->n_seqs : 1));
     if (!tbl_of_seq) return s1_errf(err, "cuda: out of host memory");
     int rc = pack_tables(cb, b, tbl_of_seq, n_used, err);
-    int32_t *m = cb->h_meta;
-    *max_ctx = 0;
+    int32_t *m[M_END];
+    for (int k = 0; k < M_END; k++)
+        m[k] = cb->h_meta + cb->meta_off[k];
     for (int i = 0; !rc && i < n_rows; i++) {
         int tok = 0, pos = 0, tbl = *n_used - 1, slot = cb->base.n_blocks * bs;
         if (i < b->n_tokens) {
@@ -583,39 +630,65 @@ static int pack_batch(cuda_backend *cb, const s1_batch *b, int n_rows, int *n_us
             tbl = tbl_of_seq[s];
             slot = b->tables[s].blocks[pos / bs] * bs + pos % bs;
         }
-        m[M_TOKENS * N + i] = tok, m[M_POS * N + i] = pos, m[M_CTX * N + i] = pos + 1;
-        m[M_SLOT * N + i] = slot, m[M_TBL * N + i] = tbl;
-        if (pos + 1 > *max_ctx) *max_ctx = pos + 1;
+        m[M_TOKENS][i] = tok, m[M_POS][i] = pos, m[M_CTX][i] = pos + 1;
+        m[M_SLOT][i] = slot, m[M_TBL][i] = tbl;
     }
     for (int i = 0; !rc && i < n_rows; i++) {
         const int row = i < b->n_out ? b->out_rows[i] : 0;
         if (row < 0 || row >= b->n_tokens)
             rc = s1_errf(err, "cuda: output row %d is not in the batch", row);
-        m[M_ROWS * N + i] = row;
+        m[M_ROWS][i] = row;
     }
     free(tbl_of_seq);
-    return rc;
+    if (rc) return rc;
+    const int n_items = s1_plan_attention(m[M_CTX], n_rows, max_items(cb, n_rows), &m[M_PLAN][1],
+                                          m[M_FIRST], m[M_ITEMS]);
+    m[M_PLAN][0] = n_items;
+    return n_items < 0 ? s1_errf(err, "cuda: no attention plan for %d tokens", n_rows) : 0;
+}
+
+/* The pinned rows the ranks copy their logits into, grown to n_out rows. */
+static int grow_host_logits(cuda_backend *cb, int n_out, s1_err *err)
+{
+    if (n_out <= cb->h_logits_rows) return 0;
+    const int rows = s1_plan_grow(cb->h_logits_rows, n_out);
+    float *p;
+    if (rows < 0 || CU(cb->ranks[0].dev,
+                       cudaHostAlloc((void **)&p, (size_t)rows * (size_t)cb->base.vocab_size * 4,
+                                     cudaHostAllocPortable)))
+        return rows < 0 ? s1_errf(err, "cuda: %d logits rows are too many", n_out) : -1;
+    cudaFreeHost(cb->h_logits);
+    cb->h_logits = p;
+    cb->h_logits_rows = rows;
+    return 0;
+}
+
+/* The error of every call after a rank failed with several GPUs. */
+static int refuse_after_failure(s1_err *err)
+{
+    return s1_errf(err, "cuda: a GPU failed earlier and the NCCL communicators were aborted; "
+                        "restart s1d to use the GPUs again");
 }
 
 static int cuda_forward(s1_backend *base, const s1_batch *b, s1_err *err)
 {
     cuda_backend *cb = (cuda_backend *)base;
+    if (atomic_load(&cb->failed)) return refuse_after_failure(err);
     if (b->n_tokens <= 0) return 0;
     if (b->n_tokens > cb->max_tokens)
         return s1_errf(err, "cuda: a batch of %d tokens exceeds max_batch_tokens (%d)", b->n_tokens,
                        cb->max_tokens);
     if (b->n_out > b->n_tokens)
         return s1_errf(err, "cuda: %d output rows for %d tokens", b->n_out, b->n_tokens);
-    int bucket = -1;
-    for (int i = 0; cb->graphs && i < N_BUCKETS && bucket_size[i] <= cb->max_tokens; i++)
-        if (b->n_tokens <= bucket_size[i]) {
-            bucket = i;
-            break;
-        }
-    fwd_job j = {
-        .batch = b, .bucket = bucket, .n_rows = bucket >= 0 ? bucket_size[bucket] : b->n_tokens};
-    if (pack_batch(cb, b, j.n_rows, &j.n_blocks_used, &j.max_ctx, err)) return -1;
-    return team_run(cb, rank_forward, &j, err);
+    const int bucket = cb->graphs ? s1_plan_bucket(b->n_tokens, cb->max_tokens) : -1;
+    fwd_job j = {.batch = b,
+                 .bucket = bucket,
+                 .n_rows = bucket >= 0 ? s1_plan_bucket_size(bucket) : b->n_tokens};
+    if (grow_host_logits(cb, b->n_out, err) || pack_batch(cb, b, j.n_rows, &j.n_blocks_used, err) ||
+        team_run(cb, rank_forward, &j, err))
+        return -1;
+    memcpy(b->logits, cb->h_logits, (size_t)b->n_out * (size_t)base->vocab_size * 4);
+    return 0;
 }
 
 typedef struct {
@@ -630,7 +703,7 @@ static int rank_copy_block(cu_rank *r, void *arg)
     s1_err *err = &r->err;
     return CU(r->dev, s1k_copy_block(r->kv, plane, blk, j->src, j->dst, 2 * r->cb->m->cfg.n_layers,
                                      r->st)) ||
-                   CU(r->dev, cudaStreamSynchronize(r->st))
+                   rank_sync(r)
                ? -1
                : 0;
 }
@@ -638,6 +711,7 @@ static int rank_copy_block(cu_rank *r, void *arg)
 static int cuda_copy_block(s1_backend *base, int32_t src, int32_t dst, s1_err *err)
 {
     cuda_backend *cb = (cuda_backend *)base;
+    if (atomic_load(&cb->failed)) return refuse_after_failure(err);
     if (src < 0 || dst < 0 || src >= base->n_blocks || dst >= base->n_blocks)
         return s1_errf(err, "cuda: copy_block %d -> %d: blocks are 0..%d", src, dst,
                        base->n_blocks - 1);
@@ -646,14 +720,39 @@ static int cuda_copy_block(s1_backend *base, int32_t src, int32_t dst, s1_err *e
     return team_run(cb, rank_copy_block, &j, err);
 }
 
+/* Every communicator of the team, from this one thread: finalized together
+ * in one group (each finalize waits for its peers), then freed. After a
+ * failure they are aborted instead (a peer may never finalize). */
+static void comms_destroy(cuda_backend *cb)
+{
+    ncclComm_t live[MAX_TP];
+    int n = 0;
+    for (int i = 0; i < cb->tp; i++)
+        if (cb->ranks[i].comm) live[n++] = cb->ranks[i].comm, cb->ranks[i].comm = NULL;
+    if (n == 0) return;
+    if (atomic_load(&cb->failed)) {
+        for (int i = 0; i < n; i++)
+            ncclCommAbort(live[i]);
+        return;
+    }
+    ncclGroupStart();
+    for (int i = 0; i < n; i++)
+        ncclCommFinalize(live[i]);
+    ncclGroupEnd();
+    for (int i = 0; i < n; i++)
+        ncclCommDestroy(live[i]);
+}
+
 static void cuda_destroy(s1_backend *base)
 {
     cuda_backend *cb = (cuda_backend *)base;
     if (!cb) return;
     team_run(cb, rank_free, NULL, NULL);
     team_stop(cb);
+    comms_destroy(cb);
     if (cb->h_meta) cudaFreeHost(cb->h_meta);
     if (cb->h_blocks) cudaFreeHost(cb->h_blocks);
+    if (cb->h_logits) cudaFreeHost(cb->h_logits);
     pthread_mutex_destroy(&cb->mu);
     pthread_cond_destroy(&cb->go);
     pthread_cond_destroy(&cb->done);
@@ -692,7 +791,9 @@ static int find_devices(int tp, s1_err *err)
     int n = 0;
     cudaError_t e = cudaGetDeviceCount(&n);
     if (e != cudaSuccess || n == 0)
-        return s1_errf(err, "cuda: no CUDA device found (cudaGetDeviceCount: %s)",
+        return s1_errf(err,
+                       "cuda: no CUDA device found (cudaGetDeviceCount: %s); check the NVIDIA "
+                       "driver and the GPUs with nvidia-smi, or use --backend cpu",
                        e != cudaSuccess ? cudaGetErrorString(e) : "0 devices");
     if (n < tp)
         return s1_errf(err, "cuda: tp=%d needs %d GPUs but %d are visible (CUDA_VISIBLE_DEVICES)",
@@ -732,6 +833,20 @@ static int init_nccl(cuda_backend *cb, s1_err *err)
     return 0;
 }
 
+/* Team job: one all-reduce while every rank is healthy, so that NCCL sets up
+ * its connections (which waits for every peer) at open, not in the first
+ * forward, where a failing rank could leave the others waiting in it. */
+static int rank_connect(cu_rank *r, void *arg)
+{
+    (void)arg;
+    s1_err *err = &r->err;
+    if (!r->comm) return 0;
+    return CUNCCL(r->dev, ncclAllReduce(r->y, r->y, 1, ncclFloat, ncclSum, r->comm, r->st)) ||
+                   rank_sync(r)
+               ? -1
+               : 0;
+}
+
 /* The KV blocks that fit in kv_mem_fraction of every GPU's free memory. */
 static int size_kv(cuda_backend *cb, const s1_backend_cfg *cfg, s1_err *err)
 {
@@ -756,7 +871,29 @@ static int size_kv(cuda_backend *cb, const s1_backend_cfg *cfg, s1_err *err)
     return 0;
 }
 
-static cuda_backend *backend_new(const s1_model *m, const s1_backend_cfg *cfg, s1_err *err)
+/* Where each metadata array starts: token rows, then the attention plan. */
+static void layout_meta(cuda_backend *cb)
+{
+    const int N = cb->max_tokens;
+    const int len[M_END] = {N, N, N, N, N, N, N + 1, 2, cb->max_items};
+    cb->meta_off[0] = 0;
+    for (int i = 0; i < M_END; i++)
+        cb->meta_off[i + 1] = cb->meta_off[i] + len[i];
+}
+
+/* Programmatic dependent launch where the GPU has it (sm_90 and newer) and
+ * S1_CUDA_PDL=0 does not turn it off. */
+static int choose_pdl(s1_err *err)
+{
+    int major = 0;
+    if (CU(0, cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, 0))) return -1;
+    const char *pdl = getenv("S1_CUDA_PDL");
+    s1k_set_pdl(major >= 9 && !(pdl && !strcmp(pdl, "0")));
+    return 0;
+}
+
+static cuda_backend *backend_new(const s1_model *m, const s1_backend_cfg *cfg, int n_sms,
+                                 s1_err *err)
 {
     cuda_backend *cb = calloc(1, sizeof *cb);
     if (!cb) {
@@ -767,38 +904,43 @@ static cuda_backend *backend_new(const s1_model *m, const s1_backend_cfg *cfg, s
     cb->m = m;
     cb->tp = cfg->tp > 0 ? cfg->tp : 1;
     cb->hd = m->cfg.head_dim;
+    cb->n_sms = n_sms;
     cb->max_tokens = cfg->max_batch_tokens > 0 ? cfg->max_batch_tokens : 512;
     cb->max_pos = m->cfg.max_position > 0 ? m->cfg.max_position : 32768;
-    cb->part_rows = cb->max_tokens * 4 > bucket_size[N_BUCKETS - 1] * SPLITS_MAX
-                        ? cb->max_tokens * 4
-                        : bucket_size[N_BUCKETS - 1] * SPLITS_MAX;
+    cb->max_items = max_items(cb, cb->max_tokens);
     cb->graphs = !(no_graphs && *no_graphs && strcmp(no_graphs, "0"));
-    const char *pdl = getenv("S1_CUDA_PDL");
-    s1k_set_pdl(!(pdl && !strcmp(pdl, "0")));
     cb->base.ops = &cuda_ops;
     cb->base.name = "cuda";
     cb->base.block_size = cfg->block_size > 0 ? cfg->block_size : 16;
     cb->base.vocab_size = m->cfg.vocab_size;
     cb->base.n_devices = cb->tp;
+    atomic_init(&cb->failed, false);
     pthread_mutex_init(&cb->mu, NULL);
     pthread_cond_init(&cb->go, NULL);
     pthread_cond_init(&cb->done, NULL);
+    layout_meta(cb);
     init_ranks(cb);
     return cb;
 }
 
-s1_backend *s1_cuda_backend_open(const s1_model *m, const s1_backend_cfg *cfg, s1_err *err)
+/* The module's entry point (engine/cuda_module.c finds it with dlsym). */
+__attribute__((visibility("default"))) const char s1_cuda_module_version[] = S1_VERSION;
+
+__attribute__((visibility("default"))) s1_backend *
+s1_cuda_backend_open(const s1_model *m, const s1_backend_cfg *cfg, s1_err *err)
 {
     const int tp = cfg->tp > 0 ? cfg->tp : 1;
-    if (check_shapes(&m->cfg, tp, err) || find_devices(tp, err)) return NULL;
-    cuda_backend *cb = backend_new(m, cfg, err);
+    int n_sms = 0;
+    if (check_shapes(&m->cfg, tp, err) || find_devices(tp, err) ||
+        CU(0, cudaDeviceGetAttribute(&n_sms, cudaDevAttrMultiProcessorCount, 0)) || choose_pdl(err))
+        return NULL;
+    cuda_backend *cb = backend_new(m, cfg, n_sms, err);
     if (!cb) return NULL;
-    if (CU(0, cudaDeviceGetAttribute(&cb->n_sms, cudaDevAttrMultiProcessorCount, 0)) ||
-        CU(0, cudaHostAlloc((void **)&cb->h_meta, (size_t)cb->max_tokens * META_ARRAYS * 4,
+    if (CU(0, cudaHostAlloc((void **)&cb->h_meta, (size_t)cb->meta_off[M_END] * 4,
                             cudaHostAllocPortable)) ||
         grow_host_blocks(cb, 1024, err) || init_nccl(cb, err) || (tp > 1 && team_start(cb, err)) ||
-        team_run(cb, rank_load, NULL, err) || size_kv(cb, cfg, err) ||
-        team_run(cb, rank_alloc_kv, NULL, err)) {
+        team_run(cb, rank_load, NULL, err) || team_run(cb, rank_connect, NULL, err) ||
+        size_kv(cb, cfg, err) || team_run(cb, rank_alloc_kv, NULL, err)) {
         cuda_destroy(&cb->base);
         return NULL;
     }

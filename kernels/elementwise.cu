@@ -150,18 +150,21 @@ __global__ void rope_qkv_kernel(const float *qkv, const float *bias, const float
     }
 }
 
-__global__ void swiglu_kernel(uint16_t *out, const float *gu, int inter)
+// One thread per 4 outputs, striding over every row of the batch: a row per
+// grid dimension would cap the batch at 65535 tokens.
+__global__ void swiglu_kernel(uint16_t *out, const float *gu, int n, int inter)
 {
     pdl_wait();
-    const int64_t t = blockIdx.y;
-    const float4 *g = (const float4 *)(gu + t * 2 * inter), *u = g + inter / 4;
-    uint2 *o = (uint2 *)(out + t * inter);
-    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < inter / 4; i += gridDim.x * blockDim.x) {
-        const float4 a = g[i], b = u[i];
+    const int64_t quads = (int64_t)n * (inter / 4), q4 = inter / 4;
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < quads;
+         i += (int64_t)gridDim.x * blockDim.x) {
+        const int64_t t = i / q4, c = i % q4;
+        const float4 a = ((const float4 *)(gu + t * 2 * inter))[c];
+        const float4 b = ((const float4 *)(gu + t * 2 * inter + inter))[c];
         const float f0 = a.x / (1.f + __expf(-a.x)) * b.x, f1 = a.y / (1.f + __expf(-a.y)) * b.y;
         const float f2 = a.z / (1.f + __expf(-a.z)) * b.z, f3 = a.w / (1.f + __expf(-a.w)) * b.w;
-        o[i] = make_uint2((uint32_t)f2bf(f0) | ((uint32_t)f2bf(f1) << 16),
-                          (uint32_t)f2bf(f2) | ((uint32_t)f2bf(f3) << 16));
+        ((uint2 *)(out + t * inter))[c] = make_uint2((uint32_t)f2bf(f0) | ((uint32_t)f2bf(f1) << 16),
+                                                     (uint32_t)f2bf(f2) | ((uint32_t)f2bf(f3) << 16));
     }
 }
 
@@ -236,8 +239,9 @@ extern "C" cudaError_t s1k_swiglu(uint16_t *out, const float *gu, int n, int int
                                   cudaStream_t st)
 {
     if (n <= 0) return cudaSuccess;
-    const int per_row = (inter / 4 + 255) / 256;
-    return s1k_launch(swiglu_kernel, dim3(per_row, n), 256, st, out, gu, inter);
+    const int64_t quads = (int64_t)n * (inter / 4), blocks = (quads + 255) / 256;
+    return s1k_launch(swiglu_kernel, (unsigned)(blocks < 65535 ? blocks : 65535), 256, st, out,
+                      gu, n, inter);
 }
 
 extern "C" cudaError_t s1k_gather_rows(uint16_t *out, const uint16_t *x, const int32_t *rows,

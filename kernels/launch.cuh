@@ -13,9 +13,13 @@
 
 extern "C" int s1k_pdl;
 
+// Before sm_90 there is no programmatic dependent launch (and none is asked
+// for: the host turns it on for Hopper devices only), so nothing to wait for.
 __device__ __forceinline__ void pdl_wait()
 {
+#if __CUDA_ARCH__ >= 900
     asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
 }
 
 template <typename... P, typename... A>

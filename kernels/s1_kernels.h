@@ -17,7 +17,8 @@ extern "C" {
 
 /* Programmatic dependent launch for the forward pass's kernels (embed,
  * norms, RoPE, attention, SwiGLU, row gather, GEMV): lets each start while
- * the previous one drains. Process-wide; off by default. */
+ * the previous one drains. Process-wide; off by default. Only Hopper (sm_90)
+ * and newer have it: callers turn it on for such devices alone. */
 void s1k_set_pdl(int on);
 
 /* Source dtypes of s1k_convert, numbered as s1_dtype in engine/model.h. */
@@ -52,15 +53,19 @@ cudaError_t s1k_rope_qkv(const float *qkv, const float *bias, const float *rope,
 
 /* Paged attention over a ragged batch, flash-decoding style: token i attends
  * to positions [0, ctx[i]) of its sequence, whose blocks are
- * blocks[tbl[i] ...]. Each token's positions are cut into `splits` parts,
- * computed by separate blocks (grid n x nkv x splits, each block serving all
- * query heads of one kv head) whose partial results (part: [n, nh, splits,
- * hd + 2] f32) s1k_attention then combines into out [n, nh*hd] bf16.
- * hd is 16, 32, 64 or 128; nh / nkv <= S1K_MAX_GROUP. */
+ * blocks[tbl[i] ...]. The positions are cut into work items on the host
+ * (s1_plan_attention, kernels/cuda_plan.h): item w covers the span
+ * [k * span, min(ctx, (k + 1) * span)) of token item_tok[w], k = w -
+ * first[item_tok[w]]; plan = {n_items, span} lives on the device, so a
+ * captured graph replays any plan of at most max_items items. Each item is
+ * computed by nkv blocks (one per kv head, serving all its query heads) into
+ * part [max_items, nh, hd + 2] f32, which s1k_attention then combines into out
+ * [n, nh*hd] bf16. hd is 16, 32, 64 or 128; nh / nkv <= S1K_MAX_GROUP. */
 cudaError_t s1k_attention(const uint16_t *q, const uint16_t *kc, const uint16_t *vc,
                           const int32_t *ctx, const int32_t *tbl, const int32_t *blocks,
+                          const int32_t *plan, const int32_t *first, const int32_t *item_tok,
                           float *part, uint16_t *out, int n, int nh, int nkv, int hd, int bs,
-                          int splits, cudaStream_t st);
+                          int max_items, cudaStream_t st);
 
 /* y[n, m] (f32) = x[n, k] (bf16) . w[m, k]^T (bf16) for 1 <= n <= 8: the
  * weight streamed once, f32 accumulation. k % 8 == 0; x, w 16-byte aligned. */
@@ -69,7 +74,7 @@ cudaError_t s1k_gemv(float *y, const uint16_t *x, const uint16_t *w, int n, int 
                      cudaStream_t st);
 
 /* out[n, inter] (bf16) = silu(gu[:, :inter]) * gu[:, inter:], gu [n, 2*inter]
- * f32. inter % 4 == 0. */
+ * f32. inter % 4 == 0; any n (the grid strides over rows). */
 cudaError_t s1k_swiglu(uint16_t *out, const float *gu, int n, int inter, cudaStream_t st);
 
 /* out[i, :] = x[rows[i], :], bf16 rows of d elements, d % 8 == 0. */
@@ -98,7 +103,8 @@ typedef struct {
 } s1k_sample_param;
 
 /* out[r] = a token id below n_vocab drawn from logits row r (rows of ld
- * floats): greedy is the lowest id among the largest logits; otherwise
+ * floats): greedy is the lowest id among the largest logits (id 0 for a row
+ * with nothing above -inf, also when sampling); otherwise
  * softmax(logits / T), cut to the top_k largest then to the smallest set of
  * largest whose mass reaches top_p (ties at a threshold are kept), sampled
  * with u = splitmix64(seed, step) / 2^64 — a counter-based generator, so the

@@ -80,11 +80,15 @@ __global__ void __launch_bounds__(NT)
     const s1k_sample_param p = prm[blockIdx.x];
 
     const int best = block_argmax(l, n, redv, redi);
-    if (!(p.temperature > 0.f)) {
+    const float mx = l[best];
+    // A row with nothing above -inf (every id masked) has no distribution
+    // to draw from: (l - mx) would be NaN everywhere and no thread would own
+    // the draw, so it takes the greedy answer, as a greedy row does.
+    if (!(p.temperature > 0.f) || !(mx > -INFINITY)) {
         if (threadIdx.x == 0) out[blockIdx.x] = best;
         return;
     }
-    const float mx = l[best], inv_t = 1.f / p.temperature;
+    const float inv_t = 1.f / p.temperature;
 
     // Top-k: the largest key K with count(key >= K) >= k.
     uint32_t floor_k = 0;

@@ -8,6 +8,7 @@
 #include "gpu_test.h"
 
 #include "cuda_gemm.h"
+#include "cuda_plan.h"
 #include "s1_kernels.h"
 
 static uint16_t *rand_bf16(size_t n, float lo, float hi)
@@ -202,8 +203,11 @@ static void test_rope_qkv(void)
 }
 
 /* Tokens with contexts of various lengths, their blocks scattered over the
- * cache in random order, against softmax(q k^T / sqrt(hd)) v in double. */
-static void test_attention(int nh, int nkv, int hd, int splits)
+ * cache in random order, against softmax(q k^T / sqrt(hd)) v in double. The
+ * work is planned by s1_plan_attention for max_items items (NT: one per
+ * token; more: long contexts cut into spans) and launched on a grid sized
+ * for grid_items >= max_items, as a captured graph is. */
+static void test_attention(int nh, int nkv, int hd, int max_items, int grid_items)
 {
     enum { NT = 5 };
     const int bs = 16, ctx[NT] = {1, 17, 300, 2000, 129}, max_blocks = 2000 / 16 + 1;
@@ -225,9 +229,13 @@ static void test_attention(int nh, int nkv, int hd, int splits)
     uint16_t *dq = gt_upload(q, (size_t)NT * nh * hd * 2), *dout = gt_dev((size_t)NT * nh * hd * 2);
     int32_t *dctx = gt_upload(c, sizeof c), *dtbl = gt_upload(tbl, sizeof tbl);
     int32_t *dblocks = gt_upload(perm, (size_t)nb * 4);
-    float *dpart = gt_dev((size_t)NT * nh * splits * (hd + 2) * 4);
-    GT_CUDA(s1k_attention(dq, dk, dv, dctx, dtbl, dblocks, dpart, dout, NT, nh, nkv, hd, bs, splits,
-                          0));
+    int32_t first[NT + 1], plan[2], *item_tok = malloc((size_t)grid_items * 4);
+    plan[0] = s1_plan_attention(c, NT, max_items, &plan[1], first, item_tok);
+    int32_t *dplan = gt_upload(plan, sizeof plan), *dfirst = gt_upload(first, sizeof first);
+    int32_t *ditems = gt_upload(item_tok, (size_t)grid_items * 4);
+    float *dpart = gt_dev((size_t)grid_items * nh * (hd + 2) * 4);
+    GT_CUDA(s1k_attention(dq, dk, dv, dctx, dtbl, dblocks, dplan, dfirst, ditems, dpart, dout, NT,
+                          nh, nkv, hd, bs, grid_items, 0));
     uint16_t *out = malloc((size_t)NT * nh * hd * 2);
     gt_download(out, dout, (size_t)NT * nh * hd * 2);
 
@@ -261,16 +269,17 @@ static void test_attention(int nh, int nkv, int hd, int splits)
             }
         }
     const double e = gt_rel_err(got, ref, no);
-    gt_ok(e < 1e-2, "paged attention nh=%d nkv=%d hd=%d splits=%d: err %.2g < 1e-2", nh, nkv, hd,
-          splits, e);
-    free(k), free(v), free(q), free(perm), free(out), free(ref), free(s), free(got);
+    gt_ok(e < 1e-2, "paged attention nh=%d nkv=%d hd=%d, %d items of %d positions: err %.2g < 1e-2",
+          nh, nkv, hd, plan[0], plan[1], e);
+    free(k), free(v), free(q), free(perm), free(out), free(ref), free(s), free(got), free(item_tok);
+    cudaFree(dplan), cudaFree(dfirst), cudaFree(ditems);
     cudaFree(dk), cudaFree(dv), cudaFree(dq), cudaFree(dout), cudaFree(dctx), cudaFree(dtbl);
     cudaFree(dblocks), cudaFree(dpart);
 }
 
-static void test_swiglu(void)
+/* n above 65535 rows checks that rows are not a grid dimension. */
+static void test_swiglu(int n, int inter)
 {
-    const int n = 3, inter = 18944;
     const size_t m = (size_t)n * inter;
     float *gu = rand_f32(2 * m, -6, 6), *got = malloc(m * 4);
     double *ref = malloc(m * 8);
@@ -286,7 +295,7 @@ static void test_swiglu(void)
             got[(size_t)t * inter + i] = gt_bf2f(out[(size_t)t * inter + i]);
         }
     const double e = gt_rel_err(got, ref, m);
-    gt_ok(e < 4e-3, "swiglu: err %.2g < 4e-3", e);
+    gt_ok(e < 4e-3, "swiglu of %d rows: err %.2g < 4e-3", n, e);
     free(gu), free(got), free(ref), free(out);
     cudaFree(dgu), cudaFree(dout);
 }
@@ -426,6 +435,15 @@ static void test_sample(void)
     gt_download(&one, dout, 4);
     gt_ok(one == again[100], "a draw depends only on the sequence's seed and step, not the batch");
 
+    /* a row with every id masked: sampling still writes a token (id 0) */
+    GT_CUDA(cudaMemset(dout, 0xff, 4));
+    s1k_sample_param none = {.temperature = 1, .top_p = 0.9f, .seed = 5};
+    for (int i = 0; i < 4000; i++)
+        h[i] = -INFINITY;
+    GT_CUDA(cudaMemcpy(drows, h, 4000 * 4, cudaMemcpyHostToDevice));
+    gt_ok(sample_one(drows, 4000, 4000, none, dp, dout) == 0,
+          "a row with nothing above -inf samples id 0 instead of leaving its output unwritten");
+
     free(l), free(ps), free(h), free(got), free(again);
     cudaFree(dl), cudaFree(dp), cudaFree(dout), cudaFree(drows);
 }
@@ -536,13 +554,14 @@ int main(void)
     test_add_rmsnorm(4, 3584, true);
     test_add_rmsnorm(3, 256, false);
     test_rope_qkv();
-    test_attention(28, 4, 128, 1);
-    test_attention(28, 4, 128, 7);
-    test_attention(40, 8, 128, 64);
-    test_attention(8, 2, 32, 3);
-    test_attention(4, 2, 16, 2);
-    test_attention(14, 2, 64, 5);
-    test_swiglu();
+    test_attention(28, 4, 128, 5, 5);
+    test_attention(28, 4, 128, 12, 40);
+    test_attention(40, 8, 128, 64, 64);
+    test_attention(8, 2, 32, 8, 8);
+    test_attention(4, 2, 16, 7, 100);
+    test_attention(14, 2, 64, 40, 40);
+    test_swiglu(3, 18944);
+    test_swiglu(70000, 64);
     test_mask();
     test_copy_block();
     test_sample();
