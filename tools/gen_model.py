@@ -33,8 +33,10 @@ PRESETS = {
                   tokenizer="bytes", max_position=4096, rope_theta=10000.0, tie=False),
     "0.5b": dict(hidden=896, layers=24, heads=14, kv_heads=2, intermediate=4864, vocab=151936,
                  tie=True, dtype="bf16", rope_theta=1000000.0, max_position=32768, tokenizer="qwen"),
+    # The byte tokenizer: the 7b preset is generated on GPU machines, where the
+    # Qwen tokenizer (../shared) is absent; the vocabulary keeps Qwen's rows.
     "7b": dict(hidden=3584, layers=28, heads=28, kv_heads=4, intermediate=18944, vocab=152064,
-               tie=False, dtype="bf16", rope_theta=1000000.0, max_position=32768, tokenizer="qwen"),
+               tie=False, dtype="bf16", rope_theta=1000000.0, max_position=32768, tokenizer="bytes"),
 }
 
 # The Qwen2 pre-tokenizer: the same Split regex as Qwen's tokenizer.json.

@@ -4,6 +4,7 @@
 #ifndef S1_GPU_TEST_H
 #define S1_GPU_TEST_H
 
+#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -118,6 +119,32 @@ static inline double gt_rel_err(const float *a, const double *b, size_t n)
     }
     if (!(num == num)) return INFINITY; /* NaN never passes */
     return den > 0 ? sqrt(num / den) : sqrt(num);
+}
+
+/* Writes a model of tools/gen_model.py --preset `preset` into a fresh
+ * directory (dir: a buffer of at least 32 bytes), with the python3 of
+ * S1_PYTHON (it needs numpy); false when it cannot, said in TAP. */
+static inline bool gt_gen_model(const char *preset, char *dir, size_t cap)
+{
+    const char *src = getenv("S1_SOURCE_ROOT"), *py = getenv("S1_PYTHON");
+    if (!src) {
+        printf("Bail out! S1_SOURCE_ROOT is not set (run through meson test)\n");
+        exit(1);
+    }
+    snprintf(dir, cap, "/tmp/s1-gpu-test-XXXXXX");
+    if (!mkdtemp(dir)) return gt_ok(false, "mkdtemp %s: %s", dir, strerror(errno));
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "%s %s/tools/gen_model.py --out %s --preset %s",
+             py ? py : "/usr/bin/python3", src, dir, preset);
+    return gt_ok(system(cmd) == 0, "gen_model.py --preset %s writes a model", preset);
+}
+
+/* Removes what gt_gen_model wrote. */
+static inline void gt_remove_model(const char *dir)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (system(cmd) != 0) printf("# could not remove %s\n", dir);
 }
 
 static inline void *gt_dev(size_t bytes)

@@ -11,13 +11,12 @@
  * except that a divergence on such a near tie ends that sequence's check. */
 #include "gpu_test.h"
 
-#include <errno.h>
-#include <unistd.h>
-
 #include "backend.h"
 #include "model.h"
 
-enum { BS = 16, N_BLOCKS = 96, MAX_TOKENS = 128, N_SEQS = 3, MAX_LEN = 600 };
+/* MAX_TOKENS holds the largest batch fed (160 tokens): the CUDA backend
+ * refuses more than max_batch_tokens, where the CPU backend grows. */
+enum { BS = 16, N_BLOCKS = 96, MAX_TOKENS = 160, N_SEQS = 3, MAX_LEN = 600 };
 
 typedef struct {
     int32_t blocks[N_BLOCKS];
@@ -163,6 +162,29 @@ static void check_greedy(fixture *f, int steps)
           tie_at[0], tie_at[1], tie_at[2]);
 }
 
+/* A batch over max_batch_tokens is refused with a message naming the limit,
+ * and the backend works on after it. */
+static void check_too_large_batch(fixture *f)
+{
+    enum { N = MAX_TOKENS + 1 };
+    int32_t tok[N] = {0}, pos[N], sq[N] = {0}, row = N - 1;
+    for (int i = 0; i < N; i++)
+        pos[i] = i;
+    s1_block_table t = {f->s[0].blocks, f->s[0].n_blocks};
+    s1_batch b = {.n_tokens = N,
+                  .tokens = tok,
+                  .pos = pos,
+                  .seq = sq,
+                  .n_seqs = 1,
+                  .tables = &t,
+                  .n_out = 1,
+                  .out_rows = &row,
+                  .logits = f->lg};
+    s1_err err = {{0}};
+    gt_ok(s1_backend_forward(f->gpu, &b, &err) < 0 && strstr(err.msg, "max_batch_tokens"),
+          "a batch of %d tokens is refused: %s", N, err.msg);
+}
+
 /* copy_block: sequence 2 takes a copy of sequence 0's second block and
  * recomputes nothing before it; its next logits equal sequence 0's. */
 static void check_copy_block(fixture *f)
@@ -231,6 +253,7 @@ static int scenario(const s1_model *m, bool graphs)
         ok = gt_ok(ran, "%s runs%s%s", steps[i].what, ran ? "" : ": ", ran ? "" : e.msg);
         if (ok) check_rows(&f, steps[i].nc, steps[i].what);
     }
+    if (ok) check_too_large_batch(&f);
     if (ok) check_greedy(&f, 40);
     if (ok) check_copy_block(&f);
     free(f.lc);
@@ -244,28 +267,14 @@ int main(void)
 {
     gt_require_gpu();
     gt_seed(7);
-    const char *src = getenv("S1_SOURCE_ROOT");
-    if (!src) {
-        printf("Bail out! S1_SOURCE_ROOT is not set (run through meson test)\n");
-        return 1;
-    }
-    char dir[] = "/tmp/s1-gpu-test-XXXXXX", cmd[1024];
-    if (!mkdtemp(dir)) {
-        printf("Bail out! mkdtemp: %s\n", strerror(errno));
-        return 1;
-    }
-    const char *py = getenv("S1_PYTHON"); /* a python3 with numpy; default /usr/bin/python3 */
-    snprintf(cmd, sizeof cmd, "%s %s/tools/gen_model.py --out %s --preset small",
-             py ? py : "/usr/bin/python3", src, dir);
-    if (!gt_ok(system(cmd) == 0, "gen_model.py --preset small writes a model")) return gt_done();
-    s1_err err;
-    s1_model *m = s1_model_load(dir, &err);
+    char dir[64];
+    s1_err err = {{0}};
+    s1_model *m = gt_gen_model("small", dir, sizeof dir) ? s1_model_load(dir, &err) : NULL;
     if (gt_ok(m != NULL, "the model loads%s%s", m ? "" : ": ", m ? "" : err.msg)) {
         scenario(m, true);
         scenario(m, false);
         s1_model_free(m);
     }
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    if (system(cmd) != 0) printf("# could not remove %s\n", dir);
+    gt_remove_model(dir);
     return gt_done();
 }

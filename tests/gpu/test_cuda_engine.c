@@ -3,13 +3,16 @@
  * with a thinking budget, a minimum, suppressed stops and an answer cap, the
  * generated tokens, their kinds, every count and the stop reason agree.
  * Both backends round matmul inputs to bf16; the GPU also keeps q, K and V in
- * bf16, so a greedy choice between two nearly equal logits could still go
- * either way: the context is kept short (384) to bound the tokens compared. */
+ * bf16, so a greedy choice between two nearly equal logits can go either way
+ * on a random model: where the tokens first differ, the CPU backend recomputes
+ * that step, and if its two best logits are within 2% of the row's RMS (a
+ * near tie) the request is compared up to there, the count of tokens compared
+ * said; any other difference fails. */
 #include "gpu_test.h"
 
-#include <errno.h>
-
+#include "backend.h"
 #include "engine.h"
+#include "model.h"
 
 enum { N_REQ = 4 };
 
@@ -67,7 +70,58 @@ static bool run_all(const char *dir, const char *backend, s1_result **out)
     return ok && left == 0;
 }
 
-static void compare(const s1_result *c, const s1_result *g, int i)
+enum { BS = 16, CHUNK = 64 };
+
+/* The CPU backend's logits for the token after prompt + gen[0..k) of r:
+ * true when its two best are within 2% of the row's RMS. */
+static bool near_tie_at(const s1_model *m, const s1_result *r, size_t k)
+{
+    const int len = (int)(r->n_prompt + k), vocab = m->cfg.vocab_size;
+    s1_backend_cfg cfg = {.tp = 1, .block_size = BS, .n_blocks = len / BS + 1};
+    s1_err err;
+    s1_backend *b = s1_backend_open("cpu", m, &cfg, &err);
+    int32_t *ids = malloc(sizeof *ids * (size_t)len),
+            *blocks = malloc(sizeof *blocks * (size_t)cfg.n_blocks);
+    int32_t pos[CHUNK], sq[CHUNK] = {0}, row;
+    float *l = malloc(sizeof *l * (size_t)vocab);
+    bool ok = b && ids && blocks && l;
+    for (int i = 0; ok && i < len; i++)
+        ids[i] = i < (int)r->n_prompt ? r->prompt_ids[i] : r->gen_ids[i - r->n_prompt];
+    for (int i = 0; ok && i < cfg.n_blocks; i++)
+        blocks[i] = i;
+    s1_block_table t = {blocks, cfg.n_blocks};
+    for (int at = 0; ok && at < len; at += CHUNK) {
+        const int n = len - at < CHUNK ? len - at : CHUNK;
+        for (int i = 0; i < n; i++)
+            pos[i] = at + i;
+        row = n - 1;
+        s1_batch bt = {.n_tokens = n,
+                       .tokens = ids + at,
+                       .pos = pos,
+                       .seq = sq,
+                       .n_seqs = 1,
+                       .tables = &t,
+                       .n_out = at + n == len,
+                       .out_rows = &row,
+                       .logits = l};
+        ok = s1_backend_forward(b, &bt, &err) == 0;
+    }
+    float best = -INFINITY, second = -INFINITY;
+    double ss = 0;
+    for (int i = 0; ok && i < vocab; i++) {
+        ss += (double)l[i] * l[i];
+        if (l[i] > best)
+            second = best, best = l[i];
+        else if (l[i] > second)
+            second = l[i];
+    }
+    const bool tie = ok && best - second <= 0.02 * sqrt(ss / vocab);
+    s1_backend_close(b);
+    free(ids), free(blocks), free(l);
+    return tie;
+}
+
+static void compare(const s1_model *m, const s1_result *c, const s1_result *g, int i)
 {
     if (!gt_ok(c && g, "request %d finished on both backends", i + 1)) return;
     bool same = c->n_gen == g->n_gen && !memcmp(c->gen_ids, g->gen_ids, c->n_gen * 4) &&
@@ -75,6 +129,13 @@ static void compare(const s1_result *c, const s1_result *g, int i)
     size_t first = 0;
     while (first < c->n_gen && first < g->n_gen && c->gen_ids[first] == g->gen_ids[first])
         first++;
+    if (!same && first < c->n_gen && first < g->n_gen && near_tie_at(m, c, first)) {
+        gt_ok(true,
+              "request %d: %zu tokens compared and equal, then a near tie (cpu's two best "
+              "logits within 2%% of the row's RMS)",
+              i + 1, first);
+        return;
+    }
     gt_ok(same, "request %d: the same %zu tokens and kinds (first difference at %zu)", i + 1,
           c->n_gen, first);
     gt_ok(c->stop == g->stop && c->prompt_tokens == g->prompt_tokens &&
@@ -91,29 +152,20 @@ static void compare(const s1_result *c, const s1_result *g, int i)
 int main(void)
 {
     gt_require_gpu();
-    const char *src = getenv("S1_SOURCE_ROOT");
-    if (!src) {
-        printf("Bail out! S1_SOURCE_ROOT is not set (run through meson test)\n");
-        return 1;
-    }
-    char dir[] = "/tmp/s1-gpu-engine-XXXXXX", cmd[1024];
-    if (!mkdtemp(dir)) {
-        printf("Bail out! mkdtemp: %s\n", strerror(errno));
-        return 1;
-    }
-    const char *py = getenv("S1_PYTHON"); /* a python3 with numpy; default /usr/bin/python3 */
-    snprintf(cmd, sizeof cmd, "%s %s/tools/gen_model.py --out %s --preset small",
-             py ? py : "/usr/bin/python3", src, dir);
+    char dir[64];
     s1_result *cpu[N_REQ] = {0}, *gpu[N_REQ] = {0};
-    if (gt_ok(system(cmd) == 0, "gen_model.py --preset small writes a model") &&
-        run_all(dir, "cpu", cpu) && run_all(dir, "cuda", gpu))
+    s1_err err = {{0}};
+    s1_model *m = NULL;
+    if (gt_gen_model("small", dir, sizeof dir) && run_all(dir, "cpu", cpu) &&
+        run_all(dir, "cuda", gpu) &&
+        gt_ok((m = s1_model_load(dir, &err)) != NULL, "the model loads for the tie checks"))
         for (int i = 0; i < N_REQ; i++)
-            compare(cpu[i], gpu[i], i);
+            compare(m, cpu[i], gpu[i], i);
+    s1_model_free(m);
     for (int i = 0; i < N_REQ; i++) {
         if (cpu[i]) s1_result_free(cpu[i]);
         if (gpu[i]) s1_result_free(gpu[i]);
     }
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    if (system(cmd) != 0) printf("# could not remove %s\n", dir);
+    gt_remove_model(dir);
     return gt_done();
 }

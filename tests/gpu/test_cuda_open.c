@@ -7,8 +7,6 @@
  * 0), fail with a message naming the call, and free everything (ASan). */
 #include "gpu_test.h"
 
-#include <errno.h>
-
 #include "backend.h"
 #include "model.h"
 
@@ -73,22 +71,10 @@ static void check_open(const s1_model *m, int devices, int tp, const char *expec
 
 int main(void)
 {
-    const char *src = getenv("S1_SOURCE_ROOT");
-    if (!src) {
-        printf("Bail out! S1_SOURCE_ROOT is not set (run through meson test)\n");
-        return 1;
-    }
-    char dir[] = "/tmp/s1-cuda-open-XXXXXX", cmd[1024];
-    if (!mkdtemp(dir)) {
-        printf("Bail out! mkdtemp: %s\n", strerror(errno));
-        return 1;
-    }
-    snprintf(cmd, sizeof cmd, "/usr/bin/python3 %s/tools/gen_model.py --out %s --preset tiny", src,
-             dir);
-    s1_err err;
-    s1_model *m = NULL;
-    if (gt_ok(system(cmd) == 0, "gen_model.py --preset tiny writes a model") &&
-        gt_ok((m = s1_model_load(dir, &err)) != NULL, "the model loads")) {
+    char dir[64];
+    s1_err err = {{0}};
+    s1_model *m = gt_gen_model("tiny", dir, sizeof dir) ? s1_model_load(dir, &err) : NULL;
+    if (gt_ok(m != NULL, "the model loads%s%s", m ? "" : ": ", m ? "" : err.msg)) {
         check_open(m, 1, 1, "cudaStreamCreateWithFlags on GPU 0",
                    "one fake GPU: open runs up to the first stream and fails naming it");
         gt_ok(streams_asked == 1, "the stream was asked for once (%d)", streams_asked);
@@ -98,7 +84,6 @@ int main(void)
                    "too few GPUs for tp: open says how many are visible");
         s1_model_free(m);
     }
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    if (system(cmd) != 0) printf("# could not remove %s\n", dir);
+    gt_remove_model(dir);
     return gt_done();
 }
