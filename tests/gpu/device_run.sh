@@ -169,9 +169,10 @@ bench() { # name, then environment assignments
     local name=$1
     shift
     step "$name" 100 env "$@" "$bundle/bin/gpu" "$model" --steps "${S1_BENCH_STEPS:-32}"
-    if [ $? -eq 0 ]; then
+    local rc=$?
+    if [ $rc -eq 0 ]; then
         grep -E '^(NVIDIA|prefill|device-to-device|batch|[0-9]+ )' "$out/$name.log"
-    else
+    elif [ $rc -eq 1 ]; then
         tail -n 1 "$out/$name.log"
     fi | sed 's/^/    /' | tee -a "$summary"
 }
