@@ -143,7 +143,8 @@ static int rank_sync(cu_rank *r)
         const cudaError_t e = cudaStreamQuery(r->st);
         if (e != cudaErrorNotReady) return CU(r->dev, e);
         ncclResult_t async = ncclSuccess;
-        if (CUNCCL(r->dev, ncclCommGetAsyncError(r->comm, &async)) || CUNCCL(r->dev, async)) {
+        if (CUNCCL(r->dev, ncclCommGetAsyncError(r->comm, &async)) ||
+            s1_cuda_check_nccl(async, "ncclCommGetAsyncError", r->dev, err)) {
             rank_abort(r);
             return -1;
         }
@@ -687,7 +688,8 @@ static int cuda_forward(s1_backend *base, const s1_batch *b, s1_err *err)
     if (grow_host_logits(cb, b->n_out, err) || pack_batch(cb, b, j.n_rows, &j.n_blocks_used, err) ||
         team_run(cb, rank_forward, &j, err))
         return -1;
-    memcpy(b->logits, cb->h_logits, (size_t)b->n_out * (size_t)base->vocab_size * 4);
+    if (b->n_out > 0)
+        memcpy(b->logits, cb->h_logits, (size_t)b->n_out * (size_t)base->vocab_size * 4);
     return 0;
 }
 
