@@ -15,10 +15,10 @@
 #include "shared.h"
 
 #include "fixture.h"
-#include "tokenizer.h"
 
-static char *model_dir;   /* tiny, byte-level tokenizer */
-static char *boosted_dir; /* the same, its delimiter made likely */
+static fx_models models;
+static const char *model_dir;   /* tiny, random: rarely ends its thinking */
+static const char *boosted_dir; /* the same, its delimiter made likely */
 static int32_t im_start;
 
 static const char *const problems[] = {
@@ -29,33 +29,20 @@ static const char *const problems[] = {
 };
 enum { N_PROBLEMS = sizeof problems / sizeof *problems };
 
-static int32_t token_id(const char *dir, const char *name)
-{
-    char path[4096];
-    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
-    s1_err err;
-    s1_tokenizer *t = s1_tokenizer_load(path, &err);
-    if (!t) return -1;
-    int32_t id = s1_tokenizer_token_id(t, name);
-    s1_tokenizer_free(t);
-    return id;
-}
-
 static int setup(void **state)
 {
     (void)state;
-    model_dir = fx_gen_model("");
-    boosted_dir = fx_gen_model("");
-    if (!model_dir || !boosted_dir) return -1;
-    im_start = token_id(model_dir, "<|im_start|>");
-    return im_start >= 0 && fx_boost_row(boosted_dir, im_start, 2) == 0 ? 0 : -1;
+    if (fx_models_gen(&models) < 0) return -1;
+    model_dir = models.plain;
+    boosted_dir = models.boosted;
+    im_start = models.im_start;
+    return 0;
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    fx_rm_model(model_dir);
-    fx_rm_model(boosted_dir);
+    fx_models_rm(&models);
     return 0;
 }
 
@@ -150,12 +137,6 @@ static void run_many(s1_engine_cfg cfg, int n, s1_result **out)
     s1_engine_close(e);
 }
 
-static void assert_same_tokens(const s1_result *a, const s1_result *b)
-{
-    assert_int_equal(a->n_gen, b->n_gen);
-    assert_memory_equal(a->gen_ids, b->gen_ids, a->n_gen * sizeof *a->gen_ids);
-}
-
 /* Greedy request 0 alone, amid others in small chunks, without the prefix
  * cache, and preempted in a tiny KV cache: the same tokens every time. */
 static void test_greedy_tokens_do_not_depend_on_the_batch(void **state)
@@ -169,11 +150,11 @@ static void test_greedy_tokens_do_not_depend_on_the_batch(void **state)
     run_many((s1_engine_cfg){.kv_blocks = 14, .block_size = 16}, N, tight);
     for (int i = 0; i < N; i++) {
         if (i % 3 == 2) continue;
-        assert_same_tokens(crowd[i], no_cache[i]);
-        assert_same_tokens(crowd[i], tight[i]);
+        fx_assert_same_run(crowd[i], no_cache[i]);
+        fx_assert_same_run(crowd[i], tight[i]);
     }
-    assert_same_tokens(alone[0], crowd[0]);
-    assert_same_tokens(crowd[0], crowd[4]);
+    fx_assert_same_run(alone[0], crowd[0]);
+    fx_assert_same_run(crowd[0], crowd[4]);
     fx_free_results(alone, 1);
     fx_free_results(crowd, N);
     fx_free_results(no_cache, N);
