@@ -110,10 +110,10 @@ static char *default_model(void)
 
 static void print_run(const char *name, const run_out *o)
 {
-    printf("%-22s %10lld tokens computed %8.2f s %6d KV blocks at peak %4lld forks %4lld "
-           "preemptions\n",
-           name, (long long)o->st.tokens_computed, o->seconds, o->st.kv_blocks_peak,
-           (long long)o->st.forks, (long long)o->st.preemptions);
+    printf("%-20s %8lld tokens computed, %11lld positions attended, %7.2f s, %5d KV blocks at "
+           "peak, %lld forks, %lld preemptions\n",
+           name, (long long)o->st.tokens_computed, (long long)o->st.kv_attended, o->seconds,
+           o->st.kv_blocks_peak, (long long)o->st.forks, (long long)o->st.preemptions);
 }
 
 int main(int argc, char **argv)
@@ -169,9 +169,11 @@ int main(int argc, char **argv)
            threads == 1 ? "" : "s");
     print_run("one ladder request:", &one);
     print_run("separate requests:", &many);
-    printf("ladder / separate: %.3f of the tokens, %.3f of the time, %.3f of the peak KV blocks\n",
+    printf("ladder / separate: %.3f of the tokens, %.3f of the attention, %.3f of the time, %.3f "
+           "of the peak KV blocks\n",
            (double)one.st.tokens_computed / (double)many.st.tokens_computed,
-           one.seconds / many.seconds, (double)one.st.kv_blocks_peak / many.st.kv_blocks_peak);
+           (double)one.st.kv_attended / (double)many.st.kv_attended, one.seconds / many.seconds,
+           (double)one.st.kv_blocks_peak / many.st.kv_blocks_peak);
     printf("rungs equal to their separate run: %d of %d; rungs that stopped thinking early: %d\n",
            same, n, early);
     free_run(&one, n);

@@ -858,6 +858,9 @@ static int run_batch(s1_engine *e, s1_err *err)
     int out = 0;
     for (int i = 0; i < e->n_plan; i++) {
         seq *s = e->plan[i].s;
+        /* Token j of the chunk attends to n_computed + j + 1 positions. */
+        int64_t n = e->plan[i].count;
+        e->stats.kv_attended += n * s->n_computed + n * (n + 1) / 2;
         s->n_computed += e->plan[i].count;
         s1_kv_table_publish(e->kv, &s->table, s->tokens, s->n_prompt, s->n_computed);
         if (s->n_computed < s->n_tokens) continue;

@@ -169,6 +169,7 @@ s1_result *s1_engine_take_result(s1_engine *e);
 /* What the engine has done since it opened, for benchmarks and status. */
 typedef struct {
     int64_t tokens_computed; /* tokens fed through the model (prefill and decode) */
+    int64_t kv_attended;     /* cached positions those tokens attended to, summed */
     int64_t forks;           /* copy-on-write forks (samples and ladder rungs) */
     int64_t preemptions;     /* sequences preempted (to be recomputed) for want of blocks */
     int kv_blocks_peak;      /* most KV blocks held by sequences at once */
