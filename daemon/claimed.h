@@ -1,6 +1,6 @@
 /* daemon/claimed.h — a job this daemon claimed: its queue row, its parsed
  * policy, and what its samples produced so far. The daemon's job list owns it
- * while its requests run (daemon.c), the completion writer (writer.h) until
+ * while its requests run (jobs.h), the completion writer (writer.h) until
  * its end is written. Its fields are open: both read them. (Not "job.h": that
  * name is store's, the job parameters.) */
 #ifndef S1D_CLAIMED_H

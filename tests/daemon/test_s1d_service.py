@@ -32,8 +32,10 @@ def test_sd_notify_says_ready_status_watchdog_then_stopping_in_order():
     sock = NotifySocket()
     try:
         with Daemon(db, env={"NOTIFY_SOCKET": sock.path, "WATCHDOG_USEC": "400000"}) as d:
-            sock.wait("WATCHDOG=1")
             sock.wait("STATUS=")
+            # The loading thread feeds the watchdog too: wait for a feed after READY=1.
+            wait_for(lambda: any("WATCHDOG=1" in m for m in sock.read()[next(
+                i for i, m in enumerate(sock.read()) if "READY=1" in m):]), what="WATCHDOG=1 after READY=1")
             assert d.stop() == 0
             sock.wait("STOPPING=1")
             msgs = sock.read()
