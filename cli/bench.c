@@ -27,48 +27,6 @@
     "  --db CONNINFO       database (default $DATABASE_URL, then libpq's PG* variables)\n"         \
     "  --help              this text\n"
 
-static int by_value(const void *a, const void *b)
-{
-    int x = *(const int *)a, y = *(const int *)b;
-    return (x > y) - (x < y);
-}
-
-/* "2048,512,1024" → 512 1024 2048: positive integers, sorted, repeats
- * dropped, so the ladder is strictly increasing. *n gets the count; -1
- * after printing why the list is bad. */
-static int parse_budgets(const char *list, int *out, int *n)
-{
-    if (!*list) {
-        s1ctl_fail(S1CTL_EXIT_USAGE, "--budgets: the list is empty");
-        return -1;
-    }
-    int k = 0;
-    /* Item by item rather than strtok, which would skip the empty item of a
-     * "512,,1024" typo instead of refusing it. */
-    for (const char *item = list;;) {
-        const char *comma = strchr(item, ',');
-        size_t len = comma ? (size_t)(comma - item) : strlen(item);
-        char word[32];
-        long long v;
-        if (k == BENCH_MAX_BUDGETS) {
-            s1ctl_fail(S1CTL_EXIT_USAGE, "--budgets: more than %d budgets", BENCH_MAX_BUDGETS);
-            return -1;
-        }
-        /* A word too long for any int is cut, and still refused as too large. */
-        snprintf(word, sizeof word, "%.*s", (int)len, item);
-        if (s1ctl_parse_int("--budgets", word, 1, INT32_MAX, &v) < 0) return -1;
-        out[k++] = (int)v;
-        if (!comma) break;
-        item = comma + 1;
-    }
-    qsort(out, (size_t)k, sizeof *out, by_value);
-    int m = 0;
-    for (int i = 0; i < k; i++)
-        if (m == 0 || out[i] != out[m - 1]) out[m++] = out[i];
-    *n = m;
-    return 0;
-}
-
 static const char run_usage[] =
     "Usage: s1ctl bench run [FLAGS] SUITE --budgets N,N,...\n"
     "Queues a run of SUITE: one job per problem and budget, each with max_think =\n"
@@ -156,7 +114,9 @@ static int run_check(int argc, char **argv, run_args *a)
                                             "--budgets N,N,...");
     if (!a->budget_list)
         return s1ctl_fail(S1CTL_EXIT_USAGE, "--budgets is required (e.g. --budgets 512,1024,2048)");
-    if (parse_budgets(a->budget_list, a->budgets, &a->spec.n_budgets) < 0) return S1CTL_EXIT_USAGE;
+    if (s1ctl_parse_list("--budgets", a->budget_list, 1, BENCH_MAX_BUDGETS, a->budgets,
+                         &a->spec.n_budgets) < 0)
+        return S1CTL_EXIT_USAGE;
     a->spec.budgets = a->budgets;
     if (a->policy.min_think > a->budgets[0])
         return s1ctl_fail(S1CTL_EXIT_USAGE, "--min-think %d is above the smallest budget %d",

@@ -20,6 +20,11 @@ int s1ctl_bad_flag(char **argv, int opt);
 /* Parses s as an integer in [min, max]; prints why not (naming flag) and
  * returns -1. */
 int s1ctl_parse_int(const char *flag, const char *s, long long min, long long max, long long *out);
+/* "2048,512,1024" → 512 1024 2048: integers from min, sorted, repeats
+ * dropped, so a ladder is strictly increasing; at most max_n. *n gets the
+ * count; -1 after printing why the list is bad. */
+int s1ctl_parse_list(const char *flag, const char *list, int min, int max_n, int *out, int *n);
+
 int s1ctl_parse_double(const char *flag, const char *s, double min, double max, double *out);
 
 /* A string flag's value, stored as text or JSON, both of which take UTF-8

@@ -34,6 +34,8 @@ static const key_def KEYS[] = {
     {"queue", K_QUEUES, OFF(queues), 0, 0, "queue(s) to serve, comma-separated"},
     {"max-batch", K_INT, OFF(max_batch), 0, 1 << 20, "jobs claimed at once at most"},
     {"max-seqs", K_INT, OFF(max_seqs), 0, 1 << 16, "sequences the engine runs at once"},
+    {"max-context", K_INT, OFF(max_context), 0, 1 << 24,
+     "tokens per sequence at most (0 = the model's)"},
     {"lease", K_SECONDS, OFF(lease_ms), 200, 86400000, "seconds a claim is held unrenewed"},
     {"heartbeat", K_SECONDS, OFF(heartbeat_ms), 50, 3600000, "seconds between lease renewals"},
     {"drain-timeout", K_SECONDS, OFF(drain_timeout_ms), 0, 86400000, "seconds to finish on stop"},

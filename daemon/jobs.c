@@ -110,7 +110,7 @@ static void job_finished(s1d_jobs *t, s1d_job *j)
         return s1d_job_free(j, t->on.runner);
     }
     bool cancelled = j->cancel;
-    for (int i = 0; !cancelled && i < j->row.samples; i++)
+    for (int i = 0; !cancelled && j->results && i < s1d_job_runs(j); i++)
         cancelled = j->results[i] && j->results[i]->stop == S1_STOP_CANCELLED && !j->error[0];
     if (j->hand_back && !j->cancel)
         end_job(t, j, S1_QUEUE_REQUEUED);
@@ -122,12 +122,15 @@ static void job_finished(s1d_jobs *t, s1d_job *j)
         end_job(t, j, S1_QUEUE_SUCCEEDED);
 }
 
-/* The samples still in the engine stop; their results come back cancelled. */
+static uint64_t job_tag(const s1d_job *j)
+{
+    return (uint64_t)j->row.id << S1D_SAMPLE_BITS;
+}
+
+/* The runs still in the engine stop; their results come back cancelled. */
 static void cancel_requests(s1d_jobs *t, s1d_job *j)
 {
-    for (int i = 0; i < j->row.samples; i++)
-        if (!j->results[i])
-            s1d_exec_cancel(t->on.exec, ((uint64_t)j->row.id << S1D_SAMPLE_BITS) | (uint64_t)i);
+    if (j->n_out > 0) s1d_exec_cancel(t->on.exec, job_tag(j));
 }
 
 void s1d_jobs_cancel(s1d_jobs *t, s1d_job *j)
@@ -181,24 +184,20 @@ long long s1d_jobs_done(const s1d_jobs *t)
 
 /* ---- claiming ---------------------------------------------------------------- */
 
-/* Hands a claimed job's samples to the engine, seeds seed, seed+1, ... */
+/* Hands a claimed job to the engine as one request: its samples (seeded
+ * seed, seed+1, ...) and ladder rungs fork from it, one result each. */
 static void start_job(s1d_jobs *t, s1d_job *j)
 {
-    for (int i = 0; i < j->row.samples; i++) {
-        s1_request r = {.tag = ((uint64_t)j->row.id << S1D_SAMPLE_BITS) | (uint64_t)i,
-                        .text = j->row.problem,
-                        .text_len = strlen(j->row.problem),
-                        .policy = j->params.policy,
-                        .sampling = j->params.sampling};
-        r.sampling.seed += (uint64_t)i;
-        if (s1d_exec_add(t->on.exec, &r)) {
-            snprintf(j->error, sizeof j->error, "out of memory queueing sample %d", i);
-            j->cancel = false;
-            cancel_requests(t, j);
-            break;
-        }
-        j->n_out++;
-    }
+    s1_request r = {.tag = job_tag(j),
+                    .text = j->row.problem,
+                    .text_len = strlen(j->row.problem),
+                    .samples = j->row.samples,
+                    .policy = j->params.policy,
+                    .sampling = j->params.sampling};
+    if (s1d_exec_add(t->on.exec, &r))
+        snprintf(j->error, sizeof j->error, "out of memory queueing the job");
+    else
+        j->n_out = s1d_job_runs(j);
     j->next = t->jobs;
     t->jobs = j;
     if (!j->n_out) job_finished(t, j);
@@ -210,9 +209,8 @@ static void take_claimed(s1d_jobs *t, s1_queue_job *row)
 {
     int64_t id = row->id; /* s1d_job_new takes the row */
     s1d_job *j = s1d_job_new(row);
-    if (!j || !j->results || !j->thinking || !j->generated || !j->extracted || !j->grade) {
+    if (!j) {
         log_error("job %" PRId64 ": out of memory; its lease will expire", id);
-        if (j) s1d_job_free(j, t->on.runner);
         return;
     }
     log_info("job %" PRId64 " claimed (attempt %d, %d sample%s)", j->row.id, j->row.attempt,
@@ -231,6 +229,10 @@ static void take_claimed(s1d_jobs *t, s1_queue_job *row)
         return end_job(t, j, S1_QUEUE_FAILED);
     }
     j->params_ok = true;
+    if (s1d_job_size(j) < 0) {
+        log_error("job %" PRId64 ": out of memory; its lease will expire", id);
+        return s1d_job_free(j, t->on.runner);
+    }
     start_job(t, j);
 }
 
@@ -280,40 +282,50 @@ void s1d_jobs_stop_claiming(s1d_jobs *t)
 
 /* ---- engine events ------------------------------------------------------------ */
 
-/* The final answer of a sample and its grade when the job has a reference
- * (no answer found grades false). Extraction trouble is logged, not fatal. */
-static void grade_sample(s1d_job *j, int sample)
+/* The final answer of run i (a sample at a rung) and its grade when the job
+ * has a reference (no answer found grades false). Extraction trouble is
+ * logged, not fatal. */
+static void grade_run(s1d_job *j, int i)
 {
-    const s1_result *r = j->results[sample];
+    const s1_result *r = j->results[i];
     s1_err err = {0};
-    j->grade[sample] = -1;
-    if (r->answer && s1_answer_extract(r->answer, &j->extracted[sample], &err) < 0)
-        log_warning("job %" PRId64 " sample %d: %s", j->row.id, sample, err.msg);
+    j->grade[i] = -1;
+    if (r->answer && s1_answer_extract(r->answer, &j->extracted[i], &err) < 0)
+        log_warning("job %" PRId64 " sample %d rung %d: %s", j->row.id, r->sample, r->rung,
+                    err.msg);
     if (!j->row.reference) return;
-    int g =
-        j->extracted[sample] ? s1_answer_grade(j->extracted[sample], j->row.reference, &err) : 0;
-    if (g < 0) log_warning("job %" PRId64 " sample %d: grading: %s", j->row.id, sample, err.msg);
-    j->grade[sample] = (signed char)(g > 0);
+    int g = j->extracted[i] ? s1_answer_grade(j->extracted[i], j->row.reference, &err) : 0;
+    if (g < 0)
+        log_warning("job %" PRId64 " sample %d rung %d: grading: %s", j->row.id, r->sample, r->rung,
+                    err.msg);
+    j->grade[i] = (signed char)(g > 0);
 }
 
-static void on_result(s1d_jobs *t, s1d_job *j, int sample, s1d_event *ev)
+/* A result lands in the slot of its sample and rung; one the job has no
+ * slot for (or has already) is dropped, so a bad count cannot end it early. */
+static void on_result(s1d_jobs *t, s1d_job *j, s1d_event *ev)
 {
-    j->results[sample] = ev->result;
+    const s1_result *r = ev->result;
+    int i = r->sample * j->rungs + r->rung;
+    if (r->sample < 0 || r->sample >= j->row.samples || r->rung < 0 || r->rung >= j->rungs ||
+        j->results[i]) {
+        log_warning("job %" PRId64 ": dropped an unexpected result (sample %d, rung %d)", j->row.id,
+                    r->sample, r->rung);
+        return;
+    }
+    j->results[i] = ev->result;
     ev->result = NULL;
     j->n_out--;
-    t->tokens += j->results[sample]->n_gen;
-    if (j->results[sample]->stop != S1_STOP_CANCELLED) grade_sample(j, sample);
+    t->tokens += j->results[i]->n_gen;
+    if (j->results[i]->stop != S1_STOP_CANCELLED) grade_run(j, i);
 }
 
-static void on_rejected(s1d_jobs *t, s1d_job *j, int sample, const char *why)
+/* The engine refused the job's request: none of its results will come. */
+static void on_rejected(s1d_job *j, const char *why)
 {
-    j->n_out--;
-    if (!j->error[0]) {
-        snprintf(j->error, sizeof j->error, "the engine refused %s: %.400s",
-                 j->row.samples > 1 ? "a sample" : "the job", why);
-        log_warning("job %" PRId64 " sample %d: %s", j->row.id, sample, why);
-        cancel_requests(t, j);
-    }
+    j->n_out = 0;
+    snprintf(j->error, sizeof j->error, "the engine refused the job: %.400s", why);
+    log_warning("job %" PRId64 ": %s", j->row.id, why);
 }
 
 /* One event of the engine thread, applied to the job its tag names.
@@ -325,18 +337,17 @@ static bool on_event(s1d_jobs *t, s1d_event *ev)
         return false;
     }
     s1d_job *j = s1d_jobs_find(t, (int64_t)(ev->tag >> S1D_SAMPLE_BITS));
-    int sample = (int)(ev->tag & ((1u << S1D_SAMPLE_BITS) - 1));
-    if (!j || sample >= j->row.samples) return true;
+    if (!j || ev->tag != job_tag(j)) return true;
     if (ev->kind == S1D_EV_PROGRESS) {
-        j->thinking[sample] = ev->thinking;
-        j->generated[sample] = ev->generated;
+        j->thinking = ev->thinking;
+        j->generated = ev->generated;
         j->progress_dirty = true;
         return true;
     }
     if (ev->kind == S1D_EV_DONE)
-        on_result(t, j, sample, ev);
+        on_result(t, j, ev);
     else
-        on_rejected(t, j, sample, ev->error);
+        on_rejected(j, ev->error);
     if (!j->n_out) job_finished(t, j);
     return true;
 }

@@ -65,7 +65,8 @@ void s1d_leases_beat(s1d_leases *l, s1d_conn_cb cb, void *ud)
                           .gpus = l->on.info->n_devices,
                           .jobs_in_flight = s1d_jobs_running(l->on.jobs),
                           .jobs_done = s1d_jobs_done(l->on.jobs),
-                          .tokens_per_s = s1d_jobs_rate(l->on.jobs)};
+                          .tokens_per_s = s1d_jobs_rate(l->on.jobs),
+                          .max_context = l->on.info->max_context};
     s1_queue_stmt s;
     if (s1_queue_worker_beat(&s, l->on.who, &f))
         return log_error("worker heartbeat: out of memory");
@@ -162,15 +163,13 @@ static void progress_done(void *ud, const PGresult *r, const char *error)
     if (!r) log_warning("%s", error);
 }
 
-/* A job's progress: its longest thinking and all its samples' tokens. */
+/* A job's progress: the furthest of its forks. */
 static s1_queue_held job_progress(const s1d_job *j)
 {
-    s1_queue_held h = {.id = j->row.id, .attempt = j->row.attempt};
-    for (int i = 0; i < j->row.samples; i++) {
-        if (j->thinking[i] > h.thinking) h.thinking = j->thinking[i];
-        h.generated += j->generated[i];
-    }
-    return h;
+    return (s1_queue_held){.id = j->row.id,
+                           .attempt = j->row.attempt,
+                           .thinking = j->thinking,
+                           .generated = j->generated};
 }
 
 /* Writes the progress that changed since the last tick (PROGRESS_MS). */

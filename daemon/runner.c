@@ -26,7 +26,8 @@ s1d_runner *s1d_runner_open(const s1d_config *cfg, s1_err *err)
                             .backend = cfg->backend,
                             .tp = cfg->tp,
                             .threads = cfg->threads,
-                            .max_seqs = cfg->max_seqs};
+                            .max_seqs = cfg->max_seqs,
+                            .max_context = cfg->max_context};
         r->engine = s1_engine_open(&ec, err);
     }
     if (!r->engine && !r->noop) {

@@ -350,7 +350,7 @@ static seq *new_seq(const s1_engine *e, const s1_request *r, s1_err *err)
     if (n >= (size_t)e->max_context) {
         s1_errf(err,
                 "the prompt is %zu tokens but the context holds %d: shorten the problem "
-                "or raise max_context",
+                "or raise max_context (s1d --max-context)",
                 n, e->max_context);
         return NULL;
     }

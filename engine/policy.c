@@ -39,8 +39,8 @@ int32_t *s1_ids_dup(const int32_t *ids, int n)
 static s1_policy *policy_alloc(const s1_vocab *v, int room, s1_err *err)
 {
     if (room < 1) {
-        s1_errf(err,
-                "the prompt fills the whole context: shorten the problem or raise max_context");
+        s1_errf(err, "the prompt fills the whole context: shorten the problem or raise max_context "
+                     "(s1d --max-context)");
         return NULL;
     }
     s1_policy *p = calloc(1, sizeof *p);

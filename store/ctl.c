@@ -82,13 +82,19 @@ PGresult *s1_ctl_list(PGconn *c, const char *state, const char *queue, long limi
 /* A job's state, to tell "no such job" from "no result yet". */
 static const char SQL_STATE[] = "SELECT state FROM s1.jobs WHERE id = $1";
 
-/* Results in sample order; the trace (large) only when asked for. */
+/* Results in sample and rung order, each with the single-run budget and
+ * wait count it equals; the trace (large) only when asked for. */
 static const char SQL_RESULTS[] =
-    "SELECT sample, attempt, extracted_answer, grade, prompt_tokens, thinking_tokens,"
-    "       forced_tokens, answer_tokens, waits, forced_end, stop_reason, model, backend, gpus,"
-    "       worker, queue_wait_ms, ttft_ms, decode_tps, created_at, answer,"
-    "       CASE WHEN $2::bool THEN trace END AS trace"
-    "  FROM s1.results WHERE job_id = $1 ORDER BY sample";
+    "SELECT r.sample, r.rung,"
+    "       coalesce(r.budget, (j.policy ->> 'max_think')::int) AS budget,"
+    "       coalesce(r.ignore_stop, (j.policy ->> 'ignore_stop')::int, 0) AS ignore_stop,"
+    "       r.attempt, r.extracted_answer, r.grade, r.prompt_tokens, r.thinking_tokens,"
+    "       r.forced_tokens, r.answer_tokens, r.waits, r.forced_end, r.context_end,"
+    "       r.stop_reason, r.model, r.backend, r.gpus, r.worker, r.queue_wait_ms, r.ttft_ms,"
+    "       r.decode_tps, r.created_at, r.answer,"
+    "       CASE WHEN $2::bool THEN r.trace END AS trace"
+    "  FROM s1.results r JOIN s1.jobs j ON j.id = r.job_id"
+    " WHERE r.job_id = $1 ORDER BY r.sample, r.rung";
 
 PGresult *s1_ctl_results(PGconn *c, long long id, int with_trace, char *state, size_t cap,
                          s1_err *err)
@@ -177,7 +183,8 @@ int s1_ctl_listen_progress(PGconn *c, s1_err *err)
 /* What `s1ctl wait` draws; read again on every notification about the job, so
  * the database, not the payload, is the truth. */
 static const char SQL_PROGRESS[] =
-    "SELECT state, progress_thinking, coalesce((policy ->> 'max_think')::int, 0),"
+    "SELECT state, progress_thinking,"
+    "       coalesce((policy ->> 'max_think')::int, (policy -> 'budgets' ->> -1)::int, 0),"
     "       coalesce(error, '')"
     "  FROM s1.jobs WHERE id = $1";
 

@@ -14,6 +14,29 @@
 /* Upper bound on temperature, as in s1.sampling_is_valid. */
 #define MAX_TEMPERATURE 1e6
 
+/* The ladder's rules of s1.policy_is_valid (migrations/0005_ladders.sql). */
+static int ladder_check(const s1_policy_cfg *p, s1_err *err)
+{
+    const s1_ladder *l = &p->ladder;
+    if (l->kind == S1_LADDER_NONE) return 0;
+    bool budgets = l->kind == S1_LADDER_BUDGET;
+    const char *name = budgets ? "budgets" : "waits";
+    if (l->n_rungs < 1 || l->n_rungs > S1_MAX_RUNGS)
+        return s1_errf(err, "%s: give 1 to %d values", name, S1_MAX_RUNGS);
+    for (int i = 0; i < l->n_rungs; i++)
+        if (l->rungs[i] < (budgets ? 1 : 0) || (i > 0 && l->rungs[i] <= l->rungs[i - 1]))
+            return s1_errf(err, "%s: %d is out of order: give %s values in ascending order", name,
+                           l->rungs[i], budgets ? "positive" : "non-negative");
+    if (budgets && p->max_think > 0)
+        return s1_errf(err, "budgets replaces max_think (--budget): give one or the other");
+    if (!budgets && p->ignore_stop > 0)
+        return s1_errf(err, "waits replaces ignore_stop (--ignore-stop): give one or the other");
+    if (budgets && p->min_think > l->rungs[0])
+        return s1_errf(err, "min_think (%d) is above the smallest budget (%d)", p->min_think,
+                       l->rungs[0]);
+    return 0;
+}
+
 int s1_job_policy_check(const s1_policy_cfg *p, s1_err *err)
 {
     if (p->max_think < 0) return s1_errf(err, "max_think must be a positive integer");
@@ -25,7 +48,7 @@ int s1_job_policy_check(const s1_policy_cfg *p, s1_err *err)
                        p->max_think);
     if (p->think_end && !*p->think_end) return s1_errf(err, "think_end must not be empty");
     if (p->wait_string && !*p->wait_string) return s1_errf(err, "wait_string must not be empty");
-    return 0;
+    return ladder_check(p, err);
 }
 
 int s1_job_sampling_check(const s1_sampling *s, s1_err *err)
@@ -77,11 +100,30 @@ static int get_int(const char *col, const char *key, json_t *v, int min, int *ou
     return 0;
 }
 
+/* A ladder key: an array of integers (ascending is checked with the rest). */
+static int ladder_key(const char *key, json_t *v, s1_ladder_kind kind, s1_policy_cfg *p,
+                      s1_err *err)
+{
+    if (p->ladder.kind != S1_LADDER_NONE)
+        return s1_errf(err, "policy: give budgets or waits, not both");
+    if (!json_is_array(v) || json_array_size(v) < 1 || json_array_size(v) > S1_MAX_RUNGS)
+        return s1_errf(err, "policy.%s must be an array of 1 to %d integers", key, S1_MAX_RUNGS);
+    p->ladder.kind = kind;
+    p->ladder.n_rungs = (int)json_array_size(v);
+    size_t i;
+    json_t *x;
+    json_array_foreach(v, i,
+                       x) if (get_int("policy", key, x, 0, &p->ladder.rungs[i], err) < 0) return -1;
+    return 0;
+}
+
 /* Fills one policy key into the s1_policy_cfg at dst; strings are copied
  * (the policy owns them). */
 static int policy_key(void *dst, const char *key, json_t *v, s1_err *err)
 {
     s1_policy_cfg *p = dst;
+    if (!strcmp(key, "budgets")) return ladder_key(key, v, S1_LADDER_BUDGET, p, err);
+    if (!strcmp(key, "waits")) return ladder_key(key, v, S1_LADDER_WAIT, p, err);
     for (size_t i = 0; i < N_OF(policy_ints); i++)
         if (!strcmp(key, policy_ints[i].key))
             return get_int("policy", key, v, policy_ints[i].min,
@@ -196,6 +238,15 @@ char *s1_job_policy_json(const s1_policy_cfg *p, s1_err *err)
         if (v && (s1_job_text_check(name, v, err) < 0 ||
                   set_key(o, "policy", policy_strs[i].key, json_string(v), err) < 0))
             return NULL;
+    }
+    if (p->ladder.kind != S1_LADDER_NONE) {
+        json_t *a = json_array();
+        for (int i = 0; a && i < p->ladder.n_rungs; i++)
+            if (json_array_append_new(a, json_integer(p->ladder.rungs[i])))
+                return dump(NULL, "policy", err);
+        if (!a ||
+            json_object_set_new(o, p->ladder.kind == S1_LADDER_BUDGET ? "budgets" : "waits", a))
+            return dump(NULL, "policy", err);
     }
     return dump(o, "policy", err);
 }

@@ -70,15 +70,18 @@ static const char SQL_COMPLETE[] =
     "        WHERE j.id = d.id AND j.attempt = d.attempt AND j.worker = $1"
     "          AND j.state = 'running'"
     "       RETURNING j.id, d.attempt),"
-    " r AS (INSERT INTO s1.results (job_id, attempt, sample, trace, answer, extracted_answer,"
+    " r AS (INSERT INTO s1.results (job_id, attempt, sample, rung, budget, ignore_stop,"
+    "              context_end, trace, answer, extracted_answer,"
     "              grade, prompt_tokens, thinking_tokens, forced_tokens, answer_tokens, waits,"
     "              forced_end, stop_reason, prompt_ids, token_ids, queue_wait_ms, ttft_ms,"
     "              decode_tps, model, backend, gpus, worker)"
-    "       SELECT x.job_id, x.attempt, x.sample, x.trace, x.answer, x.extracted_answer,"
+    "       SELECT x.job_id, x.attempt, x.sample, x.rung, nullif(x.budget, 0), x.ignore_stop,"
+    "              x.context_end, x.trace, x.answer, x.extracted_answer,"
     "              x.grade, x.prompt_tokens, x.thinking_tokens, x.forced_tokens, x.answer_tokens,"
     "              x.waits, x.forced_end, x.stop_reason, x.prompt_ids, x.token_ids,"
     "              x.queue_wait_ms, x.ttft_ms, x.decode_tps, $3, $4, $5::int, $1"
     "         FROM jsonb_to_recordset($6::jsonb) AS x(job_id bigint, attempt int, sample int,"
+    "              rung int, budget int, ignore_stop int, context_end boolean,"
     "              trace text, answer text, extracted_answer text, grade boolean,"
     "              prompt_tokens int, thinking_tokens int, forced_tokens int,"
     "              answer_tokens int, waits int, forced_end boolean, stop_reason text,"
@@ -114,13 +117,14 @@ static const char SQL_REAP[] =
 /* The worker's row: what `select * from s1.worker_status` shows. */
 static const char SQL_WORKER[] =
     "INSERT INTO s1.workers AS w (name, host, pid, version, model, backend, gpus, queues, state,"
-    "                             jobs_in_flight, jobs_done, tokens_per_s, started_at, "
-    "heartbeat_at)"
+    "                             jobs_in_flight, jobs_done, tokens_per_s, max_context,"
+    "                             started_at, heartbeat_at)"
     " VALUES ($1, $2, $3::int, $4, $5, $6, $7::int, $8::text[], $9, $10::int, $11::bigint,"
-    "         $12::float8, now(), now())"
+    "         $12::float8, nullif($13::int, 0), now(), now())"
     " ON CONFLICT (name) DO UPDATE"
     "   SET host = EXCLUDED.host, pid = EXCLUDED.pid, version = EXCLUDED.version,"
     "       model = EXCLUDED.model, backend = EXCLUDED.backend, gpus = EXCLUDED.gpus,"
+    "       max_context = EXCLUDED.max_context,"
     "       queues = EXCLUDED.queues, state = EXCLUDED.state,"
     "       jobs_in_flight = EXCLUDED.jobs_in_flight, jobs_done = EXCLUDED.jobs_done,"
     "       tokens_per_s = EXCLUDED.tokens_per_s, heartbeat_at = now(),"
@@ -355,6 +359,10 @@ static json_t *sample_json(const s1_queue_done *d, const s1_queue_sample *x)
     int rc = json_object_set_new(o, "job_id", json_integer(d->id)) |
              json_object_set_new(o, "attempt", json_integer(d->attempt)) |
              json_object_set_new(o, "sample", json_integer(x->sample)) |
+             json_object_set_new(o, "rung", json_integer(x->rung)) |
+             json_object_set_new(o, "budget", json_integer(x->budget)) |
+             json_object_set_new(o, "ignore_stop", json_integer(x->ignore_stop)) |
+             json_object_set_new(o, "context_end", json_boolean(x->context_end)) |
              json_object_set_new(o, "trace", json_text(x->trace)) |
              json_object_set_new(o, "answer", json_text(x->answer)) |
              json_object_set_new(o, "extracted_answer", json_text(x->extracted_answer)) |
@@ -464,6 +472,7 @@ int s1_queue_worker_beat(s1_queue_stmt *s, const s1_queue_worker *w, const s1_qu
              add_param(s, f->version) || add_param(s, w->model) || add_param(s, f->backend) ||
              add_paramf(s, "%d", f->gpus) || add_text_array(s, w->queues, w->n_queues) ||
              add_param(s, f->state) || add_paramf(s, "%d", f->jobs_in_flight) ||
-             add_paramf(s, "%lld", f->jobs_done) || add_paramf(s, "%.3f", f->tokens_per_s);
+             add_paramf(s, "%lld", f->jobs_done) || add_paramf(s, "%.3f", f->tokens_per_s) ||
+             add_paramf(s, "%d", f->max_context);
     return built(s, rc);
 }

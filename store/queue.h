@@ -75,9 +75,13 @@ int s1_queue_parse_renew(const PGresult *r, s1_queue_lease **out, int *n, s1_err
 /* Writes progress of the held jobs and NOTIFYs s1_progress ("id thinking"). */
 int s1_queue_progress(s1_queue_stmt *s, const s1_queue_worker *w, const s1_queue_held *h, int n);
 
-/* One finished sample, as written to s1.results. */
+/* One finished sample at one rung, as written to s1.results. */
 typedef struct {
     int sample;
+    int rung;        /* index in the job's ladder; 0 without one */
+    int budget;      /* the run's max_think: the rung's budget, else the job's; 0 = none */
+    int ignore_stop; /* the run's ignore_stop: the rung's wait count, else the job's */
+    bool context_end;
     const char *trace, *answer, *extracted_answer;
     int grade; /* -1 = NULL (no reference), 0, 1 */
     int prompt_tokens, thinking_tokens, forced_tokens, answer_tokens, waits;
@@ -130,6 +134,7 @@ void s1_queue_reap(s1_queue_stmt *s);
 typedef struct {
     const char *host, *version, *backend, *state;
     int pid, gpus, jobs_in_flight;
+    int max_context; /* the engine's context, which submit checks budgets against; 0 = unknown */
     long long jobs_done;
     double tokens_per_s;
 } s1_queue_figures;

@@ -83,7 +83,8 @@ def test_result_prints_each_sample_and_the_trace_on_request():
     add_result(jid, 1, "15", "thinking less")
     p = s1ctl("result", str(jid), db=DB)
     assert p.returncode == 0, p.stderr
-    assert "sample 0: answer 16 (correct); thinking 64" in p.stdout and "sample 1: answer 15" in p.stdout
+    assert "sample 0, budget none, ignore-stop 0: answer 16 (correct); thinking 64" in p.stdout
+    assert "sample 1, budget none, ignore-stop 0: answer 15" in p.stdout
     assert "thinking hard" not in p.stdout
     assert "thinking hard" in s1ctl("result", "--trace", str(jid), db=DB).stdout
 
