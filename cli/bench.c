@@ -77,7 +77,7 @@ static const char run_usage[] =
     "  --budgets LIST      thinking budgets, e.g. 512,1024,2048 (sorted, repeats dropped)\n"
     "  --model NAME        only a daemon serving this model runs the jobs (default any)\n"
     "  --queue NAME        queue (default \"default\")\n"
-    "  --priority N        higher runs first (default 0)\n"
+    "  --priority N        higher runs first (-1000000..1000000, default 0)\n"
     "  --samples N         samples per job (1..1024, default 1)\n"
     "  --limit N           only the first N problems of the suite\n"
     "  --note TEXT         stored with the run (e.g. what changed)\n"
@@ -118,13 +118,12 @@ static int run_flag(int code, const char *arg, run_args *a)
         a->budget_list = arg;
         return 1;
     case OPT_MODEL:
-        a->spec.model = arg;
-        return 1;
+        return s1ctl_text_flag("--model", arg, &a->spec.model);
     case OPT_QUEUE:
-        a->spec.queue = arg;
-        return 1;
+        return s1ctl_text_flag("--queue", arg, &a->spec.queue);
     case OPT_PRIORITY:
-        if (s1ctl_parse_int("--priority", arg, INT32_MIN, INT32_MAX, &v) < 0) return -1;
+        if (s1ctl_parse_int("--priority", arg, -S1_JOB_MAX_PRIORITY, S1_JOB_MAX_PRIORITY, &v) < 0)
+            return -1;
         a->spec.priority = (int)v;
         return 1;
     case OPT_SAMPLES:
@@ -134,8 +133,7 @@ static int run_flag(int code, const char *arg, run_args *a)
     case OPT_LIMIT:
         return s1ctl_parse_int("--limit", arg, 1, INT64_MAX, &a->spec.limit) < 0 ? -1 : 1;
     case OPT_NOTE:
-        a->spec.note = arg;
-        return 1;
+        return s1ctl_text_flag("--note", arg, &a->spec.note);
     case OPT_JSON:
         a->json = 1;
         return 1;

@@ -29,8 +29,7 @@ static int string_flag(const char *flag, const char *arg, int may_be_empty, cons
         s1ctl_fail(S1CTL_EXIT_USAGE, "%s: must not be empty", flag);
         return -1;
     }
-    *out = arg;
-    return 1;
+    return s1ctl_text_flag(flag, arg, out);
 }
 
 int s1ctl_policy_flag(int code, const char *arg, s1_policy_cfg *p, s1_sampling *s)

@@ -12,6 +12,7 @@
 #include "commands.h"
 #include "ctl.h"
 #include "db.h"
+#include "job.h"
 #include "log.h"
 
 static const char *command = "";
@@ -74,6 +75,17 @@ int s1ctl_parse_double(const char *flag, const char *s, double min, double max, 
     }
     *out = v;
     return 0;
+}
+
+int s1ctl_text_flag(const char *flag, const char *arg, const char **out)
+{
+    s1_err err = {{0}};
+    if (s1_job_text_check(flag, arg, &err) < 0) {
+        s1ctl_fail(S1CTL_EXIT_USAGE, "%s", err.msg);
+        return -1;
+    }
+    *out = arg;
+    return 1;
 }
 
 int s1ctl_one_id(int argc, char **argv, long long *id)

@@ -22,6 +22,11 @@ int s1ctl_bad_flag(char **argv, int opt);
 int s1ctl_parse_int(const char *flag, const char *s, long long min, long long max, long long *out);
 int s1ctl_parse_double(const char *flag, const char *s, double min, double max, double *out);
 
+/* A string flag's value, stored as text or JSON, both of which take UTF-8
+ * only: 1 with *out = arg, or -1 after printing "FLAG: not valid UTF-8 at
+ * byte N". */
+int s1ctl_text_flag(const char *flag, const char *arg, const char **out);
+
 /* Exactly one positional job id after the flags; prints why not. 0 or the exit code. */
 int s1ctl_one_id(int argc, char **argv, long long *id);
 

@@ -4,6 +4,7 @@
 #include <jansson.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <utf8proc.h>
@@ -170,6 +171,14 @@ static char *dump(json_t *o, const char *col, s1_err *err)
     return s;
 }
 
+/* Sets key to v in o; jansson answers NULL for a string that is not UTF-8
+ * (and when out of memory), and a key must not silently go missing. */
+static int set_key(json_t *o, const char *col, const char *key, json_t *v, s1_err *err)
+{
+    if (v && !json_object_set_new(o, key, v)) return 0;
+    return s1_errf(err, "%s.%s: out of memory", col, key);
+}
+
 char *s1_job_policy_json(const s1_policy_cfg *p, s1_err *err)
 {
     if (s1_job_policy_check(p, err) < 0) return NULL;
@@ -177,11 +186,16 @@ char *s1_job_policy_json(const s1_policy_cfg *p, s1_err *err)
     if (!o) return dump(NULL, "policy", err);
     for (size_t i = 0; i < N_OF(policy_ints); i++) {
         int v = *(const int *)((const char *)p + policy_ints[i].off);
-        if (v > 0) json_object_set_new(o, policy_ints[i].key, json_integer(v));
+        if (v > 0 && set_key(o, "policy", policy_ints[i].key, json_integer(v), err) < 0)
+            return NULL;
     }
     for (size_t i = 0; i < N_OF(policy_strs); i++) {
         const char *v = *(const char *const *)((const char *)p + policy_strs[i].off);
-        if (v) json_object_set_new(o, policy_strs[i].key, json_string(v));
+        char name[32];
+        snprintf(name, sizeof name, "policy.%s", policy_strs[i].key);
+        if (v && (s1_job_text_check(name, v, err) < 0 ||
+                  set_key(o, "policy", policy_strs[i].key, json_string(v), err) < 0))
+            return NULL;
     }
     return dump(o, "policy", err);
 }
@@ -191,10 +205,12 @@ char *s1_job_sampling_json(const s1_sampling *s, s1_err *err)
     if (s1_job_sampling_check(s, err) < 0) return NULL;
     json_auto_t *o = json_object();
     if (!o) return dump(NULL, "sampling", err);
-    if (s->temperature > 0) json_object_set_new(o, "temperature", json_real(s->temperature));
-    if (s->top_p > 0) json_object_set_new(o, "top_p", json_real(s->top_p));
-    if (s->top_k > 0) json_object_set_new(o, "top_k", json_integer(s->top_k));
-    if (s->seed > 0) json_object_set_new(o, "seed", json_integer((json_int_t)s->seed));
+    if ((s->temperature > 0 &&
+         set_key(o, "sampling", "temperature", json_real(s->temperature), err) < 0) ||
+        (s->top_p > 0 && set_key(o, "sampling", "top_p", json_real(s->top_p), err) < 0) ||
+        (s->top_k > 0 && set_key(o, "sampling", "top_k", json_integer(s->top_k), err) < 0) ||
+        (s->seed > 0 && set_key(o, "sampling", "seed", json_integer((json_int_t)s->seed), err) < 0))
+        return NULL;
     return dump(o, "sampling", err);
 }
 
@@ -213,6 +229,14 @@ static size_t bad_utf8_at(const char *text, size_t len, int *is_nul)
         i += (size_t)n;
     }
     return len;
+}
+
+int s1_job_text_check(const char *name, const char *text, s1_err *err)
+{
+    int is_nul = 0;
+    size_t len = strlen(text), at = bad_utf8_at(text, len, &is_nul);
+    if (at < len) return s1_errf(err, "%s: not valid UTF-8 at byte %zu", name, at);
+    return 0;
 }
 
 int s1_job_problem_check(const char *name, const char *text, size_t len, size_t max_bytes,

@@ -100,8 +100,10 @@ static const char SQL_COMPLETE[] =
 
 /* The reaper: a lease that expired means its worker died or stalled. The job
  * goes back to the queue after a backoff of 2^(attempt-1) s (at most 5 min),
- * or fails after max_attempts; a cancel requested meanwhile wins. SKIP
- * LOCKED lets every daemon run it without waiting on the others. */
+ * or fails after max_attempts; a cancel requested meanwhile wins. The
+ * exponent is capped before power() so no attempt count overflows it. SKIP
+ * LOCKED lets every daemon run it without waiting on the others. (A running
+ * job always has a lease: 0003_roles checks it.) */
 static const char SQL_REAP[] =
     "UPDATE s1.jobs j"
     "   SET state = CASE WHEN j.cancel_requested THEN 'cancelled'"
@@ -110,7 +112,8 @@ static const char SQL_REAP[] =
     "       error = CASE WHEN j.cancel_requested THEN 'cancelled'"
     "                    ELSE format('lease expired on worker %s (attempt %s of %s)',"
     "                                j.worker, j.attempt, j.max_attempts) END,"
-    "       run_after = now() + least(power(2, j.attempt - 1), 300) * interval '1 second',"
+    "       run_after = now() + least(power(2, least(j.attempt, 10) - 1), 300)"
+    "                           * interval '1 second',"
     "       finished_at = CASE WHEN j.cancel_requested OR j.attempt >= j.max_attempts"
     "                          THEN now() END,"
     "       lease_until = NULL, updated_at = now()"

@@ -8,7 +8,7 @@ import subprocess
 
 import psycopg2
 
-from ctltest import binary, insert_job, migrated_db, one_error_line, psql, s1ctl
+from ctltest import RUNNING, binary, insert_job, migrated_db, one_error_line, psql, s1ctl
 from s1test import tap_main
 
 DB = migrated_db("jobs")
@@ -194,7 +194,7 @@ def set_state(sql):
 
 def test_wait_follows_state_changes_made_by_sql_and_exits_0_on_success():
     jid = insert_job(DB, policy='{"max_think": 100}')
-    code, lines, err = wait_playing_daemon(jid, [set_state("state = 'running'"),
+    code, lines, err = wait_playing_daemon(jid, [set_state(RUNNING),
                                                  set_state("state = 'succeeded', progress_thinking = 100")])
     assert code == 0, err
     assert lines == [f"job {jid}: queued, 0/100 thinking tokens", f"job {jid}: running, 0/100 thinking tokens",
@@ -288,7 +288,7 @@ def test_wait_timeout_on_a_running_job_says_running_and_json_marks_timed_out():
 
 def test_wait_timeout_is_not_hit_by_a_job_that_ends_first():
     jid = insert_job(DB)
-    code, lines, err = wait_playing_daemon(jid, [set_state("state = 'running'"), set_state("state = 'succeeded'")],
+    code, lines, err = wait_playing_daemon(jid, [set_state(RUNNING), set_state("state = 'succeeded'")],
                                            "--timeout", "60")
     assert code == 0, (code, lines, err)
     assert lines[-1] == f"job {jid} succeeded"

@@ -4,7 +4,7 @@ import json
 import os
 import threading
 
-from ctltest import EXAMPLE, job_count, migrated_db, one_error_line, psql, s1ctl, tempdir
+from ctltest import EXAMPLE, HELD, job_count, migrated_db, one_error_line, psql, s1ctl, tempdir
 from s1test import tap_main, wait_for
 
 DB = migrated_db("submit")
@@ -73,7 +73,7 @@ def finish_later(problem, state):
         rows = wait_for(lambda: psql(DB, f"SELECT id FROM s1.jobs WHERE problem = '{problem}'"),
                         what=f"the job '{problem}' submitted")
         jid = rows[0][0]
-        psql(DB, f"UPDATE s1.jobs SET state = 'running', progress_thinking = 3 WHERE id = {jid}")
+        psql(DB, f"UPDATE s1.jobs SET state = 'running', {HELD}, progress_thinking = 3 WHERE id = {jid}")
         psql(DB, f"UPDATE s1.jobs SET state = '{state}' WHERE id = {jid}")
     t = threading.Thread(target=run)
     t.start()
