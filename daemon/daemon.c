@@ -25,7 +25,8 @@ typedef struct {
     s1_queue_worker who; /* derived from cfg; the parts read it in place */
     char host[256];
     s1d_exec *exec;
-    s1d_conn *db;
+    s1d_conn *db;       /* claims, heartbeats, LISTEN */
+    s1d_conn *write_db; /* completions only: a slow write holds up nothing else */
     s1d_writer *writer;
     s1d_notify *notify;
     s1d_jobs *jobs;
@@ -106,17 +107,30 @@ static void on_db_down(void *ud, const char *why)
     s1d_lifecycle_status(d->life);
 }
 
-/* s1_cancel names a job (stop it if it is ours); s1_jobs names a queue. */
+/* A notification is a wake-up, never a command (anyone may NOTIFY): on
+ * s1_cancel the rows of this worker's jobs are read again and only their
+ * cancel flags stop anything; s1_jobs names a queue that may have work. */
 static void on_notify(void *ud, const char *channel, const char *payload)
 {
     s1d *d = ud;
-    if (!strcmp(channel, "s1_cancel")) {
-        s1d_job *j = s1d_jobs_find(d->jobs, strtoll(payload, NULL, 10));
-        if (j) s1d_jobs_cancel(d->jobs, j);
-        return;
-    }
+    if (!strcmp(channel, "s1_cancel")) return s1d_leases_renew(d->leases);
     for (int i = 0; i < d->who.n_queues; i++)
         if (!strcmp(payload, d->who.queues[i])) return s1d_jobs_wake(d->jobs);
+}
+
+/* The writer's connection is back: what waited is written now. */
+static void on_write_db_up(void *ud)
+{
+    s1d *d = ud;
+    s1d_writer_flush(d->writer);
+}
+
+static void on_write_db_down(void *ud, const char *why)
+{
+    s1d *d = ud;
+    log_warning("database connection of the writer lost (%s); reconnecting; %d completions "
+                "wait in memory",
+                why, s1d_writer_waiting(d->writer));
 }
 
 /* Everything but the engine thread and the connection; false when out of
@@ -124,7 +138,7 @@ static void on_notify(void *ud, const char *channel, const char *payload)
 static bool make_parts(s1d *d, s1d_runner *runner, int argc, char **argv)
 {
     s1d_writer_events wev = {.settled = on_write_settled, .batch_back = on_write_back, .ud = d};
-    d->writer = s1d_writer_new(d->db, &d->who, d->info, &wev);
+    d->writer = s1d_writer_new(d->write_db, &d->who, d->info, &wev);
     d->notify = s1d_notify_new(d->loop, d->exec);
     s1d_jobs_deps jd = {.loop = d->loop,
                         .exec = d->exec,
@@ -137,6 +151,7 @@ static bool make_parts(s1d *d, s1d_runner *runner, int argc, char **argv)
     s1d_leases_deps ld = {.loop = d->loop,
                           .db = d->db,
                           .jobs = d->jobs,
+                          .writer = d->writer,
                           .who = &d->who,
                           .cfg = d->cfg,
                           .info = d->info,
@@ -148,6 +163,7 @@ static bool make_parts(s1d *d, s1d_runner *runner, int argc, char **argv)
                              .argv = argv,
                              .exec = d->exec,
                              .db = d->db,
+                             .write_db = d->write_db,
                              .jobs = d->jobs,
                              .leases = d->leases,
                              .writer = d->writer,
@@ -188,13 +204,15 @@ int s1d_run(s1d_config *cfg, s1d_runner *runner, int argc, char **argv)
     s1d_conn_events ev = {
         .on_up = on_db_up, .on_down = on_db_down, .on_notify = on_notify, .ud = &d};
     d.db = s1d_conn_new(&loop, s1_db_conninfo(cfg->db), LISTEN_SQL, &ev);
+    s1d_conn_events wev = {.on_up = on_write_db_up, .on_down = on_write_db_down, .ud = &d};
+    d.write_db = s1d_conn_new(&loop, s1_db_conninfo(cfg->db), NULL, &wev);
     if (make_parts(&d, runner, argc, argv)) {
         s1d_leases_start(d.leases);
         s1d_jobs_start_poll(d.jobs);
         s1d_notify_start_watchdog(d.notify);
     } else {
         log_error("out of memory starting the daemon");
-        s1d_lifecycle_close(&loop, d.exec, d.db);
+        s1d_lifecycle_close(&loop, d.exec, d.db, d.write_db);
     }
     uv_run(&loop, UV_RUN_DEFAULT);
     if (d.life) rc = s1d_lifecycle_exit_code(d.life);

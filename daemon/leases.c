@@ -14,6 +14,7 @@ struct s1d_leases {
     uv_timer_t heartbeat, progress;
     const char *state;          /* static string */
     bool renewing, progressing; /* one of each in flight */
+    bool renew_again;           /* asked for while one was in flight */
 };
 
 static void on_heartbeat(uv_timer_t *t);
@@ -81,13 +82,14 @@ typedef struct {
     s1_queue_held held[];
 } renew_ctx;
 
-/* Leases renewed: a held job missing from the answer was taken from this
- * worker (stop it, write nothing); a flagged one is cancelled. */
+/* Leases renewed: a running job missing from the answer was taken from this
+ * worker (stop it, write nothing); a flagged one is cancelled. Jobs in the
+ * writer are fenced there when they were taken. */
 static void renew_done(void *ud, const PGresult *r, const char *error)
 {
     renew_ctx *c = ud;
-    s1d_jobs *jobs = c->l->on.jobs;
-    c->l->renewing = false;
+    s1d_leases *l = c->l;
+    l->renewing = false;
     s1_queue_lease *got = NULL;
     int n = 0;
     s1_err err = {0};
@@ -96,34 +98,45 @@ static void renew_done(void *ud, const PGresult *r, const char *error)
     else if (s1_queue_parse_renew(r, &got, &n, &err))
         log_error("%s", err.msg);
     for (int i = 0; r && got && i < c->n; i++) {
-        s1d_job *j = s1d_jobs_find(jobs, c->held[i].id);
+        s1d_job *j = s1d_jobs_find(l->on.jobs, c->held[i].id);
         int k = 0;
         while (k < n && got[k].id != c->held[i].id)
             k++;
         if (!j || j->row.attempt != c->held[i].attempt) continue;
         if (k == n)
-            s1d_jobs_lose(jobs, j);
+            s1d_jobs_lose(l->on.jobs, j);
         else if (got[k].cancel_requested)
-            s1d_jobs_cancel(jobs, j);
+            s1d_jobs_cancel(l->on.jobs, j);
     }
     free(got);
     free(c);
+    if (l->renew_again && s1d_conn_is_up(l->on.db)) s1d_leases_renew(l);
 }
 
-void s1d_leases_renew(s1d_leases *l)
+/* The fencing keys of the jobs running here and of those in the writer. */
+static renew_ctx *held_jobs(s1d_leases *l)
 {
-    int n = s1d_jobs_running(l->on.jobs);
-    if (!n || l->renewing) return;
-    renew_ctx *c = malloc(sizeof *c + (size_t)n * sizeof c->held[0]);
-    if (!c) return log_error("renew leases: out of memory");
+    int cap = s1d_jobs_running(l->on.jobs) + s1d_writer_held(l->on.writer, NULL, 0);
+    renew_ctx *c = malloc(sizeof *c + (size_t)cap * sizeof c->held[0]);
+    if (!c) return NULL;
     c->l = l;
     c->n = 0;
     for (s1d_job *j = s1d_jobs_first(l->on.jobs); j; j = j->next)
         if (!j->lost) c->held[c->n++] = (s1_queue_held){.id = j->row.id, .attempt = j->row.attempt};
+    c->n += s1d_writer_held(l->on.writer, c->held + c->n, cap - c->n);
+    return c;
+}
+
+void s1d_leases_renew(s1d_leases *l)
+{
+    l->renew_again = l->renewing;
+    if (l->renewing) return;
+    renew_ctx *c = held_jobs(l);
+    if (!c) return log_error("renew leases: out of memory");
     s1_queue_stmt s;
-    if (s1_queue_renew(&s, l->on.who, c->held, c->n)) {
-        free(c);
-        return log_error("renew leases: out of memory");
+    if (!c->n || s1_queue_renew(&s, l->on.who, c->held, c->n)) {
+        if (c->n) log_error("renew leases: out of memory");
+        return free(c);
     }
     l->renewing = true;
     s1d_conn_send(l->on.db, &s, renew_done, c);

@@ -1,7 +1,7 @@
 /* daemon/leases.h — what keeps this daemon's claims alive and visible: every
- * heartbeat renews the leases of its running jobs (learning of cancels and of
- * leases taken over), beats its worker row and runs the reaper for every
- * worker; progress (tokens so far) is written at most twice a second. */
+ * heartbeat renews the leases of its jobs, running or waiting to be written
+ * (learning of cancels and of leases taken over), beats its worker row and runs the reaper for
+ * every worker; progress (tokens so far) is written at most twice a second. */
 #ifndef S1D_LEASES_H
 #define S1D_LEASES_H
 
@@ -12,6 +12,7 @@
 #include "engine.h"
 #include "jobs.h"
 #include "queue.h"
+#include "writer.h"
 
 typedef struct s1d_leases s1d_leases;
 
@@ -21,6 +22,7 @@ typedef struct {
     uv_loop_t *loop;
     s1d_conn *db;
     s1d_jobs *jobs;
+    s1d_writer *writer; /* its jobs hold leases until written */
     const s1_queue_worker *who;
     const s1d_config *cfg;
     const s1_engine_info *info;
@@ -35,7 +37,9 @@ void s1d_leases_free(s1d_leases *l);
 /* (Re)starts the heartbeat at cfg's interval, and the progress writes. */
 void s1d_leases_start(s1d_leases *l);
 
-/* Renews at once (after a reconnect: before the leases could run out). */
+/* Renews at once, or right after the renewal in flight: after a reconnect
+ * (before the leases could run out), and to re-read the cancel flags (a
+ * NOTIFY on s1_cancel is a wake-up; only the rows say what to stop). */
 void s1d_leases_renew(s1d_leases *l);
 
 /* The state the worker row shows: "running", "draining" or "stopped". */

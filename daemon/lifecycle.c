@@ -93,10 +93,11 @@ static void close_handle(uv_handle_t *h, void *arg)
     if (!uv_is_closing(h)) uv_close(h, NULL);
 }
 
-void s1d_lifecycle_close(uv_loop_t *loop, s1d_exec *exec, s1d_conn *db)
+void s1d_lifecycle_close(uv_loop_t *loop, s1d_exec *exec, s1d_conn *db, s1d_conn *write_db)
 {
     s1d_exec_stop(exec);
-    s1d_conn_close(db);
+    if (db) s1d_conn_close(db);
+    if (write_db) s1d_conn_close(write_db);
     uv_walk(loop, close_handle, NULL);
 }
 
@@ -106,7 +107,7 @@ static void shut_down(s1d_lifecycle *lc)
 {
     if (lc->closed) return;
     lc->closed = true;
-    s1d_lifecycle_close(lc->on.loop, lc->on.exec, lc->on.db);
+    s1d_lifecycle_close(lc->on.loop, lc->on.exec, lc->on.db, lc->on.write_db);
 }
 
 static void stopped_beat_done(void *ud, const PGresult *r, const char *error)
@@ -156,7 +157,7 @@ static void begin_drain(s1d_lifecycle *lc, uint64_t timeout_ms)
     lc->draining = true;
     s1d_jobs_stop_claiming(lc->on.jobs);
     s1d_leases_set_state(lc->on.leases, "draining");
-    s1d_notify_stopping();
+    s1d_notify_stopping(lc->on.notify);
     log_info("stopping: draining %d running jobs (timeout %.1f s)", s1d_jobs_running(lc->on.jobs),
              (double)timeout_ms / 1000.0);
     uv_timer_start(&lc->drain, on_drain_timeout, timeout_ms, 0);
@@ -233,7 +234,7 @@ static void on_sighup(uv_signal_t *s, int signum)
 {
     (void)signum;
     s1d_lifecycle *lc = s->data;
-    s1d_notify_reloading();
+    s1d_notify_reloading(lc->on.notify);
     s1d_config fresh;
     s1_err err = {0};
     if (s1d_config_load(&fresh, lc->on.argc, lc->on.argv, &err)) {
@@ -244,7 +245,7 @@ static void on_sighup(uv_signal_t *s, int signum)
         log_info("configuration reloaded: queues %s%s, lease %.1f s", lc->on.cfg->queues[0],
                  lc->on.cfg->n_queues > 1 ? ", ..." : "", lc->on.cfg->lease_ms / 1000.0);
     }
-    s1d_notify_reloaded();
+    s1d_notify_reloaded(lc->on.notify);
     s1d_lifecycle_status(lc);
     s1d_jobs_wake(lc->on.jobs);
 }

@@ -24,8 +24,9 @@ typedef struct {
     s1d_config *cfg; /* its live settings are replaced on SIGHUP */
     int argc;        /* argv is kept to re-read the configuration */
     char **argv;
-    s1d_exec *exec; /* stopped at the end */
-    s1d_conn *db;   /* closed at the end */
+    s1d_exec *exec;     /* stopped at the end */
+    s1d_conn *db;       /* closed at the end */
+    s1d_conn *write_db; /* the writer's; closed at the end */
     s1d_jobs *jobs;
     s1d_leases *leases;
     s1d_writer *writer;
@@ -54,9 +55,9 @@ void s1d_lifecycle_check_drained(s1d_lifecycle *lc);
 void s1d_lifecycle_fail(s1d_lifecycle *lc);
 
 /* Ends the loop: stops the engine thread, closes the connection (failing
- * the statements in flight: their callbacks still run) and every handle;
+ * the statements in flight: their callbacks still run; either may be NULL) and every handle;
  * uv_run then returns. Also for a start that ran out of memory. */
-void s1d_lifecycle_close(uv_loop_t *loop, s1d_exec *exec, s1d_conn *db);
+void s1d_lifecycle_close(uv_loop_t *loop, s1d_exec *exec, s1d_conn *db, s1d_conn *write_db);
 
 /* The exit status, once the loop has stopped. */
 int s1d_lifecycle_exit_code(const s1d_lifecycle *lc);

@@ -231,6 +231,17 @@ void s1d_writer_flush(s1d_writer *w)
     s1d_conn_send(w->db, &s, write_done, w);
 }
 
+int s1d_writer_held(const s1d_writer *w, s1_queue_held *held, int cap)
+{
+    int n = 0;
+    const pending *lists[] = {w->writing, w->writes};
+    for (int i = 0; i < 2; i++)
+        for (const pending *p = lists[i]; p; p = p->next, n++)
+            if (n < cap)
+                held[n] = (s1_queue_held){.id = p->job->row.id, .attempt = p->job->row.attempt};
+    return n;
+}
+
 /* Counted for the log line of a lost connection. */
 int s1d_writer_waiting(const s1d_writer *w)
 {

@@ -33,13 +33,23 @@ static const char SQL_CLAIM[] =
     "           extract(epoch FROM now() - j.created_at) * 1000,"
     "           j.problem, j.reference_answer, j.policy::text, j.sampling::text";
 
-/* Lease renewal, fenced: only the attempts this worker still holds. */
+/* Lease renewal, fenced: only the attempts this worker still holds. A row
+ * locked now (by this worker's own completion being written, or by a cancel)
+ * is not waited for: it is reported held from the snapshot and renewed next
+ * time, so a slow write never stalls the heartbeat, and no reaper (SKIP
+ * LOCKED too) can take a row while it is locked. */
 static const char SQL_RENEW[] =
-    "UPDATE s1.jobs j SET lease_until = now() + $2::int * interval '1 millisecond',"
-    "                    updated_at = now()"
-    "  FROM unnest($3::bigint[], $4::int[]) AS h(id, attempt)"
-    " WHERE j.id = h.id AND j.attempt = h.attempt AND j.worker = $1 AND j.state = 'running'"
-    " RETURNING j.id, j.cancel_requested";
+    "WITH mine AS (SELECT j.id, j.cancel_requested"
+    "                FROM s1.jobs j, unnest($3::bigint[], $4::int[]) AS h(id, attempt)"
+    "               WHERE j.id = h.id AND j.attempt = h.attempt AND j.worker = $1"
+    "                 AND j.state = 'running'),"
+    " renewed AS (UPDATE s1.jobs j SET lease_until = now() + $2::int * interval '1 millisecond',"
+    "                                 updated_at = now()"
+    "              WHERE j.id IN (SELECT k.id FROM s1.jobs k JOIN mine ON mine.id = k.id"
+    "                              WHERE k.worker = $1 AND k.state = 'running'"
+    "                                FOR UPDATE OF k SKIP LOCKED)"
+    "             RETURNING j.id)"
+    " SELECT id, cancel_requested FROM mine";
 
 /* Progress, fenced, with one s1_progress notification per job written. */
 static const char SQL_PROGRESS[] =

@@ -33,16 +33,16 @@ def test_sd_notify_says_ready_status_watchdog_then_stopping_in_order():
     try:
         with Daemon(db, env={"NOTIFY_SOCKET": sock.path, "WATCHDOG_USEC": "400000"}) as d:
             sock.wait("STATUS=")
-            # The loading thread feeds the watchdog too: wait for a feed after READY=1.
-            wait_for(lambda: any("WATCHDOG=1" in m for m in sock.read()[next(
-                i for i, m in enumerate(sock.read()) if "READY=1" in m):]), what="WATCHDOG=1 after READY=1")
+            # The watchdog is fed from the start (model loading) and after
+            # READY: wait for one after READY before stopping.
+            wait_for(lambda: "WATCHDOG=1" in "".join(sock.read()).split("READY=1", 1)[1],
+                     what="WATCHDOG=1 after READY=1")
             assert d.stop() == 0
             sock.wait("STOPPING=1")
             msgs = sock.read()
             first = {k: next(i for i, m in enumerate(msgs) if k in m)
                      for k in ("READY=1", "STATUS=", "STOPPING=1")}
             assert first["READY=1"] <= first["STATUS="] < first["STOPPING=1"], msgs
-            # The watchdog is fed from the start (model loading) and after READY.
             assert any("WATCHDOG=1" in m for m in msgs[first["READY=1"]:first["STOPPING=1"]]), msgs
             assert d.output().startswith("<"), "sd-daemon priority prefixes under systemd"
     finally:

@@ -166,6 +166,20 @@ static void test_policy_check_rejects_min_think_above_budget(void **state)
     assert_int_equal(s1_job_policy_check(&p, &err), 0);
 }
 
+static void test_policy_string_that_is_not_utf8_is_refused_not_dropped(void **state)
+{
+    (void)state;
+    s1_policy_cfg p = {.max_think = 5, .system = "x\xff", .wait_string = "Wait"};
+    s1_err err = {{0}};
+    assert_null(s1_job_policy_json(&p, &err));
+    assert_string_equal(err.msg, "policy.system: not valid UTF-8 at byte 1");
+    p.system = "x\xc3\xa9"; /* é */
+    char *json = s1_job_policy_json(&p, &err);
+    assert_string_equal(json,
+                        "{\"max_think\":5,\"system\":\"x\xc3\xa9\",\"wait_string\":\"Wait\"}");
+    free(json);
+}
+
 /* Expects s1_job_problem_check to fail on text with want in the message. */
 static void expect_bad_problem(const char *text, size_t len, size_t max, const char *want)
 {
@@ -211,6 +225,7 @@ int main(void)
         cmocka_unit_test(test_empty_delimiter_and_wait_string_are_rejected),
         cmocka_unit_test(test_text_that_is_not_a_json_object_is_rejected),
         cmocka_unit_test(test_policy_check_rejects_min_think_above_budget),
+        cmocka_unit_test(test_policy_string_that_is_not_utf8_is_refused_not_dropped),
         cmocka_unit_test(test_bad_problems_are_rejected_naming_the_file),
         cmocka_unit_test(test_problem_in_any_script_is_accepted),
     };
