@@ -1,5 +1,6 @@
-/* s1ctl bench run, report, list: a suite run at a ladder of budgets (one job
- * per problem and budget), and the s1 paper's view of it: accuracy against
+/* s1ctl bench run, report, list: a suite run at a ladder of budgets (one
+ * ladder job per problem, or one job per problem and budget), and the s1
+ * paper's view of it: accuracy against
  * thinking tokens, with Control, Scaling and Performance, as text, JSON or
  * an SVG plot. */
 #include <errno.h>
@@ -20,8 +21,9 @@
 #include "policy_flags.h"
 #include "util.h"
 
-/* More rungs than this is a typo, not a ladder (the paper uses a handful). */
-#define BENCH_MAX_BUDGETS 64
+/* More rungs than this is a typo, not a ladder (the paper uses a handful):
+ * what one ladder job can hold. */
+#define BENCH_MAX_BUDGETS S1_MAX_RUNGS
 
 #define DB_HELP                                                                                    \
     "  --db CONNINFO       database (default $DATABASE_URL, then libpq's PG* variables)\n"         \
@@ -29,10 +31,12 @@
 
 static const char run_usage[] =
     "Usage: s1ctl bench run [FLAGS] SUITE --budgets N,N,...\n"
-    "Queues a run of SUITE: one job per problem and budget, each with max_think =\n"
-    "the budget and the problem's reference answer, all in one transaction. Prints\n"
-    "the run's id; follow it with `s1ctl bench report ID`.\n\n"
+    "Queues a run of SUITE: one budget-ladder job per problem (it thinks once, and\n"
+    "each budget gets its own result), with the problem's reference answer, all in\n"
+    "one transaction. Prints the run's id; follow it with `s1ctl bench report ID`.\n\n"
     "  --budgets LIST      thinking budgets, e.g. 512,1024,2048 (sorted, repeats dropped)\n"
+    "  --separate          one job per problem and budget, each with max_think = the\n"
+    "                      budget, instead of a ladder job per problem\n"
     "  --model NAME        only a daemon serving this model runs the jobs (default any)\n"
     "  --queue NAME        queue (default \"default\")\n"
     "  --priority N        higher runs first (-1000000..1000000, default 0)\n"
@@ -44,7 +48,7 @@ static const char run_usage[] =
     "\n" S1CTL_POLICY_HELP;
 
 enum {
-    OPT_BUDGETS = 0x2000,
+    OPT_SEPARATE = 0x2000,
     OPT_MODEL,
     OPT_QUEUE,
     OPT_PRIORITY,
@@ -61,8 +65,7 @@ typedef struct {
     s1_policy_cfg policy;
     s1_sampling sampling;
     s1_bench_run_spec spec;
-    int budgets[BENCH_MAX_BUDGETS];
-    const char *budget_list;
+    s1_ladder ladder; /* --budgets: spec.budgets points into it */
     const char *db;
     int json;
 } run_args;
@@ -72,8 +75,8 @@ static int run_flag(int code, const char *arg, run_args *a)
 {
     long long v;
     switch (code) {
-    case OPT_BUDGETS:
-        a->budget_list = arg;
+    case OPT_SEPARATE:
+        a->spec.separate = true;
         return 1;
     case OPT_MODEL:
         return s1ctl_text_flag("--model", arg, &a->spec.model);
@@ -112,16 +115,16 @@ static int run_check(int argc, char **argv, run_args *a)
     if (a->policy.max_think)
         return s1ctl_fail(S1CTL_EXIT_USAGE, "--budget sets one budget; a run takes a ladder: "
                                             "--budgets N,N,...");
-    if (!a->budget_list)
+    if (a->policy.ladder.kind == S1_LADDER_WAIT)
+        return s1ctl_fail(S1CTL_EXIT_USAGE, "--waits: a run is a ladder of budgets (--budgets)");
+    if (a->policy.ladder.kind != S1_LADDER_BUDGET)
         return s1ctl_fail(S1CTL_EXIT_USAGE, "--budgets is required (e.g. --budgets 512,1024,2048)");
-    if (s1ctl_parse_list("--budgets", a->budget_list, 1, BENCH_MAX_BUDGETS, a->budgets,
-                         &a->spec.n_budgets) < 0)
-        return S1CTL_EXIT_USAGE;
-    a->spec.budgets = a->budgets;
-    if (a->policy.min_think > a->budgets[0])
-        return s1ctl_fail(S1CTL_EXIT_USAGE, "--min-think %d is above the smallest budget %d",
-                          a->policy.min_think, a->budgets[0]);
     if (s1ctl_policy_done(&a->policy, &a->sampling) < 0) return S1CTL_EXIT_USAGE;
+    /* The run's row keeps the budgets; its policy is what every job shares. */
+    a->ladder = a->policy.ladder;
+    a->spec.budgets = a->ladder.rungs;
+    a->spec.n_budgets = a->ladder.n_rungs;
+    a->policy.ladder = (s1_ladder){0};
     if (argc - optind != 1)
         return s1ctl_fail(S1CTL_EXIT_USAGE,
                           "expected one SUITE, got %d arguments "
@@ -136,7 +139,7 @@ static int run_parse(int argc, char **argv, run_args *a)
 {
     static const struct option options[] = {
         S1CTL_POLICY_OPTIONS,
-        {"budgets", required_argument, NULL, OPT_BUDGETS},
+        {"separate", no_argument, NULL, OPT_SEPARATE},
         {"model", required_argument, NULL, OPT_MODEL},
         {"queue", required_argument, NULL, OPT_QUEUE},
         {"priority", required_argument, NULL, OPT_PRIORITY},
@@ -175,6 +178,9 @@ int s1ctl_bench_run(int argc, char **argv)
     a.spec.sampling_json = sampling;
     _cleanup_pgconn_ PGconn *c = NULL;
     if ((rc = s1ctl_connect(a.db, &c))) return rc;
+    if ((rc = s1ctl_budget_fits(c, a.spec.queue, a.spec.model, a.spec.budgets[a.spec.n_budgets - 1],
+                                a.policy.max_answer)))
+        return rc;
     long long run_id, jobs;
     if ((rc = s1_bench_run_create(c, &a.spec, &run_id, &jobs, &err)) < 0)
         return s1ctl_fail(s1ctl_store_exit(rc), "%s; nothing was queued", err.msg);
@@ -674,7 +680,7 @@ done:
 static const char bench_help[] =
     "Usage: s1ctl bench COMMAND [FLAGS] [ARGS]   (s1ctl bench COMMAND --help for its flags)\n\n"
     "Benchmark runs: a suite at a ladder of thinking budgets.\n"
-    "  run SUITE --budgets N,N,...   queue one job per problem and budget\n"
+    "  run SUITE --budgets N,N,...   queue a ladder job per problem (--separate: per budget)\n"
     "  report [RUN_ID | --suite S]   accuracy against thinking tokens, and a plot\n"
     "  list                          runs with their progress\n";
 

@@ -163,6 +163,10 @@ static int insert_all(PGconn *c, submit_args *a, char **files, char **texts, int
     if (!sampling) return s1ctl_fail(S1CTL_EXIT_USAGE, "%s", err.msg);
     a->job.policy_json = policy;
     a->job.sampling_json = sampling;
+    const s1_ladder *l = &a->policy.ladder;
+    int budget = l->kind == S1_LADDER_BUDGET ? l->rungs[l->n_rungs - 1] : a->policy.max_think;
+    int rc = s1ctl_budget_fits(c, a->job.queue, a->job.model, budget, a->policy.max_answer);
+    if (rc) return rc;
     if (s1_db_run(c, "beginning the submit", "BEGIN", 0, NULL, &err) < 0)
         return s1ctl_fail(S1CTL_EXIT_DB, "%s", err.msg);
     for (int i = 0; i < n; i++) {

@@ -103,6 +103,23 @@ int s1ctl_parse_list(const char *flag, const char *list, int min, int max_n, int
     return 0;
 }
 
+int s1ctl_budget_fits(PGconn *c, const char *queue, const char *model, int budget, int max_answer)
+{
+    if (budget <= 0) return 0;
+    int context = 0, reserve = max_answer > 0 ? max_answer : S1_DEFAULT_ANSWER_RESERVE;
+    s1_err err = {{0}};
+    if (s1_ctl_queue_context(c, queue, model, &context, &err) < 0)
+        return s1ctl_fail(S1CTL_EXIT_DB, "%s", err.msg);
+    if (context == 0 || (long long)budget + reserve < context) return 0;
+    return s1ctl_fail(S1CTL_EXIT_USAGE,
+                      "a budget of %d thinking tokens and an answer reserve of %d (--max-answer, "
+                      "else %d) do not fit the context of %d tokens of the model serving queue "
+                      "%s: lower the budget or the answer reserve, or serve a longer context "
+                      "(s1d --max-context)",
+                      budget, reserve, S1_DEFAULT_ANSWER_RESERVE, context,
+                      queue ? queue : "default");
+}
+
 int s1ctl_parse_double(const char *flag, const char *s, double min, double max, double *out)
 {
     char *end;

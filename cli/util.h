@@ -25,6 +25,12 @@ int s1ctl_parse_int(const char *flag, const char *s, long long min, long long ma
  * count; -1 after printing why the list is bad. */
 int s1ctl_parse_list(const char *flag, const char *list, int min, int max_n, int *out, int *n);
 
+/* 0 when budget thinking tokens and the answer reserve (max_answer, else
+ * the engine's default) fit the context of the models serving queue, or
+ * when that is unknown (no live worker reports one) or there is no budget;
+ * else the exit code after printing both numbers. */
+int s1ctl_budget_fits(PGconn *c, const char *queue, const char *model, int budget, int max_answer);
+
 int s1ctl_parse_double(const char *flag, const char *s, double min, double max, double *out);
 
 /* A string flag's value, stored as text or JSON, both of which take UTF-8

@@ -63,6 +63,24 @@ PGresult *s1_ctl_show(PGconn *c, long long id, s1_err *err)
     return s1_db_exec(c, "reading the job", SQL_SHOW, 1, params, err);
 }
 
+/* Live workers as s1.worker_status counts them (a heartbeat within 60 s)
+ * that serve the queue and the job's model: a budget must fit the smallest
+ * context among them, since any of them may claim the job. */
+static const char SQL_QUEUE_CONTEXT[] =
+    "SELECT coalesce(min(max_context), 0) FROM s1.workers"
+    " WHERE state <> 'stopped' AND heartbeat_at > now() - interval '60 seconds'"
+    "   AND coalesce($1, 'default') = ANY (queues) AND ($2::text IS NULL OR model = $2)";
+
+int s1_ctl_queue_context(PGconn *c, const char *queue, const char *model, int *context, s1_err *err)
+{
+    const char *params[] = {queue, model};
+    _cleanup_pgresult_ PGresult *r =
+        s1_db_exec(c, "reading the workers' context", SQL_QUEUE_CONTEXT, 2, params, err);
+    if (!r) return -1;
+    *context = atoi(PQgetvalue(r, 0, 0));
+    return 0;
+}
+
 /* The summary view is the one readable row per job; NULL filters match all. */
 static const char SQL_LIST[] =
     "SELECT id, state, queue, budget, attempt, thinking, answer, grade, created_at, error"

@@ -30,6 +30,12 @@ typedef struct {
 /* Inserts a job (the caller wraps several in one transaction); *id gets its id. */
 int s1_ctl_insert(PGconn *c, const s1_ctl_job *j, long long *id, s1_err *err);
 
+/* The context of the models serving queue (and model, when not NULL): the
+ * smallest max_context among live workers that report one; *context is 0
+ * when none does. */
+int s1_ctl_queue_context(PGconn *c, const char *queue, const char *model, int *context,
+                         s1_err *err);
+
 /* Every column of the job: one row, or none when no job has this id. */
 PGresult *s1_ctl_show(PGconn *c, long long id, s1_err *err);
 
