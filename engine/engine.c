@@ -113,6 +113,15 @@ void s1_result_free(s1_result *r)
     free(r);
 }
 
+void s1_resume_free(s1_resume *r)
+{
+    if (!r) return;
+    free(r->ids);
+    free(r->kinds);
+    free(r->state);
+    free(r);
+}
+
 static void seq_free(seq *s)
 {
     if (!s) return;
@@ -328,6 +337,65 @@ static s1_policy *make_policy(const s1_engine *e, const s1_request *r, int room,
     return p;
 }
 
+static void mark_answer_start(seq *s, int first, int n);
+
+/* The saved state's text: the policy's counts, then " rng=" and the
+ * sampler's generator. */
+static int parse_resume_state(const char *text, s1_policy_state *ps, uint64_t rng[4], s1_err *err)
+{
+    const char *rng_at = strstr(text, " rng=");
+    if (!rng_at) return s1_errf(err, "saved state \"%.80s\" has no rng=", text);
+    if (s1_policy_state_parse(text, ps, err) < 0) return -1;
+    int n = s1_sampler_rng_parse(rng_at + 5, rng, err);
+    if (n < 0) return -1;
+    if (rng_at[5 + n]) return s1_errf(err, "saved state: text after the rng= words");
+    return 0;
+}
+
+/* Every saved token must be one the model could have produced, of a kind
+ * whose count the policy state agrees with. */
+static int check_resume_tokens(const s1_engine *e, const s1_resume *r, const s1_policy_state *ps,
+                               s1_err *err)
+{
+    int by_kind[4] = {0};
+    for (size_t i = 0; i < r->n; i++) {
+        if (r->ids[i] < 0 || r->ids[i] >= e->n_vocab)
+            return s1_errf(err, "saved token %zu is id %d, outside the vocabulary (%d ids)", i,
+                           r->ids[i], e->n_vocab);
+        if (r->kinds[i] < S1_TOK_THINKING || r->kinds[i] > S1_TOK_ANSWER)
+            return s1_errf(err, "saved token %zu has kind %d; kinds are 1, 2 and 3", i,
+                           r->kinds[i]);
+        by_kind[r->kinds[i]]++;
+    }
+    const s1_policy_counts *c = &ps->counts;
+    if (by_kind[S1_TOK_THINKING] != c->thinking || by_kind[S1_TOK_FORCED] != c->forced ||
+        by_kind[S1_TOK_ANSWER] != c->answer)
+        return s1_errf(err,
+                       "saved tokens are %d thinking, %d forced, %d answer but the saved policy "
+                       "state counts %d, %d, %d",
+                       by_kind[S1_TOK_THINKING], by_kind[S1_TOK_FORCED], by_kind[S1_TOK_ANSWER],
+                       c->thinking, c->forced, c->answer);
+    return 0;
+}
+
+/* A rescued request: its saved tokens follow the prompt (to be prefilled
+ * like a preempted sequence), its policy and generator are where they were. */
+static int apply_resume(const s1_engine *e, seq *s, const s1_resume *r, s1_err *err)
+{
+    s1_policy_state ps;
+    uint64_t rng[4];
+    if (!r->state) return s1_errf(err, "saved state: no text");
+    if (parse_resume_state(r->state, &ps, rng, err) < 0 ||
+        check_resume_tokens(e, r, &ps, err) < 0 || s1_policy_state_restore(s->policy, &ps, err) < 0)
+        return -1;
+    memcpy(s->tokens + s->n_tokens, r->ids, sizeof *r->ids * r->n);
+    memcpy(s->kinds + s->n_tokens, r->kinds, r->n);
+    if (s->answer_from < 0) mark_answer_start(s, s->n_tokens, (int)r->n);
+    s->n_tokens += (int)r->n;
+    s1_sampler_rng_set(&s->sampler, rng);
+    return 0;
+}
+
 /* Tokenizes and checks everything that can be wrong with a request, so that
  * what is queued can always run. */
 static seq *new_seq(const s1_engine *e, const s1_request *r, s1_err *err)
@@ -338,6 +406,12 @@ static seq *new_seq(const s1_engine *e, const s1_request *r, s1_err *err)
     }
     if (r->samples < 0 || r->samples > S1_MAX_SAMPLES) {
         s1_errf(err, "samples is %d: give 1 to %d", r->samples, S1_MAX_SAMPLES);
+        return NULL;
+    }
+    if (r->resume && (r->samples > 1 || r->policy.ladder.kind != S1_LADDER_NONE)) {
+        /* Its forks' states are not saved: a resumed main would fork again. */
+        s1_errf(err, "a request with samples or a ladder cannot be resumed: run it again from "
+                     "the prompt");
         return NULL;
     }
     if (r->raw && r->policy.ladder.kind != S1_LADDER_NONE) {
@@ -371,6 +445,10 @@ static seq *new_seq(const s1_engine *e, const s1_request *r, s1_err *err)
     s1_sampler_init(&s->sampler, &r->sampling);
     s->sample_hi = r->samples > 1 ? r->samples : 1;
     s->t_added = now_s();
+    if (r->resume && apply_resume(e, s, r->resume, err) < 0) {
+        seq_free(s);
+        return NULL;
+    }
     return s;
 oom:
     seq_free(s);
@@ -475,6 +553,38 @@ int s1_engine_progress(const s1_engine *e, uint64_t tag, int *thinking, int *gen
 void s1_engine_get_stats(const s1_engine *e, s1_engine_stats *st)
 {
     *st = e->stats;
+}
+
+/* Copies of the generated tokens and the state text; see s1_resume. */
+s1_resume *s1_engine_save(const s1_engine *e, uint64_t tag, s1_err *err)
+{
+    const seq *s = find_seq(e, tag);
+    if (!s) {
+        s1_errf(err, "request %llu is not in flight", (unsigned long long)tag);
+        return NULL;
+    }
+    int n = s->n_tokens - s->n_prompt;
+    s1_resume *r = calloc(1, sizeof *r);
+    s1_policy_state ps;
+    uint64_t rng[4];
+    char policy[160], rng_text[S1_SAMPLER_RNG_TEXT];
+    s1_policy_state_save(s->policy, &ps);
+    s1_policy_state_format(&ps, policy, sizeof policy);
+    s1_sampler_rng_get(&s->sampler, rng);
+    s1_sampler_rng_format(rng, rng_text);
+    if (r) {
+        r->n = (size_t)n;
+        r->ids = s1_ids_dup(s->tokens + s->n_prompt, n);
+        r->kinds = malloc((size_t)(n > 0 ? n : 1));
+        if (r->kinds && n > 0) memcpy(r->kinds, s->kinds + s->n_prompt, (size_t)n);
+        if (asprintf(&r->state, "%s rng=%s", policy, rng_text) < 0) r->state = NULL;
+    }
+    if (!r || !r->ids || !r->kinds || !r->state) {
+        s1_resume_free(r);
+        s1_errf(err, "request %llu: out of memory saving its state", (unsigned long long)tag);
+        return NULL;
+    }
+    return r;
 }
 
 s1_result *s1_engine_take_result(s1_engine *e)

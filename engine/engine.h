@@ -81,6 +81,19 @@ typedef struct {
     uint64_t seed;
 } s1_sampling;
 
+/* Where a request stood between two steps: its generated tokens and the
+ * rest of its state as text (budget-forcing counts, sampler generator).
+ * Added again (s1_request.resume) with the same model, text, policy and
+ * sampling, it goes on exactly as it would have without stopping. */
+typedef struct {
+    int32_t *ids;   /* generated tokens, owned */
+    uint8_t *kinds; /* [n] s1_token_kind, owned */
+    size_t n;
+    char *state; /* owned */
+} s1_resume;
+
+void s1_resume_free(s1_resume *r); /* its contents and r itself; NULL is fine */
+
 typedef struct {
     uint64_t tag;     /* the caller's name for this request, unique in flight */
     const char *text; /* the problem (templated) or, when raw, the whole prompt */
@@ -92,6 +105,7 @@ typedef struct {
     int samples;
     s1_policy_cfg policy;
     s1_sampling sampling;
+    const s1_resume *resume; /* NULL: from the prompt; else copied by s1_engine_add */
 } s1_request;
 
 typedef enum {
@@ -149,8 +163,14 @@ const s1_engine_info *s1_engine_get_info(const s1_engine *e);
 
 /* Tokenizes and queues r. Fails (and nothing is queued) for requests the
  * engine can never run: a prompt longer than the context, an empty problem,
- * policy strings that do not tokenize as required, a duplicate tag. */
+ * policy strings that do not tokenize as required, a duplicate tag, a
+ * resume state that does not fit the request (the message says which part). */
 int s1_engine_add(s1_engine *e, const s1_request *r, s1_err *err);
+
+/* Where the request tagged tag stands now (call between steps, on the
+ * engine's thread): a malloc'ed s1_resume (s1_resume_free), or NULL with err
+ * when no such request is in flight or memory ran out. */
+s1_resume *s1_engine_save(const s1_engine *e, uint64_t tag, s1_err *err);
 
 /* Marks r's sequences (its samples and rungs) cancelled; they finish with S1_STOP_CANCELLED at the
  * next step. Returns -1 when no request has this tag. */

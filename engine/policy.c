@@ -1,6 +1,7 @@
 #include "policy.h"
 
 #include <assert.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -360,4 +361,70 @@ void s1_policy_rungs(const s1_policy *p, int *first, int *n)
 {
     *first = p->rung_lo;
     *n = p->rung_hi - p->rung_lo;
+}
+
+void s1_policy_state_save(const s1_policy *p, s1_policy_state *st)
+{
+    st->counts = p->c;
+}
+
+/* The checks stand in for having stepped there: a state from another job, a
+ * changed policy or a damaged row is refused rather than run. */
+static int check_state(const s1_policy *p, const s1_policy_counts *c, s1_err *err)
+{
+    const struct {
+        const char *name;
+        int value;
+    } counts[] = {{"thinking", c->thinking},
+                  {"forced", c->forced},
+                  {"answer", c->answer},
+                  {"waits", c->waits}};
+    for (size_t i = 0; i < sizeof counts / sizeof counts[0]; i++)
+        if (counts[i].value < 0)
+            return s1_errf(err, "saved policy state: %s is %d, below 0", counts[i].name,
+                           counts[i].value);
+    if (p->max_think > 0 && c->thinking > p->max_think)
+        return s1_errf(err, "saved policy state: %d thinking tokens, past max_think (%d)",
+                       c->thinking, p->max_think);
+    if (c->thinking_phase && c->answer > 0)
+        return s1_errf(err, "saved policy state: %d answer tokens while still thinking", c->answer);
+    if (p->raw && c->thinking_phase)
+        return s1_errf(err, "saved policy state: a raw request has no thinking phase");
+    if ((long long)c->thinking + c->forced + c->answer >= p->room)
+        return s1_errf(err, "saved policy state: %d tokens leave no room in the context (%d left)",
+                       c->thinking + c->forced + c->answer, p->room);
+    return 0;
+}
+
+int s1_policy_state_restore(s1_policy *p, const s1_policy_state *st, s1_err *err)
+{
+    if (check_state(p, &st->counts, err) < 0) return -1;
+    p->c = st->counts;
+    p->room -= st->counts.thinking + st->counts.forced + st->counts.answer;
+    return 0;
+}
+
+int s1_policy_state_format(const s1_policy_state *st, char *buf, size_t cap)
+{
+    const s1_policy_counts *c = &st->counts;
+    return snprintf(buf, cap,
+                    "thinking=%d forced=%d answer=%d waits=%d forced_end=%d thinking_phase=%d",
+                    c->thinking, c->forced, c->answer, c->waits, c->forced_end, c->thinking_phase);
+}
+
+int s1_policy_state_parse(const char *text, s1_policy_state *st, s1_err *err)
+{
+    s1_policy_counts *c = &st->counts;
+    int forced_end, thinking_phase, end = 0;
+    if (sscanf(text, "thinking=%d forced=%d answer=%d waits=%d forced_end=%d thinking_phase=%d%n",
+               &c->thinking, &c->forced, &c->answer, &c->waits, &forced_end, &thinking_phase,
+               &end) != 6 ||
+        (text[end] && text[end] != ' ') || (forced_end | thinking_phase) & ~1)
+        return s1_errf(err,
+                       "saved policy state \"%.80s\" is not \"thinking=T forced=F answer=A "
+                       "waits=W forced_end=0|1 thinking_phase=0|1\"",
+                       text);
+    c->forced_end = forced_end;
+    c->thinking_phase = thinking_phase;
+    return 0;
 }

@@ -6,6 +6,7 @@
 #define S1_POLICY_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "engine.h"
@@ -78,6 +79,27 @@ s1_policy *s1_policy_fork(s1_policy *p, int n_rungs);
 /* The ladder rungs the sequence's result stands for: [*first, *first + *n);
  * rung 0 alone without a ladder. */
 void s1_policy_rungs(const s1_policy *p, int *first, int *n);
+
+/* What a sequence's policy has decided so far, to continue it in another
+ * policy made from the same configuration and prompt: a fork (copied in
+ * memory) or a rescued attempt (through its text form). */
+typedef struct {
+    s1_policy_counts counts;
+} s1_policy_state;
+
+void s1_policy_state_save(const s1_policy *p, s1_policy_state *st);
+
+/* Puts a fresh policy (nothing stepped yet) where st says. Fails, naming the
+ * count, for a state this policy could not have reached: negative counts,
+ * thinking past max_think, an answer while still thinking, or more tokens
+ * than the context leaves room for. */
+int s1_policy_state_restore(s1_policy *p, const s1_policy_state *st, s1_err *err);
+
+/* Text form, "thinking=T forced=F answer=A waits=W forced_end=0|1
+ * thinking_phase=0|1": what s1_policy_state_parse reads back. Returns the
+ * length written (as snprintf). */
+int s1_policy_state_format(const s1_policy_state *st, char *buf, size_t cap);
+int s1_policy_state_parse(const char *text, s1_policy_state *st, s1_err *err);
 
 /* A malloc'ed copy of n ids (a valid pointer even when n is 0); NULL when out
  * of memory. */

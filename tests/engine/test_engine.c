@@ -161,6 +161,77 @@ static void test_greedy_tokens_do_not_depend_on_the_batch(void **state)
     fx_free_results(tight, N);
 }
 
+/* Runs r in an engine until it has generated at least n tokens, and returns
+ * where it stands then; the engine is closed, as by a crash. */
+static s1_resume *save_after(const char *dir, s1_request r, int n)
+{
+    s1_engine *e = fx_open(dir, (s1_engine_cfg){0});
+    fx_add(e, &r);
+    int generated = 0;
+    s1_err err = {0};
+    while (generated < n) {
+        assert_true(s1_engine_step(e, &err) > 0);
+        assert_int_equal(s1_engine_progress(e, r.tag, NULL, &generated), 0);
+    }
+    s1_resume *saved = s1_engine_save(e, r.tag, &err);
+    assert_non_null(saved);
+    assert_int_equal(saved->n, (size_t)generated);
+    s1_engine_close(e);
+    return saved;
+}
+
+/* Waits and a forced end on the way, greedy and sampled: a request resumed
+ * from a saved state in another engine ends with the very tokens and counts
+ * of one that never stopped. */
+static void test_a_resumed_request_ends_exactly_as_an_uninterrupted_one(void **state)
+{
+    (void)state;
+    const s1_sampling samplings[] = {{0}, {.temperature = 0.8f, .top_p = 0.9f, .seed = 7}};
+    for (size_t k = 0; k < sizeof samplings / sizeof samplings[0]; k++) {
+        s1_request req = budget_request(0, problems[2], 90, 12);
+        req.policy.min_think = 40;
+        req.policy.ignore_stop = 2;
+        req.sampling = samplings[k];
+        s1_result *whole = run_one(boosted_dir, (s1_engine_cfg){0}, req);
+        s1_resume *saved = save_after(boosted_dir, req, 30);
+        req.resume = saved;
+        s1_result *resumed = run_one(boosted_dir, (s1_engine_cfg){0}, req);
+        fx_assert_same_run(whole, resumed);
+        assert_memory_equal(whole->gen_kinds, resumed->gen_kinds, whole->n_gen);
+        assert_int_equal(whole->thinking_tokens, resumed->thinking_tokens);
+        assert_int_equal(whole->waits, resumed->waits);
+        assert_int_equal(whole->forced_end, resumed->forced_end);
+        assert_string_equal(whole->trace, resumed->trace);
+        assert_string_equal(whole->answer, resumed->answer);
+        s1_resume_free(saved);
+        s1_result_free(whole);
+        s1_result_free(resumed);
+    }
+}
+
+/* A damaged or foreign saved state is refused at add, naming the part. */
+static void test_a_saved_state_that_does_not_fit_is_refused(void **state)
+{
+    (void)state;
+    s1_request req = budget_request(0, problems[0], 20, 4);
+    s1_resume *saved = save_after(model_dir, req, 5);
+    s1_engine *e = fx_open(model_dir, (s1_engine_cfg){0});
+    s1_err err = {0};
+    req.resume = saved;
+    saved->kinds[0] = 9;
+    assert_int_equal(s1_engine_add(e, &req, &err), -1);
+    assert_non_null(strstr(err.msg, "kind 9"));
+    saved->kinds[0] = S1_TOK_ANSWER;
+    assert_int_equal(s1_engine_add(e, &req, &err), -1);
+    assert_non_null(strstr(err.msg, "saved policy state counts"));
+    saved->kinds[0] = S1_TOK_THINKING;
+    saved->state[strlen(saved->state) - 1] = 'x';
+    assert_int_equal(s1_engine_add(e, &req, &err), -1);
+    assert_non_null(strstr(err.msg, "hex words"));
+    s1_engine_close(e);
+    s1_resume_free(saved);
+}
+
 static void test_a_cancelled_request_stops_and_an_overlong_prompt_is_refused(void **state)
 {
     (void)state;
@@ -211,6 +282,8 @@ int main(void)
         cmocka_unit_test(test_early_delimiters_become_waits_until_min_think),
         cmocka_unit_test(test_ignore_stop_makes_exactly_that_many_waits),
         cmocka_unit_test(test_greedy_tokens_do_not_depend_on_the_batch),
+        cmocka_unit_test(test_a_resumed_request_ends_exactly_as_an_uninterrupted_one),
+        cmocka_unit_test(test_a_saved_state_that_does_not_fit_is_refused),
         cmocka_unit_test(test_a_cancelled_request_stops_and_an_overlong_prompt_is_refused),
         cmocka_unit_test(test_the_qwen_tokenizer_gives_the_known_forced_end),
     };

@@ -327,6 +327,10 @@ static void test_ladders_that_cannot_run_are_refused(void **state)
     r = budget_ladder(0, problems[0], greedy);
     r.samples = S1_MAX_SAMPLES + 1;
     fx_assert_add_fails(e, &r, "samples");
+    s1_resume saved = {0};
+    r = budget_ladder(0, problems[0], greedy);
+    r.resume = &saved;
+    fx_assert_add_fails(e, &r, "cannot be resumed");
     s1_engine_close(e);
 }
 
