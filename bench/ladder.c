@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cleanup.h"
 #include "engine.h"
@@ -108,6 +109,18 @@ static char *default_model(void)
     return NULL;
 }
 
+/* The CPU the figures were measured on, as lscpu names it: "model name"
+ * of /proc/cpuinfo, and how many CPUs this process may use. */
+static void print_cpu(void)
+{
+    char line[256], name[200] = "unknown";
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "model name : %199[^\n]", name) == 1) break;
+    if (f) fclose(f);
+    printf("cpu: %s, %ld CPUs\n", name, sysconf(_SC_NPROCESSORS_ONLN));
+}
+
 static void print_run(const char *name, const run_out *o)
 {
     printf("%-20s %8lld tokens computed, %11lld positions attended, %7.2f s, %5d KV blocks at "
@@ -164,6 +177,7 @@ int main(int argc, char **argv)
         same += same_run(one.res[i], many.res[i]);
         early += many.res[i] && many.res[i]->thinking_tokens < l->rungs[i];
     }
+    print_cpu();
     printf("model %s, %d budgets from %d to %d, answers of at most %d tokens, %d thread%s\n", dir,
            n, l->rungs[0], l->rungs[n - 1], ladder.policy.max_answer, threads,
            threads == 1 ? "" : "s");
