@@ -99,14 +99,20 @@ def test_a_job_succeeds_with_every_result_column_filled_and_consistent():
 
 def test_rows_the_engine_refuses_fail_with_the_reason_and_the_daemon_goes_on():
     db = migrated_db()
+    # The schema refuses a blank problem (0003_roles); without that
+    # constraint the engine's own check is what refuses it.
+    psql(db, "ALTER TABLE s1.jobs DROP CONSTRAINT jobs_problem_not_blank")
     [two_token_end] = submit(db, policy='{"think_end": "xyzzy", "max_think": 5}')
+    [empty] = submit(db, problem="")
     [good] = submit(db, policy='{"max_think": 5, "max_answer": 5}')
     with engine_daemon(db) as d:
         wait_state(db, two_token_end, "failed", timeout=60)
         assert "think_end" in job(db, two_token_end, "error")[0]
+        wait_state(db, empty, "failed")
+        assert "empty" in job(db, empty, "error")[0]
         wait_state(db, good, "succeeded", timeout=60)
         assert d.alive()
-        assert psql(db, f"SELECT count(*) FROM s1.results WHERE job_id = {two_token_end}") == [["0"]]
+        assert psql(db, f"SELECT count(*) FROM s1.results WHERE job_id IN ({two_token_end}, {empty})") == [["0"]]
 
 
 try:
