@@ -181,17 +181,28 @@ long long s1d_jobs_done(const s1d_jobs *t)
 
 /* ---- claiming ---------------------------------------------------------------- */
 
-/* Hands a claimed job's samples to the engine, seeds seed, seed+1, ... */
+/* Sample i's request, seeded seed + i, from where an earlier attempt saved
+ * it when it did. */
+static int add_sample(s1d_jobs *t, s1d_job *j, int i)
+{
+    s1_request r = {.tag = ((uint64_t)j->row.id << S1D_SAMPLE_BITS) | (uint64_t)i,
+                    .text = j->row.problem,
+                    .text_len = strlen(j->row.problem),
+                    .policy = j->params.policy,
+                    .sampling = j->params.sampling,
+                    .resume = j->resume[i]};
+    r.sampling.seed += (uint64_t)i;
+    if (r.resume)
+        log_info("job %" PRId64 " sample %d: resuming from %zu saved tokens", j->row.id, i,
+                 r.resume->n);
+    return s1d_exec_add(t->on.exec, &r);
+}
+
+/* Hands a claimed job's samples to the engine. */
 static void start_job(s1d_jobs *t, s1d_job *j)
 {
     for (int i = 0; i < j->row.samples; i++) {
-        s1_request r = {.tag = ((uint64_t)j->row.id << S1D_SAMPLE_BITS) | (uint64_t)i,
-                        .text = j->row.problem,
-                        .text_len = strlen(j->row.problem),
-                        .policy = j->params.policy,
-                        .sampling = j->params.sampling};
-        r.sampling.seed += (uint64_t)i;
-        if (s1d_exec_add(t->on.exec, &r)) {
+        if (add_sample(t, j, i)) {
             snprintf(j->error, sizeof j->error, "out of memory queueing sample %d", i);
             j->cancel = false;
             cancel_requests(t, j);
@@ -210,7 +221,8 @@ static void take_claimed(s1d_jobs *t, s1_queue_job *row)
 {
     int64_t id = row->id; /* s1d_job_new takes the row */
     s1d_job *j = s1d_job_new(row);
-    if (!j || !j->results || !j->thinking || !j->generated || !j->extracted || !j->grade) {
+    if (!j || !j->results || !j->thinking || !j->generated || !j->extracted || !j->grade ||
+        !j->resume || !j->saved) {
         log_error("job %" PRId64 ": out of memory; its lease will expire", id);
         if (j) s1d_job_free(j, t->on.runner);
         return;
@@ -231,6 +243,9 @@ static void take_claimed(s1d_jobs *t, s1_queue_job *row)
         return end_job(t, j, S1_QUEUE_FAILED);
     }
     j->params_ok = true;
+    if (j->row.resume && s1_queue_parse_resume(j->row.resume, j->row.samples, j->resume, &err))
+        log_warning("job %" PRId64 ": its saved samples cannot be read (%s); starting over",
+                    j->row.id, err.msg);
     start_job(t, j);
 }
 
@@ -305,8 +320,21 @@ static void on_result(s1d_jobs *t, s1d_job *j, int sample, s1d_event *ev)
     if (j->results[sample]->stop != S1_STOP_CANCELLED) grade_sample(j, sample);
 }
 
+/* A saved state the engine refuses (another model, a damaged row) costs the
+ * saved tokens, not the job: the sample starts over from its prompt. */
+static bool start_over(s1d_jobs *t, s1d_job *j, int sample, const char *why)
+{
+    if (!j->resume[sample] || j->cancel || j->lost || j->hand_back) return false;
+    log_warning("job %" PRId64 " sample %d: its saved state was refused (%s); starting over",
+                j->row.id, sample, why);
+    s1_resume_free(j->resume[sample]);
+    j->resume[sample] = NULL;
+    return add_sample(t, j, sample) == 0;
+}
+
 static void on_rejected(s1d_jobs *t, s1d_job *j, int sample, const char *why)
 {
+    if (start_over(t, j, sample, why)) return;
     j->n_out--;
     if (!j->error[0]) {
         snprintf(j->error, sizeof j->error, "the engine refused %s: %.400s",
@@ -331,6 +359,13 @@ static bool on_event(s1d_jobs *t, s1d_event *ev)
         j->thinking[sample] = ev->thinking;
         j->generated[sample] = ev->generated;
         j->progress_dirty = true;
+        return true;
+    }
+    if (ev->kind == S1D_EV_SAVED) {
+        s1_resume_free(j->saved[sample]);
+        j->saved[sample] = ev->saved;
+        ev->saved = NULL;
+        j->save_dirty = true;
         return true;
     }
     if (ev->kind == S1D_EV_DONE)
