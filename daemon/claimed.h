@@ -27,11 +27,14 @@ typedef struct s1d_job {
     char **extracted;        /* [samples * rungs]: final answers found, owned */
     signed char *grade;      /* [samples * rungs]: -1 no reference, 0, 1 */
     int thinking, generated; /* progress: the furthest of its forks */
+    s1_resume **resume;      /* [samples]: saved by an earlier attempt, NULL = none; owned */
+    s1_resume **saved;       /* [samples]: saved now, not yet written; owned */
     int n_out;               /* results still to come from the engine */
     bool cancel;             /* cancel requested */
     bool lost;               /* the lease was taken over: write nothing */
     bool hand_back;          /* drain timed out: requeue */
     bool progress_dirty;
+    bool save_dirty; /* saved holds states not yet written */
     char error[512]; /* why the job fails, when it does */
     struct s1d_job *next;
 } s1d_job;

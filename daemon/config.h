@@ -27,6 +27,7 @@ typedef struct {
     int heartbeat_ms;
     int drain_timeout_ms;
     int poll_ms;       /* slow poll for missed notifies */
+    int save_ms;       /* saves of running samples for crash-resume; 0 = never */
     char *worker_name; /* NULL = the host name */
     int threads, tp;
     int max_seqs;     /* sequences the engine runs at once; 0 = its default */

@@ -48,6 +48,7 @@ static void on_reloaded(void *ud)
 {
     s1d *d = ud;
     set_who(d);
+    s1d_exec_save_every(d->exec, d->cfg->save_ms);
     s1d_leases_start(d->leases);
     s1d_jobs_start_poll(d->jobs);
 }
@@ -207,6 +208,7 @@ int s1d_run(s1d_config *cfg, s1d_runner *runner, int argc, char **argv)
     s1d_conn_events wev = {.on_up = on_write_db_up, .on_down = on_write_db_down, .ud = &d};
     d.write_db = s1d_conn_new(&loop, s1_db_conninfo(cfg->db), NULL, &wev);
     if (make_parts(&d, runner, argc, argv)) {
+        s1d_exec_save_every(d.exec, cfg->save_ms);
         s1d_leases_start(d.leases);
         s1d_jobs_start_poll(d.jobs);
         s1d_notify_start_watchdog(d.notify);

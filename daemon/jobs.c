@@ -184,17 +184,33 @@ long long s1d_jobs_done(const s1d_jobs *t)
 
 /* ---- claiming ---------------------------------------------------------------- */
 
-/* Hands a claimed job to the engine as one request: its samples (seeded
- * seed, seed+1, ...) and ladder rungs fork from it, one result each. */
-static void start_job(s1d_jobs *t, s1d_job *j)
+/* The state an earlier attempt saved, for a job of one run: the engine does
+ * not save forks, so a job of several samples or rungs starts over. */
+static const s1_resume *saved_state(const s1d_job *j)
+{
+    return s1d_job_runs(j) == 1 ? j->resume[0] : NULL;
+}
+
+/* The job's one request: its samples (seeded seed, seed+1, ...) and ladder
+ * rungs fork from it, one result each; it goes on from where an earlier
+ * attempt saved it when it can. */
+static int add_request(s1d_jobs *t, s1d_job *j)
 {
     s1_request r = {.tag = job_tag(j),
                     .text = j->row.problem,
                     .text_len = strlen(j->row.problem),
                     .samples = j->row.samples,
                     .policy = j->params.policy,
-                    .sampling = j->params.sampling};
-    if (s1d_exec_add(t->on.exec, &r))
+                    .sampling = j->params.sampling,
+                    .resume = saved_state(j)};
+    if (r.resume)
+        log_info("job %" PRId64 ": resuming from %zu saved tokens", j->row.id, r.resume->n);
+    return s1d_exec_add(t->on.exec, &r);
+}
+
+static void start_job(s1d_jobs *t, s1d_job *j)
+{
+    if (add_request(t, j))
         snprintf(j->error, sizeof j->error, "out of memory queueing the job");
     else
         j->n_out = s1d_job_runs(j);
@@ -209,7 +225,8 @@ static void take_claimed(s1d_jobs *t, s1_queue_job *row)
 {
     int64_t id = row->id; /* s1d_job_new takes the row */
     s1d_job *j = s1d_job_new(row);
-    if (!j) {
+    if (!j || !j->resume || !j->saved) {
+        if (j) s1d_job_free(j, t->on.runner);
         log_error("job %" PRId64 ": out of memory; its lease will expire", id);
         return;
     }
@@ -233,6 +250,9 @@ static void take_claimed(s1d_jobs *t, s1_queue_job *row)
         log_error("job %" PRId64 ": out of memory; its lease will expire", id);
         return s1d_job_free(j, t->on.runner);
     }
+    if (j->row.resume && s1_queue_parse_resume(j->row.resume, j->row.samples, j->resume, &err))
+        log_warning("job %" PRId64 ": its saved samples cannot be read (%s); starting over",
+                    j->row.id, err.msg);
     start_job(t, j);
 }
 
@@ -320,9 +340,21 @@ static void on_result(s1d_jobs *t, s1d_job *j, s1d_event *ev)
     if (j->results[i]->stop != S1_STOP_CANCELLED) grade_run(j, i);
 }
 
-/* The engine refused the job's request: none of its results will come. */
-static void on_rejected(s1d_job *j, const char *why)
+/* A saved state the engine refuses (another model, a damaged row) costs the
+ * saved tokens, not the job: it starts over from its prompt. */
+static bool start_over(s1d_jobs *t, s1d_job *j, const char *why)
 {
+    if (!saved_state(j) || j->cancel || j->lost || j->hand_back) return false;
+    log_warning("job %" PRId64 ": its saved state was refused (%s); starting over", j->row.id, why);
+    s1_resume_free(j->resume[0]);
+    j->resume[0] = NULL;
+    return add_request(t, j) == 0;
+}
+
+/* The engine refused the job's request: none of its results will come. */
+static void on_rejected(s1d_jobs *t, s1d_job *j, const char *why)
+{
+    if (start_over(t, j, why)) return;
     j->n_out = 0;
     snprintf(j->error, sizeof j->error, "the engine refused the job: %.400s", why);
     log_warning("job %" PRId64 ": %s", j->row.id, why);
@@ -344,10 +376,19 @@ static bool on_event(s1d_jobs *t, s1d_event *ev)
         j->progress_dirty = true;
         return true;
     }
+    if (ev->kind == S1D_EV_SAVED) {
+        /* Only a job of one run can resume from a save (see saved_state). */
+        if (s1d_job_runs(j) > 1) return true;
+        s1_resume_free(j->saved[0]);
+        j->saved[0] = ev->saved;
+        ev->saved = NULL;
+        j->save_dirty = true;
+        return true;
+    }
     if (ev->kind == S1D_EV_DONE)
         on_result(t, j, ev);
     else
-        on_rejected(j, ev->error);
+        on_rejected(t, j, ev->error);
     if (!j->n_out) job_finished(t, j);
     return true;
 }

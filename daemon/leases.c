@@ -12,9 +12,9 @@ enum { PROGRESS_MS = 500 }; /* progress writes per job: at most 2/s */
 struct s1d_leases {
     s1d_leases_deps on;
     uv_timer_t heartbeat, progress;
-    const char *state;          /* static string */
-    bool renewing, progressing; /* one of each in flight */
-    bool renew_again;           /* asked for while one was in flight */
+    const char *state;                  /* static string */
+    bool renewing, progressing, saving; /* one of each in flight */
+    bool renew_again;                   /* asked for while one was in flight */
 };
 
 static void on_heartbeat(uv_timer_t *t);
@@ -185,11 +185,68 @@ static s1_queue_held job_progress(const s1d_job *j)
                            .generated = j->generated};
 }
 
-/* Writes the progress that changed since the last tick (PROGRESS_MS). */
+static void save_done(void *ud, const PGresult *r, const char *error)
+{
+    s1d_leases *l = ud;
+    l->saving = false;
+    if (!r) log_warning("%s", error);
+}
+
+/* The samples saved since the last write, taken from their jobs: the
+ * states are the caller's now (free_saves). */
+static s1_queue_saved *take_saves(s1d_leases *l, int *n)
+{
+    *n = 0;
+    for (s1d_job *j = s1d_jobs_first(l->on.jobs); j; j = j->next)
+        for (int i = 0; j->save_dirty && !j->lost && i < j->row.samples; i++)
+            *n += j->saved[i] != NULL;
+    s1_queue_saved *v = *n ? calloc((size_t)*n, sizeof *v) : NULL;
+    if (!v) return NULL;
+    *n = 0;
+    for (s1d_job *j = s1d_jobs_first(l->on.jobs); j; j = j->next) {
+        for (int i = 0; j->save_dirty && !j->lost && i < j->row.samples; i++)
+            if (j->saved[i]) {
+                v[(*n)++] = (s1_queue_saved){
+                    .id = j->row.id, .attempt = j->row.attempt, .sample = i, .state = j->saved[i]};
+                j->saved[i] = NULL;
+            }
+        j->save_dirty = false;
+    }
+    return v;
+}
+
+static void free_saves(s1_queue_saved *v, int n)
+{
+    for (int i = 0; i < n; i++)
+        s1_resume_free((s1_resume *)v[i].state);
+    free(v);
+}
+
+/* Writes where the running samples stand (fenced); the statement holds its
+ * own copy of the states. */
+static void write_saves(s1d_leases *l)
+{
+    int n;
+    if (l->saving) return;
+    s1_queue_saved *v = take_saves(l, &n);
+    if (!v) return;
+    s1_queue_stmt s;
+    s1_err err = {0};
+    int rc = s1_queue_save(&s, l->on.who, v, n, &err);
+    free_saves(v, n);
+    if (rc) return log_error("%s", err.msg);
+    l->saving = true;
+    s1d_conn_send(l->on.db, &s, save_done, l);
+}
+
+/* Writes the progress that changed since the last tick (PROGRESS_MS), and
+ * the saved samples. */
 static void on_progress_timer(uv_timer_t *t)
 {
     s1d_leases *l = t->data;
-    if (l->progressing || !s1d_conn_is_up(l->on.db)) return;
+    if (!s1d_conn_is_up(l->on.db)) return;
+    write_saves(l);
+    if (l->progressing) return;
     int n = 0;
     for (s1d_job *j = s1d_jobs_first(l->on.jobs); j; j = j->next)
         n += j->progress_dirty && !j->lost;

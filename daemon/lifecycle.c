@@ -225,6 +225,7 @@ static void apply_reload(s1d_lifecycle *lc, s1d_config *fresh)
     c->heartbeat_ms = fresh->heartbeat_ms;
     c->drain_timeout_ms = fresh->drain_timeout_ms;
     c->poll_ms = fresh->poll_ms;
+    c->save_ms = fresh->save_ms;
     lc->on.reloaded(lc->on.ud);
 }
 

@@ -83,14 +83,44 @@ int s1d_noop_add(s1d_noop *n, const s1_request *r, s1_err *err)
     if (n->n_seqs == n->max_seqs)
         return s1_errf(err, "the noop engine is full (%d sequences)", n->max_seqs);
     const s1_ladder *l = &r->policy.ladder;
-    n->seqs[n->n_seqs++] = (noop_seq){
-        .tag = r->tag,
-        .target = l->kind == S1_LADDER_BUDGET ? l->rungs[l->n_rungs - 1] : r->policy.max_think,
-        .prompt_tokens = (int)r->text_len,
-        .samples = r->samples > 1 ? r->samples : 1,
-        .rungs = l->kind == S1_LADDER_NONE ? 1 : l->n_rungs,
-        .added_at = now_s()};
+    int target = l->kind == S1_LADDER_BUDGET ? l->rungs[l->n_rungs - 1] : r->policy.max_think;
+    /* A resumed request has thought its saved tokens already. */
+    int done = r->resume ? (int)r->resume->n : 0;
+    if (done > target) done = target;
+    n->seqs[n->n_seqs++] = (noop_seq){.tag = r->tag,
+                                      .target = target,
+                                      .thinking = done,
+                                      .prompt_tokens = (int)r->text_len,
+                                      .samples = r->samples > 1 ? r->samples : 1,
+                                      .rungs = l->kind == S1_LADDER_NONE ? 1 : l->n_rungs,
+                                      .added_at = now_s() - (n->rate > 0 ? done / n->rate : 0)};
     return 0;
+}
+
+/* Its thinking tokens so far (id 0), under the state text "noop". */
+s1_resume *s1d_noop_save(const s1d_noop *n, uint64_t tag, s1_err *err)
+{
+    const noop_seq *q = NULL;
+    for (int i = 0; i < n->n_seqs && !q; i++)
+        if (n->seqs[i].tag == tag) q = &n->seqs[i];
+    if (!q) {
+        s1_errf(err, "request %llu is not in flight", (unsigned long long)tag);
+        return NULL;
+    }
+    s1_resume *r = calloc(1, sizeof *r);
+    if (r) {
+        r->n = (size_t)q->thinking;
+        r->ids = calloc(r->n + 1, sizeof *r->ids);
+        r->kinds = malloc(r->n + 1);
+        r->state = strdup("noop");
+    }
+    if (!r || !r->ids || !r->kinds || !r->state) {
+        s1_resume_free(r);
+        s1_errf(err, "request %llu: out of memory saving its state", (unsigned long long)tag);
+        return NULL;
+    }
+    memset(r->kinds, S1_TOK_THINKING, r->n);
+    return r;
 }
 
 int s1d_noop_cancel(s1d_noop *n, uint64_t tag)

@@ -75,6 +75,11 @@ s1_result *s1d_runner_take_result(s1d_runner *r)
     return r->noop ? s1d_noop_take_result(r->noop) : s1_engine_take_result(r->engine);
 }
 
+s1_resume *s1d_runner_save(const s1d_runner *r, uint64_t tag, s1_err *err)
+{
+    return r->noop ? s1d_noop_save(r->noop, tag, err) : s1_engine_save(r->engine, tag, err);
+}
+
 int s1d_runner_progress(const s1d_runner *r, uint64_t tag, int *thinking, int *generated)
 {
     return r->noop ? s1d_noop_progress(r->noop, tag, thinking, generated)

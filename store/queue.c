@@ -31,7 +31,10 @@ static const char SQL_CLAIM[] =
     "                ORDER BY c.priority DESC, c.id LIMIT $5)"
     " RETURNING j.id, j.attempt, j.samples, j.cancel_requested,"
     "           extract(epoch FROM now() - j.created_at) * 1000,"
-    "           j.problem, j.reference_answer, j.policy::text, j.sampling::text";
+    "           j.problem, j.reference_answer, j.policy::text, j.sampling::text,"
+    "           (SELECT json_agg(json_build_object('sample', r.sample, 'ids', r.token_ids,"
+    "                                              'kinds', r.token_kinds, 'state', r.state))::text"
+    "              FROM s1.resume r WHERE r.job_id = j.id AND r.model = $4)";
 
 /* Lease renewal, fenced: only the attempts this worker still holds. A row
  * locked now (by this worker's own completion being written, or by a cancel)
@@ -123,6 +126,23 @@ static const char SQL_REAP[] =
     " WHERE j.id IN (SELECT id FROM s1.jobs WHERE state = 'running' AND lease_until < now()"
     "                   FOR UPDATE SKIP LOCKED)"
     " RETURNING j.id, j.state, j.attempt";
+
+/* Saved states of running samples, fenced like every write after the claim:
+ * only for an attempt this worker holds, and never over the save of a later
+ * attempt (a zombie's save cannot replace its rescuer's). */
+static const char SQL_SAVE[] =
+    "INSERT INTO s1.resume AS r (job_id, sample, attempt, worker, model, token_ids, token_kinds,"
+    "                            state, saved_at)"
+    " SELECT x.job_id, x.sample, x.attempt, $1, $2, x.token_ids, x.token_kinds, x.state, now()"
+    "   FROM jsonb_to_recordset($3::jsonb) AS x(job_id bigint, attempt int, sample int,"
+    "        token_ids int[], token_kinds smallint[], state text)"
+    "   JOIN s1.jobs j ON j.id = x.job_id AND j.attempt = x.attempt AND j.worker = $1"
+    "                 AND j.state = 'running'"
+    " ON CONFLICT (job_id, sample) DO UPDATE"
+    "   SET attempt = EXCLUDED.attempt, worker = EXCLUDED.worker, model = EXCLUDED.model,"
+    "       token_ids = EXCLUDED.token_ids, token_kinds = EXCLUDED.token_kinds,"
+    "       state = EXCLUDED.state, saved_at = now()"
+    "  WHERE r.attempt <= EXCLUDED.attempt";
 
 /* The worker's row: what `select * from s1.worker_status` shows. */
 static const char SQL_WORKER[] =
@@ -262,6 +282,7 @@ int s1_queue_parse_claim(const PGresult *r, s1_queue_job **jobs, int *n, s1_err 
         j[i].reference = dup_value(r, i, 6);
         j[i].policy = dup_value(r, i, 7);
         j[i].sampling = dup_value(r, i, 8);
+        j[i].resume = dup_value(r, i, 9);
     }
     *jobs = j;
     *n = rows;
@@ -275,6 +296,7 @@ void s1_queue_jobs_free(s1_queue_job *jobs, int n)
         free(jobs[i].reference);
         free(jobs[i].policy);
         free(jobs[i].sampling);
+        free(jobs[i].resume);
     }
     free(jobs);
 }
@@ -485,4 +507,99 @@ int s1_queue_worker_beat(s1_queue_stmt *s, const s1_queue_worker *w, const s1_qu
              add_paramf(s, "%lld", f->jobs_done) || add_paramf(s, "%.3f", f->tokens_per_s) ||
              add_paramf(s, "%d", f->max_context);
     return built(s, rc);
+}
+
+/* One saved sample as a row of the save statement. */
+static json_t *saved_json(const s1_queue_saved *v)
+{
+    json_t *o = json_object(), *kinds = json_array();
+    int rc = !o || !kinds;
+    for (size_t i = 0; !rc && i < v->state->n; i++)
+        rc = json_array_append_new(kinds, json_integer(v->state->kinds[i]));
+    rc = rc || json_object_set_new(o, "job_id", json_integer(v->id)) |
+                   json_object_set_new(o, "attempt", json_integer(v->attempt)) |
+                   json_object_set_new(o, "sample", json_integer(v->sample)) |
+                   json_object_set_new(o, "token_ids", json_ids(v->state->ids, v->state->n)) |
+                   json_object_set_new(o, "token_kinds", kinds) |
+                   json_object_set_new(o, "state", json_text(v->state->state));
+    if (rc) {
+        json_decref(o);
+        if (!o) json_decref(kinds);
+        return NULL;
+    }
+    return o;
+}
+
+int s1_queue_save(s1_queue_stmt *s, const s1_queue_worker *w, const s1_queue_saved *v, int n,
+                  s1_err *err)
+{
+    json_t *rows = json_array();
+    int rc = !rows;
+    for (int i = 0; !rc && i < n; i++) {
+        json_t *o = saved_json(&v[i]);
+        rc = !o || json_array_append_new(rows, o);
+    }
+    char *text = rc ? NULL : json_dumps(rows, JSON_COMPACT);
+    json_decref(rows);
+    if (!text) return s1_errf(err, "save: out of memory for %d samples", n);
+    stmt_init(s, "save running samples", SQL_SAVE);
+    rc = add_param(s, w->worker) || add_param(s, w->model);
+    if (!rc)
+        s->params[s->n_params++] = text;
+    else
+        free(text);
+    return built(s, rc) ? s1_errf(err, "save: out of memory for %d samples", n) : 0;
+}
+
+/* One element of a claimed job's resume array, checked for shape only: the
+ * engine checks the tokens against the request. */
+static s1_resume *resume_from_json(const json_t *o, s1_err *err)
+{
+    const json_t *ids = json_object_get(o, "ids"), *kinds = json_object_get(o, "kinds");
+    const char *state = json_string_value(json_object_get(o, "state"));
+    if (!json_is_array(ids) || !json_is_array(kinds) || !state ||
+        json_array_size(ids) != json_array_size(kinds)) {
+        s1_errf(err, "a saved sample lacks ids, kinds or state, or they differ in length");
+        return NULL;
+    }
+    size_t n = json_array_size(ids);
+    s1_resume *r = calloc(1, sizeof *r);
+    if (r) {
+        r->n = n;
+        r->ids = calloc(n ? n : 1, sizeof *r->ids);
+        r->kinds = calloc(n ? n : 1, 1);
+        r->state = strdup(state);
+    }
+    if (!r || !r->ids || !r->kinds || !r->state) {
+        /* (s1_resume_free is the engine's, which store does not link.) */
+        if (r) free(r->ids), free(r->kinds), free(r->state);
+        free(r);
+        s1_errf(err, "out of memory reading %zu saved tokens", n);
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        r->ids[i] = (int32_t)json_integer_value(json_array_get(ids, i));
+        r->kinds[i] = (uint8_t)json_integer_value(json_array_get(kinds, i));
+    }
+    return r;
+}
+
+int s1_queue_parse_resume(const char *text, int samples, s1_resume **out, s1_err *err)
+{
+    json_error_t je;
+    json_t *a = json_loads(text, 0, &je);
+    if (!json_is_array(a)) {
+        json_decref(a);
+        return s1_errf(err, "saved samples are not a JSON array: %s", je.text);
+    }
+    int rc = 0;
+    for (size_t i = 0; !rc && i < json_array_size(a); i++) {
+        const json_t *o = json_array_get(a, i);
+        json_int_t sample = json_integer_value(json_object_get(o, "sample"));
+        if (sample < 0 || sample >= samples || out[sample]) continue;
+        out[sample] = resume_from_json(o, err);
+        rc = out[sample] ? 0 : -1;
+    }
+    json_decref(a);
+    return rc;
 }
