@@ -204,7 +204,8 @@ static int add_request(s1d_jobs *t, s1d_job *j)
                     .sampling = j->params.sampling,
                     .resume = saved_state(j)};
     if (r.resume)
-        log_info("job %" PRId64 ": resuming from %zu saved tokens", j->row.id, r.resume->n);
+        log_info("job %" PRId64 " sample 0: resuming from %zu saved tokens", j->row.id,
+                 r.resume->n);
     return s1d_exec_add(t->on.exec, &r);
 }
 
