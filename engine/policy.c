@@ -400,6 +400,8 @@ int s1_policy_state_restore(s1_policy *p, const s1_policy_state *st, s1_err *err
 {
     if (check_state(p, &st->counts, err) < 0) return -1;
     p->c = st->counts;
+    /* Not in the text: a forced end that the budget did not make was the context's. */
+    p->c.context_end = p->c.forced_end && !(p->max_think > 0 && p->c.thinking >= p->max_think);
     p->room -= st->counts.thinking + st->counts.forced + st->counts.answer;
     return 0;
 }
@@ -414,6 +416,7 @@ int s1_policy_state_format(const s1_policy_state *st, char *buf, size_t cap)
 
 int s1_policy_state_parse(const char *text, s1_policy_state *st, s1_err *err)
 {
+    *st = (s1_policy_state){0};
     s1_policy_counts *c = &st->counts;
     int forced_end, thinking_phase, end = 0;
     if (sscanf(text, "thinking=%d forced=%d answer=%d waits=%d forced_end=%d thinking_phase=%d%n",
