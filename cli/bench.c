@@ -1,5 +1,6 @@
-/* s1ctl bench run, report, list: a suite run at a ladder of budgets (one job
- * per problem and budget), and the s1 paper's view of it: accuracy against
+/* s1ctl bench run, report, list: a suite run at a ladder of budgets (one
+ * ladder job per problem, or one job per problem and budget), and the s1
+ * paper's view of it: accuracy against
  * thinking tokens, with Control, Scaling and Performance, as text, JSON or
  * an SVG plot. */
 #include <errno.h>
@@ -20,64 +21,25 @@
 #include "policy_flags.h"
 #include "util.h"
 
-/* More rungs than this is a typo, not a ladder (the paper uses a handful). */
-#define BENCH_MAX_BUDGETS 64
+/* More rungs than this is a typo, not a ladder (the paper uses a handful):
+ * what one ladder job can hold. */
+#define BENCH_MAX_BUDGETS S1_MAX_RUNGS
 
 #define DB_HELP                                                                                    \
     "  --db CONNINFO       database (default $DATABASE_URL, then libpq's PG* variables)\n"         \
     "  --help              this text\n"
 
-static int by_value(const void *a, const void *b)
-{
-    int x = *(const int *)a, y = *(const int *)b;
-    return (x > y) - (x < y);
-}
-
-/* "2048,512,1024" → 512 1024 2048: positive integers, sorted, repeats
- * dropped, so the ladder is strictly increasing. *n gets the count; -1
- * after printing why the list is bad. */
-static int parse_budgets(const char *list, int *out, int *n)
-{
-    if (!*list) {
-        s1ctl_fail(S1CTL_EXIT_USAGE, "--budgets: the list is empty");
-        return -1;
-    }
-    int k = 0;
-    /* Item by item rather than strtok, which would skip the empty item of a
-     * "512,,1024" typo instead of refusing it. */
-    for (const char *item = list;;) {
-        const char *comma = strchr(item, ',');
-        size_t len = comma ? (size_t)(comma - item) : strlen(item);
-        char word[32];
-        long long v;
-        if (k == BENCH_MAX_BUDGETS) {
-            s1ctl_fail(S1CTL_EXIT_USAGE, "--budgets: more than %d budgets", BENCH_MAX_BUDGETS);
-            return -1;
-        }
-        /* A word too long for any int is cut, and still refused as too large. */
-        snprintf(word, sizeof word, "%.*s", (int)len, item);
-        if (s1ctl_parse_int("--budgets", word, 1, INT32_MAX, &v) < 0) return -1;
-        out[k++] = (int)v;
-        if (!comma) break;
-        item = comma + 1;
-    }
-    qsort(out, (size_t)k, sizeof *out, by_value);
-    int m = 0;
-    for (int i = 0; i < k; i++)
-        if (m == 0 || out[i] != out[m - 1]) out[m++] = out[i];
-    *n = m;
-    return 0;
-}
-
 static const char run_usage[] =
     "Usage: s1ctl bench run [FLAGS] SUITE --budgets N,N,...\n"
-    "Queues a run of SUITE: one job per problem and budget, each with max_think =\n"
-    "the budget and the problem's reference answer, all in one transaction. Prints\n"
-    "the run's id; follow it with `s1ctl bench report ID`.\n\n"
+    "Queues a run of SUITE: one budget-ladder job per problem (it thinks once, and\n"
+    "each budget gets its own result), with the problem's reference answer, all in\n"
+    "one transaction. Prints the run's id; follow it with `s1ctl bench report ID`.\n\n"
     "  --budgets LIST      thinking budgets, e.g. 512,1024,2048 (sorted, repeats dropped)\n"
+    "  --separate          one job per problem and budget, each with max_think = the\n"
+    "                      budget, instead of a ladder job per problem\n"
     "  --model NAME        only a daemon serving this model runs the jobs (default any)\n"
     "  --queue NAME        queue (default \"default\")\n"
-    "  --priority N        higher runs first (default 0)\n"
+    "  --priority N        higher runs first (-1000000..1000000, default 0)\n"
     "  --samples N         samples per job (1..1024, default 1)\n"
     "  --limit N           only the first N problems of the suite\n"
     "  --note TEXT         stored with the run (e.g. what changed)\n"
@@ -86,7 +48,7 @@ static const char run_usage[] =
     "\n" S1CTL_POLICY_HELP;
 
 enum {
-    OPT_BUDGETS = 0x2000,
+    OPT_SEPARATE = 0x2000,
     OPT_MODEL,
     OPT_QUEUE,
     OPT_PRIORITY,
@@ -103,8 +65,7 @@ typedef struct {
     s1_policy_cfg policy;
     s1_sampling sampling;
     s1_bench_run_spec spec;
-    int budgets[BENCH_MAX_BUDGETS];
-    const char *budget_list;
+    s1_ladder ladder; /* --budgets: spec.budgets points into it */
     const char *db;
     int json;
 } run_args;
@@ -114,17 +75,16 @@ static int run_flag(int code, const char *arg, run_args *a)
 {
     long long v;
     switch (code) {
-    case OPT_BUDGETS:
-        a->budget_list = arg;
+    case OPT_SEPARATE:
+        a->spec.separate = true;
         return 1;
     case OPT_MODEL:
-        a->spec.model = arg;
-        return 1;
+        return s1ctl_text_flag("--model", arg, &a->spec.model);
     case OPT_QUEUE:
-        a->spec.queue = arg;
-        return 1;
+        return s1ctl_text_flag("--queue", arg, &a->spec.queue);
     case OPT_PRIORITY:
-        if (s1ctl_parse_int("--priority", arg, INT32_MIN, INT32_MAX, &v) < 0) return -1;
+        if (s1ctl_parse_int("--priority", arg, -S1_JOB_MAX_PRIORITY, S1_JOB_MAX_PRIORITY, &v) < 0)
+            return -1;
         a->spec.priority = (int)v;
         return 1;
     case OPT_SAMPLES:
@@ -134,8 +94,7 @@ static int run_flag(int code, const char *arg, run_args *a)
     case OPT_LIMIT:
         return s1ctl_parse_int("--limit", arg, 1, INT64_MAX, &a->spec.limit) < 0 ? -1 : 1;
     case OPT_NOTE:
-        a->spec.note = arg;
-        return 1;
+        return s1ctl_text_flag("--note", arg, &a->spec.note);
     case OPT_JSON:
         a->json = 1;
         return 1;
@@ -156,14 +115,16 @@ static int run_check(int argc, char **argv, run_args *a)
     if (a->policy.max_think)
         return s1ctl_fail(S1CTL_EXIT_USAGE, "--budget sets one budget; a run takes a ladder: "
                                             "--budgets N,N,...");
-    if (!a->budget_list)
+    if (a->policy.ladder.kind == S1_LADDER_WAIT)
+        return s1ctl_fail(S1CTL_EXIT_USAGE, "--waits: a run is a ladder of budgets (--budgets)");
+    if (a->policy.ladder.kind != S1_LADDER_BUDGET)
         return s1ctl_fail(S1CTL_EXIT_USAGE, "--budgets is required (e.g. --budgets 512,1024,2048)");
-    if (parse_budgets(a->budget_list, a->budgets, &a->spec.n_budgets) < 0) return S1CTL_EXIT_USAGE;
-    a->spec.budgets = a->budgets;
-    if (a->policy.min_think > a->budgets[0])
-        return s1ctl_fail(S1CTL_EXIT_USAGE, "--min-think %d is above the smallest budget %d",
-                          a->policy.min_think, a->budgets[0]);
     if (s1ctl_policy_done(&a->policy, &a->sampling) < 0) return S1CTL_EXIT_USAGE;
+    /* The run's row keeps the budgets; its policy is what every job shares. */
+    a->ladder = a->policy.ladder;
+    a->spec.budgets = a->ladder.rungs;
+    a->spec.n_budgets = a->ladder.n_rungs;
+    a->policy.ladder = (s1_ladder){0};
     if (argc - optind != 1)
         return s1ctl_fail(S1CTL_EXIT_USAGE,
                           "expected one SUITE, got %d arguments "
@@ -178,7 +139,7 @@ static int run_parse(int argc, char **argv, run_args *a)
 {
     static const struct option options[] = {
         S1CTL_POLICY_OPTIONS,
-        {"budgets", required_argument, NULL, OPT_BUDGETS},
+        {"separate", no_argument, NULL, OPT_SEPARATE},
         {"model", required_argument, NULL, OPT_MODEL},
         {"queue", required_argument, NULL, OPT_QUEUE},
         {"priority", required_argument, NULL, OPT_PRIORITY},
@@ -217,6 +178,9 @@ int s1ctl_bench_run(int argc, char **argv)
     a.spec.sampling_json = sampling;
     _cleanup_pgconn_ PGconn *c = NULL;
     if ((rc = s1ctl_connect(a.db, &c))) return rc;
+    if ((rc = s1ctl_budget_fits(c, a.spec.queue, a.spec.model, a.spec.budgets[a.spec.n_budgets - 1],
+                                a.policy.max_answer)))
+        return rc;
     long long run_id, jobs;
     if ((rc = s1_bench_run_create(c, &a.spec, &run_id, &jobs, &err)) < 0)
         return s1ctl_fail(s1ctl_store_exit(rc), "%s; nothing was queued", err.msg);
@@ -716,7 +680,7 @@ done:
 static const char bench_help[] =
     "Usage: s1ctl bench COMMAND [FLAGS] [ARGS]   (s1ctl bench COMMAND --help for its flags)\n\n"
     "Benchmark runs: a suite at a ladder of thinking budgets.\n"
-    "  run SUITE --budgets N,N,...   queue one job per problem and budget\n"
+    "  run SUITE --budgets N,N,...   queue a ladder job per problem (--separate: per budget)\n"
     "  report [RUN_ID | --suite S]   accuracy against thinking tokens, and a plot\n"
     "  list                          runs with their progress\n";
 

@@ -119,6 +119,9 @@ static int parse_args(int argc, char **argv, generate_args *a)
         if (rc < 0) return S1CTL_EXIT_USAGE;
     }
     if (s1ctl_policy_done(&a->req.policy, &a->req.sampling) < 0) return S1CTL_EXIT_USAGE;
+    if (a->req.policy.ladder.kind != S1_LADDER_NONE)
+        return s1ctl_fail(S1CTL_EXIT_USAGE, "generate runs one budget and one --ignore-stop: "
+                                            "queue a ladder with s1ctl submit --budgets/--waits");
     if (!a->engine.model_dir) return s1ctl_fail(S1CTL_EXIT_USAGE, "--model DIR is required");
     if (optind + 1 != argc)
         return s1ctl_fail(S1CTL_EXIT_USAGE,

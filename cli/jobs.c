@@ -125,7 +125,8 @@ int s1ctl_list(int argc, char **argv)
 
 static const char result_usage[] =
     "Usage: s1ctl result [--trace] [--json] [--db CONNINFO] ID\n"
-    "Prints the answer of each sample of job ID with its token counts.\n"
+    "Prints the answer of each sample of job ID with its token counts; a ladder job\n"
+    "has one per sample and rung, each with the budget and ignore-stop it equals.\n"
     "Exit 1 when the job has no result (yet).\n\n"
     "  --trace             also print the whole trace (thinking, forced text, answer)\n" DB_HELP;
 
@@ -134,18 +135,27 @@ static const char *col(const PGresult *r, int row, const char *name)
     return PQgetvalue(r, row, PQfnumber(r, name));
 }
 
-/* One sample as text: a line of counts, the trace when asked, the answer. */
+/* How the thinking ended: forced by the budget or the context, or not. */
+static const char *forced_end(const PGresult *r, int row)
+{
+    if (*col(r, row, "forced_end") != 't') return "no";
+    return *col(r, row, "context_end") == 't' ? "yes (context)" : "yes";
+}
+
+/* One sample at one rung as text: the run it equals (budget, ignore-stop), a
+ * line of counts, the trace when asked, the answer. */
 static void print_sample(const PGresult *r, int row, int trace)
 {
     const char *grade = *col(r, row, "grade") == '\0'  ? "ungraded"
                         : *col(r, row, "grade") == 't' ? "correct"
                                                        : "wrong";
-    printf("sample %s: answer %s (%s); thinking %s, forced %s, answer %s tokens, %s waits, "
-           "forced end %s, stop %s\n",
-           col(r, row, "sample"), col(r, row, "extracted_answer"), grade,
-           col(r, row, "thinking_tokens"), col(r, row, "forced_tokens"),
-           col(r, row, "answer_tokens"), col(r, row, "waits"),
-           *col(r, row, "forced_end") == 't' ? "yes" : "no", col(r, row, "stop_reason"));
+    const char *budget = col(r, row, "budget");
+    printf("sample %s, budget %s, ignore-stop %s: answer %s (%s); thinking %s, forced %s, "
+           "answer %s tokens, %s waits, forced end %s, stop %s\n",
+           col(r, row, "sample"), *budget ? budget : "none", col(r, row, "ignore_stop"),
+           col(r, row, "extracted_answer"), grade, col(r, row, "thinking_tokens"),
+           col(r, row, "forced_tokens"), col(r, row, "answer_tokens"), col(r, row, "waits"),
+           forced_end(r, row), col(r, row, "stop_reason"));
     if (trace) printf("--- trace\n%s\n", col(r, row, "trace"));
     printf("--- answer\n%s\n", col(r, row, "answer"));
 }

@@ -29,7 +29,17 @@ static int string_flag(const char *flag, const char *arg, int may_be_empty, cons
         s1ctl_fail(S1CTL_EXIT_USAGE, "%s: must not be empty", flag);
         return -1;
     }
-    *out = arg;
+    return s1ctl_text_flag(flag, arg, out);
+}
+
+/* A ladder flag: its values sorted, repeats dropped; the last one given wins. */
+static int ladder_flag(const char *flag, const char *arg, s1_ladder_kind kind, s1_policy_cfg *p)
+{
+    s1_ladder l = {.kind = kind};
+    if (s1ctl_parse_list(flag, arg, kind == S1_LADDER_BUDGET ? 1 : 0, S1_MAX_RUNGS, l.rungs,
+                         &l.n_rungs) < 0)
+        return -1;
+    p->ladder = l;
     return 1;
 }
 
@@ -39,6 +49,10 @@ int s1ctl_policy_flag(int code, const char *arg, s1_policy_cfg *p, s1_sampling *
     switch (code) {
     case S1CTL_OPT_BUDGET:
         return int_flag("--budget", arg, 1, &p->max_think);
+    case S1CTL_OPT_BUDGETS:
+        return ladder_flag("--budgets", arg, S1_LADDER_BUDGET, p);
+    case S1CTL_OPT_WAITS:
+        return ladder_flag("--waits", arg, S1_LADDER_WAIT, p);
     case S1CTL_OPT_MIN_THINK:
         return int_flag("--min-think", arg, 0, &p->min_think);
     case S1CTL_OPT_IGNORE_STOP:

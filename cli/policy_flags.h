@@ -22,12 +22,16 @@ enum {
     S1CTL_OPT_TOP_P,
     S1CTL_OPT_TOP_K,
     S1CTL_OPT_SEED,
+    S1CTL_OPT_BUDGETS,
+    S1CTL_OPT_WAITS,
 };
 
 /* Entries for a command's struct option array. */
 /* clang-format off */
 #define S1CTL_POLICY_OPTIONS \
     {"budget", required_argument, NULL, S1CTL_OPT_BUDGET}, \
+    {"budgets", required_argument, NULL, S1CTL_OPT_BUDGETS}, \
+    {"waits", required_argument, NULL, S1CTL_OPT_WAITS}, \
     {"min-think", required_argument, NULL, S1CTL_OPT_MIN_THINK}, \
     {"ignore-stop", required_argument, NULL, S1CTL_OPT_IGNORE_STOP}, \
     {"max-answer", required_argument, NULL, S1CTL_OPT_MAX_ANSWER}, \
@@ -48,6 +52,10 @@ enum {
     "  --budget N          at most N thinking tokens, then the end of thinking is forced\n"        \
     "  --min-think N       suppress the end of thinking before N thinking tokens\n"                \
     "  --ignore-stop N     suppress the first N ends of thinking\n"                                \
+    "  --budgets LIST      a budget ladder in one job, e.g. 512,1024,2048: thinks once up to\n"    \
+    "                      the largest; each budget gets its own result (instead of --budget)\n"   \
+    "  --waits LIST        a Wait ladder in one job, e.g. 0,1,2,4: each count of suppressed\n"     \
+    "                      ends gets its own result (instead of --ignore-stop)\n"                  \
     "  --max-answer N      at most N answer tokens\n"                                              \
     "  --wait-string S     fed in place of a suppressed end (default \"Wait\")\n"                  \
     "  --answer-prefix S   fed after a forced end (default \"Final Answer:\")\n"                   \

@@ -19,11 +19,11 @@ static const char usage[] =
     "All files are checked first and inserted in one transaction: all or none.\n"
     "\n" S1CTL_POLICY_HELP "Job:\n"
     "  --samples N         samples per problem (1..1024, default 1)\n"
-    "  --priority N        higher runs first (default 0)\n"
+    "  --priority N        higher runs first (-1000000..1000000, default 0)\n"
     "  --queue NAME        queue (default \"default\")\n"
     "  --model NAME        only a daemon serving this model runs it (default any)\n"
     "  --answer REF        the reference answer, to grade the result\n"
-    "  --max-attempts N    attempts before the job fails (default 3)\n"
+    "  --max-attempts N    attempts before the job fails (1..1000, default 3)\n"
     "  --max-bytes N       largest problem file accepted (default 1048576)\n"
     "  --wait              wait for the jobs to end (exit 1 when one did not succeed)\n"
     "  --timeout SECONDS   with --wait, give up after SECONDS (exit 7 when a job is\n"
@@ -84,24 +84,22 @@ static int job_flag(int code, const char *arg, submit_args *a)
         a->job.samples = (int)v;
         return 1;
     case OPT_PRIORITY:
-        if (s1ctl_parse_int("--priority", arg, INT32_MIN, INT32_MAX, &v) < 0) return -1;
+        if (s1ctl_parse_int("--priority", arg, -S1_JOB_MAX_PRIORITY, S1_JOB_MAX_PRIORITY, &v) < 0)
+            return -1;
         a->job.priority = (int)v;
         return 1;
     case OPT_MAX_ATTEMPTS:
-        if (s1ctl_parse_int("--max-attempts", arg, 1, 1000, &v) < 0) return -1;
+        if (s1ctl_parse_int("--max-attempts", arg, 1, S1_JOB_MAX_ATTEMPTS, &v) < 0) return -1;
         a->job.max_attempts = (int)v;
         return 1;
     case OPT_MAX_BYTES:
         return s1ctl_parse_int("--max-bytes", arg, 1, 1LL << 30, &a->max_bytes) < 0 ? -1 : 1;
     case OPT_QUEUE:
-        a->job.queue = arg;
-        return 1;
+        return s1ctl_text_flag("--queue", arg, &a->job.queue);
     case OPT_MODEL:
-        a->job.model = arg;
-        return 1;
+        return s1ctl_text_flag("--model", arg, &a->job.model);
     case OPT_ANSWER:
-        a->job.reference_answer = arg;
-        return 1;
+        return s1ctl_text_flag("--answer", arg, &a->job.reference_answer);
     case OPT_WAIT:
         a->wait = 1;
         return 1;
@@ -165,6 +163,10 @@ static int insert_all(PGconn *c, submit_args *a, char **files, char **texts, int
     if (!sampling) return s1ctl_fail(S1CTL_EXIT_USAGE, "%s", err.msg);
     a->job.policy_json = policy;
     a->job.sampling_json = sampling;
+    const s1_ladder *l = &a->policy.ladder;
+    int budget = l->kind == S1_LADDER_BUDGET ? l->rungs[l->n_rungs - 1] : a->policy.max_think;
+    int rc = s1ctl_budget_fits(c, a->job.queue, a->job.model, budget, a->policy.max_answer);
+    if (rc) return rc;
     if (s1_db_run(c, "beginning the submit", "BEGIN", 0, NULL, &err) < 0)
         return s1ctl_fail(S1CTL_EXIT_DB, "%s", err.msg);
     for (int i = 0; i < n; i++) {

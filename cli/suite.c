@@ -275,7 +275,8 @@ static int import_parse(int argc, char **argv, import_args *a)
             a->keys.answer_key = optarg;
             break;
         case 'D':
-            a->description = optarg;
+            if (s1ctl_text_flag("--description", optarg, &a->description) < 0)
+                return S1CTL_EXIT_USAGE;
             break;
         case 'j':
             a->json = 1;
@@ -298,6 +299,7 @@ static int import_parse(int argc, char **argv, import_args *a)
     a->name = argv[optind];
     a->file = argv[optind + 1];
     if (!*a->name) return s1ctl_fail(S1CTL_EXIT_USAGE, "the suite name must not be empty");
+    if (s1ctl_text_flag("the suite name", a->name, &a->name) < 0) return S1CTL_EXIT_USAGE;
     return 0;
 }
 

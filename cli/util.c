@@ -12,6 +12,7 @@
 #include "commands.h"
 #include "ctl.h"
 #include "db.h"
+#include "job.h"
 #include "log.h"
 
 static const char *command = "";
@@ -63,6 +64,62 @@ int s1ctl_parse_int(const char *flag, const char *s, long long min, long long ma
     return 0;
 }
 
+static int by_value(const void *a, const void *b)
+{
+    int x = *(const int *)a, y = *(const int *)b;
+    return (x > y) - (x < y);
+}
+
+int s1ctl_parse_list(const char *flag, const char *list, int min, int max_n, int *out, int *n)
+{
+    if (!*list) {
+        s1ctl_fail(S1CTL_EXIT_USAGE, "%s: the list is empty", flag);
+        return -1;
+    }
+    int k = 0;
+    /* Item by item rather than strtok, which would skip the empty item of a
+     * "512,,1024" typo instead of refusing it. */
+    for (const char *item = list;;) {
+        const char *comma = strchr(item, ',');
+        size_t len = comma ? (size_t)(comma - item) : strlen(item);
+        char word[32];
+        long long v;
+        if (k == max_n) {
+            s1ctl_fail(S1CTL_EXIT_USAGE, "%s: more than %d values", flag, max_n);
+            return -1;
+        }
+        /* A word too long for any int is cut, and still refused as too large. */
+        snprintf(word, sizeof word, "%.*s", (int)len, item);
+        if (s1ctl_parse_int(flag, word, min, INT32_MAX, &v) < 0) return -1;
+        out[k++] = (int)v;
+        if (!comma) break;
+        item = comma + 1;
+    }
+    qsort(out, (size_t)k, sizeof *out, by_value);
+    int m = 0;
+    for (int i = 0; i < k; i++)
+        if (m == 0 || out[i] != out[m - 1]) out[m++] = out[i];
+    *n = m;
+    return 0;
+}
+
+int s1ctl_budget_fits(PGconn *c, const char *queue, const char *model, int budget, int max_answer)
+{
+    if (budget <= 0) return 0;
+    int context = 0, reserve = max_answer > 0 ? max_answer : S1_DEFAULT_ANSWER_RESERVE;
+    s1_err err = {{0}};
+    if (s1_ctl_queue_context(c, queue, model, &context, &err) < 0)
+        return s1ctl_fail(S1CTL_EXIT_DB, "%s", err.msg);
+    if (context == 0 || (long long)budget + reserve < context) return 0;
+    return s1ctl_fail(S1CTL_EXIT_USAGE,
+                      "a budget of %d thinking tokens and an answer reserve of %d (--max-answer, "
+                      "else %d) do not fit the context of %d tokens of the model serving queue "
+                      "%s: lower the budget or the answer reserve, or serve a longer context "
+                      "(s1d --max-context)",
+                      budget, reserve, S1_DEFAULT_ANSWER_RESERVE, context,
+                      queue ? queue : "default");
+}
+
 int s1ctl_parse_double(const char *flag, const char *s, double min, double max, double *out)
 {
     char *end;
@@ -74,6 +131,17 @@ int s1ctl_parse_double(const char *flag, const char *s, double min, double max, 
     }
     *out = v;
     return 0;
+}
+
+int s1ctl_text_flag(const char *flag, const char *arg, const char **out)
+{
+    s1_err err = {{0}};
+    if (s1_job_text_check(flag, arg, &err) < 0) {
+        s1ctl_fail(S1CTL_EXIT_USAGE, "%s", err.msg);
+        return -1;
+    }
+    *out = arg;
+    return 1;
 }
 
 int s1ctl_one_id(int argc, char **argv, long long *id)

@@ -20,7 +20,23 @@ int s1ctl_bad_flag(char **argv, int opt);
 /* Parses s as an integer in [min, max]; prints why not (naming flag) and
  * returns -1. */
 int s1ctl_parse_int(const char *flag, const char *s, long long min, long long max, long long *out);
+/* "2048,512,1024" → 512 1024 2048: integers from min, sorted, repeats
+ * dropped, so a ladder is strictly increasing; at most max_n. *n gets the
+ * count; -1 after printing why the list is bad. */
+int s1ctl_parse_list(const char *flag, const char *list, int min, int max_n, int *out, int *n);
+
+/* 0 when budget thinking tokens and the answer reserve (max_answer, else
+ * the engine's default) fit the context of the models serving queue, or
+ * when that is unknown (no live worker reports one) or there is no budget;
+ * else the exit code after printing both numbers. */
+int s1ctl_budget_fits(PGconn *c, const char *queue, const char *model, int budget, int max_answer);
+
 int s1ctl_parse_double(const char *flag, const char *s, double min, double max, double *out);
+
+/* A string flag's value, stored as text or JSON, both of which take UTF-8
+ * only: 1 with *out = arg, or -1 after printing "FLAG: not valid UTF-8 at
+ * byte N". */
+int s1ctl_text_flag(const char *flag, const char *arg, const char **out);
 
 /* Exactly one positional job id after the flags; prints why not. 0 or the exit code. */
 int s1ctl_one_id(int argc, char **argv, long long *id);

@@ -12,30 +12,48 @@ s1d_job *s1d_job_new(s1_queue_job *row)
     j->row = *row;
     j->row.samples = n;
     memset(row, 0, sizeof *row);
-    j->results = calloc((size_t)n, sizeof *j->results);
-    j->thinking = calloc((size_t)n, sizeof *j->thinking);
-    j->generated = calloc((size_t)n, sizeof *j->generated);
-    j->extracted = calloc((size_t)n, sizeof *j->extracted);
-    j->grade = calloc((size_t)n, sizeof *j->grade);
+    j->resume = calloc((size_t)n, sizeof *j->resume);
+    j->saved = calloc((size_t)n, sizeof *j->saved);
     return j;
 }
 
-/* The arrays may be missing (s1d_job_new ran out of memory). */
+int s1d_job_size(s1d_job *j)
+{
+    const s1_ladder *l = &j->params.policy.ladder;
+    j->rungs = l->kind == S1_LADDER_NONE ? 1 : l->n_rungs;
+    size_t n = (size_t)s1d_job_runs(j);
+    j->results = calloc(n, sizeof *j->results);
+    j->extracted = calloc(n, sizeof *j->extracted);
+    j->grade = calloc(n, sizeof *j->grade);
+    return j->results && j->extracted && j->grade ? 0 : -1;
+}
+
+int s1d_job_runs(const s1d_job *j)
+{
+    return j->row.samples * j->rungs;
+}
+
+/* The arrays may be missing (not sized yet, or out of memory). */
 void s1d_job_free(s1d_job *j, const s1d_runner *r)
 {
-    for (int i = 0; j->results && i < j->row.samples; i++)
+    for (int i = 0; j->results && i < s1d_job_runs(j); i++)
         if (j->results[i]) s1d_runner_free_result(r, j->results[i]);
-    for (int i = 0; j->extracted && i < j->row.samples; i++)
+    for (int i = 0; j->extracted && i < s1d_job_runs(j); i++)
         free(j->extracted[i]);
+    for (int i = 0; j->resume && i < j->row.samples; i++)
+        s1_resume_free(j->resume[i]);
+    for (int i = 0; j->saved && i < j->row.samples; i++)
+        s1_resume_free(j->saved[i]);
+    free(j->resume);
+    free(j->saved);
     free(j->results);
     free(j->extracted);
     free(j->grade);
-    free(j->thinking);
-    free(j->generated);
     if (j->params_ok) s1_job_params_free(&j->params);
     free(j->row.problem);
     free(j->row.reference);
     free(j->row.policy);
     free(j->row.sampling);
+    free(j->row.resume);
     free(j);
 }

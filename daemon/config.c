@@ -34,10 +34,14 @@ static const key_def KEYS[] = {
     {"queue", K_QUEUES, OFF(queues), 0, 0, "queue(s) to serve, comma-separated"},
     {"max-batch", K_INT, OFF(max_batch), 0, 1 << 20, "jobs claimed at once at most"},
     {"max-seqs", K_INT, OFF(max_seqs), 0, 1 << 16, "sequences the engine runs at once"},
+    {"max-context", K_INT, OFF(max_context), 0, 1 << 24,
+     "tokens per sequence at most (0 = the model's)"},
     {"lease", K_SECONDS, OFF(lease_ms), 200, 86400000, "seconds a claim is held unrenewed"},
     {"heartbeat", K_SECONDS, OFF(heartbeat_ms), 50, 3600000, "seconds between lease renewals"},
     {"drain-timeout", K_SECONDS, OFF(drain_timeout_ms), 0, 86400000, "seconds to finish on stop"},
     {"poll", K_SECONDS, OFF(poll_ms), 50, 3600000, "seconds between claims when no notify comes"},
+    {"save-every", K_SECONDS, OFF(save_ms), 0, 86400000,
+     "seconds between saves of running samples (0 = never)"},
     {"worker-name", K_STR, OFF(worker_name), 0, 0, "name in s1.workers (default host name)"},
     {"threads", K_INT, OFF(threads), 0, 4096, "CPU threads (0 = one per core)"},
     {"tp", K_INT, OFF(tp), 0, 64, "tensor-parallel degree"},
@@ -183,6 +187,7 @@ static void set_defaults(s1d_config *cfg)
     cfg->heartbeat_ms = 10000;
     cfg->drain_timeout_ms = 30000;
     cfg->poll_ms = 5000;
+    cfg->save_ms = 10000;
 }
 
 /* Cross-key checks, once everything is read. */

@@ -27,9 +27,11 @@ typedef struct {
     int heartbeat_ms;
     int drain_timeout_ms;
     int poll_ms;       /* slow poll for missed notifies */
+    int save_ms;       /* saves of running samples for crash-resume; 0 = never */
     char *worker_name; /* NULL = the host name */
     int threads, tp;
     int max_seqs;     /* sequences the engine runs at once; 0 = its default */
+    int max_context;  /* tokens per sequence at most; 0 = the model's */
     double noop_rate; /* noop engine: tokens per second per sequence, 0 = instant */
 } s1d_config;
 

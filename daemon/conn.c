@@ -255,7 +255,7 @@ static void read_input(s1d_conn *c)
         send_next(c);
     }
     for (PGnotify *n; c->pg && (n = PQnotifies(c->pg));) {
-        c->ev.on_notify(c->ev.ud, n->relname, n->extra);
+        if (c->ev.on_notify) c->ev.on_notify(c->ev.ud, n->relname, n->extra);
         PQfreemem(n);
     }
     if (c->pg && PQstatus(c->pg) == CONNECTION_BAD) pg_lost(c);

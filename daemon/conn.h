@@ -23,7 +23,7 @@ typedef void (*s1d_conn_cb)(void *ud, const PGresult *r, const char *error);
 typedef struct {
     void (*on_up)(void *ud);                    /* connected, LISTENs done */
     void (*on_down)(void *ud, const char *why); /* lost; reconnecting */
-    void (*on_notify)(void *ud, const char *channel, const char *payload);
+    void (*on_notify)(void *ud, const char *channel, const char *payload); /* may be NULL */
     void *ud;
 } s1d_conn_events;
 

@@ -1,7 +1,7 @@
-/* daemon/daemon.h — s1d's event loop: the job state machine (claims, the
- * engine thread's events, how each job ends), leases, progress and the
- * reaper, signals, reload and the graceful drain. One loop thread owns the
- * database connection, the timers and the signals; the engine runs on its
+/* daemon/daemon.h — s1d's event loop, wired from its parts: the jobs and
+ * their life (jobs.h), leases, the reaper and progress (leases.h), signals,
+ * drain and reload (lifecycle.h). One loop thread owns the database
+ * connection (conn.h), the timers and the signals; the engine runs on its
  * own thread (exec.h), completions are written by writer.h, systemd is told
  * by notify.h. */
 #ifndef S1D_DAEMON_H

@@ -20,6 +20,7 @@ typedef struct cmd {
 typedef struct {
     uint64_t tag;
     int thinking, generated;
+    int saved; /* generated tokens at its last save */
 } flight;
 
 struct s1d_exec {
@@ -39,8 +40,9 @@ struct s1d_exec {
     /* Engine thread only: */
     flight *flights;
     int n_flights, cap_flights;
-    uint64_t last_progress_ms;
+    uint64_t last_progress_ms, last_save_ms;
     _Atomic uint64_t alive_ms;
+    _Atomic int save_ms; /* set by the loop */
 };
 
 static uint64_t now_ms(void)
@@ -154,6 +156,35 @@ static void collect_progress(s1d_exec *x)
     }
 }
 
+/* Saves the requests that generated tokens since their last save, every
+ * save_ms: what a rescued attempt will resume from. */
+static void collect_saves(s1d_exec *x)
+{
+    uint64_t t = now_ms(), every = (uint64_t)atomic_load(&x->save_ms);
+    if (!every || t - x->last_save_ms < every) return;
+    x->last_save_ms = t;
+    for (int i = 0; i < x->n_flights; i++) {
+        flight *f = &x->flights[i];
+        s1_err err = {0};
+        if (f->generated == f->saved) continue;
+        s1d_event *ev = calloc(1, sizeof *ev);
+        if (!ev) return;
+        *ev = (s1d_event){.kind = S1D_EV_SAVED, .tag = f->tag};
+        ev->saved = s1d_runner_save(x->runner, f->tag, &err);
+        if (!ev->saved) {
+            free(ev);
+            continue;
+        }
+        f->saved = (int)ev->saved->n;
+        post(x, ev);
+    }
+}
+
+void s1d_exec_save_every(s1d_exec *x, int ms)
+{
+    atomic_store(&x->save_ms, ms);
+}
+
 /* Takes the queued commands, or waits a little for some when idle. */
 static cmd *next_cmds(s1d_exec *x, bool idle, bool *stop)
 {
@@ -210,6 +241,7 @@ static void *engine_main(void *arg)
             idle = left <= 0;
             collect_results(x);
             collect_progress(x);
+            collect_saves(x);
         }
         atomic_store(&x->alive_ms, now_ms());
         publish_capacity(x);
@@ -297,6 +329,7 @@ s1d_event *s1d_exec_take(s1d_exec *x)
 void s1d_exec_event_free(s1d_exec *x, s1d_event *ev)
 {
     if (ev->result) s1d_runner_free_result(x->runner, ev->result);
+    s1_resume_free(ev->saved);
     free(ev);
 }
 

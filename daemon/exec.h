@@ -16,12 +16,14 @@ typedef enum {
     S1D_EV_REJECTED, /* error: the engine refused the request (add failed) */
     S1D_EV_PROGRESS, /* thinking, generated: tokens so far (sent at most every 250 ms) */
     S1D_EV_BROKEN,   /* error: the engine failed; it runs nothing more */
+    S1D_EV_SAVED,    /* saved: where a request stands (at most every save interval) */
 } s1d_event_kind;
 
 typedef struct s1d_event {
     s1d_event_kind kind;
     uint64_t tag;
     s1_result *result; /* owned by the event (s1d_exec_event_free) */
+    s1_resume *saved;  /* owned by the event, like result */
     int thinking, generated;
     char error[512];
     struct s1d_event *next;
@@ -42,6 +44,9 @@ void s1d_exec_cancel(s1d_exec *x, uint64_t tag);
 /* Every event since the last call, oldest first; the caller owns the list. */
 s1d_event *s1d_exec_take(s1d_exec *x);
 void s1d_exec_event_free(s1d_exec *x, s1d_event *ev);
+
+/* Saves every request whose tokens changed, every ms milliseconds (0: never). */
+void s1d_exec_save_every(s1d_exec *x, int ms);
 
 /* Requests the engine could take now, less those queued to it. */
 int s1d_exec_capacity(s1d_exec *x);

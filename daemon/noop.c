@@ -8,10 +8,12 @@
 
 #include "err.h"
 
-/* A request in flight: it has thought `thinking` of its `target` tokens. */
+/* A request in flight: it has thought `thinking` of its `target` tokens;
+ * it ends in one result per sample and rung, as the engine's do. */
 typedef struct {
     uint64_t tag;
     int target, thinking, prompt_tokens;
+    int samples, rungs;
     double added_at;
     bool cancelled;
 } noop_seq;
@@ -39,7 +41,8 @@ s1d_noop *s1d_noop_open(int max_seqs, double rate)
     n->max_seqs = max_seqs > 0 ? max_seqs : 64;
     n->rate = rate;
     n->seqs = calloc((size_t)n->max_seqs, sizeof *n->seqs);
-    n->info = (s1_engine_info){.model_name = "noop", .backend = "noop", .max_context = 1 << 20};
+    /* No model, no context: submit checks no budget against it. */
+    n->info = (s1_engine_info){.model_name = "noop", .backend = "noop"};
     if (!n->seqs) {
         free(n);
         return NULL;
@@ -79,11 +82,45 @@ int s1d_noop_add(s1d_noop *n, const s1_request *r, s1_err *err)
             return s1_errf(err, "request %llu is already in flight", (unsigned long long)r->tag);
     if (n->n_seqs == n->max_seqs)
         return s1_errf(err, "the noop engine is full (%d sequences)", n->max_seqs);
+    const s1_ladder *l = &r->policy.ladder;
+    int target = l->kind == S1_LADDER_BUDGET ? l->rungs[l->n_rungs - 1] : r->policy.max_think;
+    /* A resumed request has thought its saved tokens already. */
+    int done = r->resume ? (int)r->resume->n : 0;
+    if (done > target) done = target;
     n->seqs[n->n_seqs++] = (noop_seq){.tag = r->tag,
-                                      .target = r->policy.max_think,
+                                      .target = target,
+                                      .thinking = done,
                                       .prompt_tokens = (int)r->text_len,
-                                      .added_at = now_s()};
+                                      .samples = r->samples > 1 ? r->samples : 1,
+                                      .rungs = l->kind == S1_LADDER_NONE ? 1 : l->n_rungs,
+                                      .added_at = now_s() - (n->rate > 0 ? done / n->rate : 0)};
     return 0;
+}
+
+/* Its thinking tokens so far (id 0), under the state text "noop". */
+s1_resume *s1d_noop_save(const s1d_noop *n, uint64_t tag, s1_err *err)
+{
+    const noop_seq *q = NULL;
+    for (int i = 0; i < n->n_seqs && !q; i++)
+        if (n->seqs[i].tag == tag) q = &n->seqs[i];
+    if (!q) {
+        s1_errf(err, "request %llu is not in flight", (unsigned long long)tag);
+        return NULL;
+    }
+    s1_resume *r = calloc(1, sizeof *r);
+    if (r) {
+        r->n = (size_t)q->thinking;
+        r->ids = calloc(r->n + 1, sizeof *r->ids);
+        r->kinds = malloc(r->n + 1);
+        r->state = strdup("noop");
+    }
+    if (!r || !r->ids || !r->kinds || !r->state) {
+        s1_resume_free(r);
+        s1_errf(err, "request %llu: out of memory saving its state", (unsigned long long)tag);
+        return NULL;
+    }
+    memset(r->kinds, S1_TOK_THINKING, r->n);
+    return r;
 }
 
 int s1d_noop_cancel(s1d_noop *n, uint64_t tag)
@@ -96,12 +133,15 @@ int s1d_noop_cancel(s1d_noop *n, uint64_t tag)
     return -1;
 }
 
-/* The result of a finished sequence: thinking tokens (id 0) and no answer. */
-static s1_result *finish(const noop_seq *q)
+/* The result of a finished sequence at one sample and rung: thinking tokens
+ * (id 0) and no answer. */
+static s1_result *finish(const noop_seq *q, int sample, int rung)
 {
     s1_result *r = calloc(1, sizeof *r);
     if (!r) return NULL;
     r->tag = q->tag;
+    r->sample = sample;
+    r->rung = rung;
     r->stop = q->cancelled ? S1_STOP_CANCELLED : S1_STOP_EOS;
     r->prompt_tokens = q->prompt_tokens;
     r->thinking_tokens = q->thinking;
@@ -133,6 +173,22 @@ static int push_done(s1d_noop *n, s1_result *r)
     return 0;
 }
 
+/* Queues every result of a finished sequence, or none (-1, out of memory). */
+static int push_all(s1d_noop *n, const noop_seq *q)
+{
+    int first = n->n_done;
+    for (int k = 0; k < q->samples * q->rungs; k++) {
+        s1_result *r = finish(q, k / q->rungs, k % q->rungs);
+        if (!r || push_done(n, r) < 0) {
+            s1d_noop_free_result(r);
+            while (n->n_done > first)
+                s1d_noop_free_result(n->done[--n->n_done]);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 /* Advances every sequence by the time elapsed; a step with work in flight
  * takes about 5 ms, like a small forward. */
 int s1d_noop_step(s1d_noop *n)
@@ -143,12 +199,10 @@ int s1d_noop_step(s1d_noop *n)
         noop_seq *q = &n->seqs[i];
         double want = n->rate > 0 ? (t - q->added_at) * n->rate : q->target;
         q->thinking = want < q->target ? (int)want : q->target;
-        s1_result *r = NULL;
-        if ((q->thinking == q->target || q->cancelled) && (r = finish(q)) && !push_done(n, r)) {
+        if ((q->thinking == q->target || q->cancelled) && push_all(n, q) == 0) {
             n->seqs[i] = n->seqs[--n->n_seqs];
             continue;
         }
-        if (r) s1d_noop_free_result(r);
         i++;
     }
     return n->n_seqs;

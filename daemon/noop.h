@@ -16,6 +16,7 @@ int s1d_noop_cancel(s1d_noop *n, uint64_t tag);
 int s1d_noop_step(s1d_noop *n);
 int s1d_noop_capacity(const s1d_noop *n);
 s1_result *s1d_noop_take_result(s1d_noop *n);
+s1_resume *s1d_noop_save(const s1d_noop *n, uint64_t tag, s1_err *err);
 int s1d_noop_progress(const s1d_noop *n, uint64_t tag, int *thinking, int *generated);
 void s1d_noop_free_result(s1_result *r);
 

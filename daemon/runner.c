@@ -26,7 +26,8 @@ s1d_runner *s1d_runner_open(const s1d_config *cfg, s1_err *err)
                             .backend = cfg->backend,
                             .tp = cfg->tp,
                             .threads = cfg->threads,
-                            .max_seqs = cfg->max_seqs};
+                            .max_seqs = cfg->max_seqs,
+                            .max_context = cfg->max_context};
         r->engine = s1_engine_open(&ec, err);
     }
     if (!r->engine && !r->noop) {
@@ -72,6 +73,11 @@ int s1d_runner_capacity(const s1d_runner *r)
 s1_result *s1d_runner_take_result(s1d_runner *r)
 {
     return r->noop ? s1d_noop_take_result(r->noop) : s1_engine_take_result(r->engine);
+}
+
+s1_resume *s1d_runner_save(const s1d_runner *r, uint64_t tag, s1_err *err)
+{
+    return r->noop ? s1d_noop_save(r->noop, tag, err) : s1_engine_save(r->engine, tag, err);
 }
 
 int s1d_runner_progress(const s1d_runner *r, uint64_t tag, int *thinking, int *generated)

@@ -22,6 +22,8 @@ int s1d_runner_cancel(s1d_runner *r, uint64_t tag);
 int s1d_runner_step(s1d_runner *r, s1_err *err);
 int s1d_runner_capacity(const s1d_runner *r);
 s1_result *s1d_runner_take_result(s1d_runner *r);
+/* Where a request stands, to resume it elsewhere (engine.h s1_engine_save). */
+s1_resume *s1d_runner_save(const s1d_runner *r, uint64_t tag, s1_err *err);
 int s1d_runner_progress(const s1d_runner *r, uint64_t tag, int *thinking, int *generated);
 /* Results of either kind are freed here (any thread). */
 void s1d_runner_free_result(const s1d_runner *r, s1_result *res);

@@ -53,32 +53,46 @@ int s1d_writer_add(s1d_writer *w, s1d_job *j, s1_queue_end end)
     return 0;
 }
 
-/* The result rows of a succeeded job; NULL for other ends. */
+/* The single-run setting a rung equals: its value in the field its ladder
+ * replaces, the job's own value in the other. */
+static int rung_value(const s1_policy_cfg *p, s1_ladder_kind kind, int rung, int own)
+{
+    return p->ladder.kind == kind ? p->ladder.rungs[rung] : own;
+}
+
+/* The result rows of a succeeded job, one per sample and rung; NULL for
+ * other ends. */
 static s1_queue_sample *job_samples(const s1d_job *j, const s1_queue_end end)
 {
     if (end != S1_QUEUE_SUCCEEDED) return NULL;
-    s1_queue_sample *x = calloc((size_t)j->row.samples, sizeof *x);
-    for (int i = 0; x && i < j->row.samples; i++) {
+    const s1_policy_cfg *p = &j->params.policy;
+    s1_queue_sample *x = calloc((size_t)s1d_job_runs(j), sizeof *x);
+    for (int i = 0; x && i < s1d_job_runs(j); i++) {
         const s1_result *r = j->results[i];
-        x[i] = (s1_queue_sample){.sample = i,
-                                 .trace = r->trace,
-                                 .answer = r->answer,
-                                 .extracted_answer = j->extracted[i],
-                                 .grade = j->grade[i],
-                                 .prompt_tokens = r->prompt_tokens,
-                                 .thinking_tokens = r->thinking_tokens,
-                                 .forced_tokens = r->forced_tokens,
-                                 .answer_tokens = r->answer_tokens,
-                                 .waits = r->waits,
-                                 .forced_end = r->forced_end,
-                                 .stop_reason = s1_stop_reason_name(r->stop),
-                                 .prompt_ids = r->prompt_ids,
-                                 .n_prompt = r->n_prompt,
-                                 .token_ids = r->gen_ids,
-                                 .n_tokens = r->n_gen,
-                                 .queue_wait_ms = j->row.queue_wait_ms,
-                                 .ttft_ms = r->ttft_s * 1000.0,
-                                 .decode_tps = r->decode_tps};
+        x[i] =
+            (s1_queue_sample){.sample = r->sample,
+                              .rung = r->rung,
+                              .budget = rung_value(p, S1_LADDER_BUDGET, r->rung, p->max_think),
+                              .ignore_stop = rung_value(p, S1_LADDER_WAIT, r->rung, p->ignore_stop),
+                              .context_end = r->context_end,
+                              .trace = r->trace,
+                              .answer = r->answer,
+                              .extracted_answer = j->extracted[i],
+                              .grade = j->grade[i],
+                              .prompt_tokens = r->prompt_tokens,
+                              .thinking_tokens = r->thinking_tokens,
+                              .forced_tokens = r->forced_tokens,
+                              .answer_tokens = r->answer_tokens,
+                              .waits = r->waits,
+                              .forced_end = r->forced_end,
+                              .stop_reason = s1_stop_reason_name(r->stop),
+                              .prompt_ids = r->prompt_ids,
+                              .n_prompt = r->n_prompt,
+                              .token_ids = r->gen_ids,
+                              .n_tokens = r->n_gen,
+                              .queue_wait_ms = j->row.queue_wait_ms,
+                              .ttft_ms = r->ttft_s * 1000.0,
+                              .decode_tps = r->decode_tps};
     }
     return x;
 }
@@ -197,7 +211,7 @@ void s1d_writer_flush(s1d_writer *w)
                                   .attempt = j->row.attempt,
                                   .end = p->end,
                                   .error = j->error[0] ? j->error : NULL,
-                                  .n_samples = p->end == S1_QUEUE_SUCCEEDED ? j->row.samples : 0};
+                                  .n_samples = p->end == S1_QUEUE_SUCCEEDED ? s1d_job_runs(j) : 0};
         done[i].samples = job_samples(j, p->end);
         rc = p->end == S1_QUEUE_SUCCEEDED && !done[i].samples;
     }
@@ -215,6 +229,17 @@ void s1d_writer_flush(s1d_writer *w)
     }
     w->writing = batch;
     s1d_conn_send(w->db, &s, write_done, w);
+}
+
+int s1d_writer_held(const s1d_writer *w, s1_queue_held *held, int cap)
+{
+    int n = 0;
+    const pending *lists[] = {w->writing, w->writes};
+    for (int i = 0; i < 2; i++)
+        for (const pending *p = lists[i]; p; p = p->next, n++)
+            if (n < cap)
+                held[n] = (s1_queue_held){.id = p->job->row.id, .attempt = p->job->row.attempt};
+    return n;
 }
 
 /* Counted for the log line of a lost connection. */

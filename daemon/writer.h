@@ -1,10 +1,11 @@
 /* daemon/writer.h — the completion writer. A job's end (succeeded with its
  * results, failed, cancelled, handed back) waits here in order and is written
  * in batches, one fenced statement each (store/queue.c), one batch in flight,
- * while the database is up. Through an outage the ends wait in memory and go
- * again after the reconnect; a batch the database refuses is split until the
- * bad job stands alone, which is then failed without its results, so one bad
- * row never stalls the others. */
+ * while the database is up, on a connection of its own so that a slow write
+ * never holds up the heartbeat (whose renewals cover the jobs here). Through
+ * an outage the ends wait in memory and go again after the reconnect; a batch the database refuses
+ * is split until the bad job stands alone, which is then failed without its results, so one bad row
+ * never stalls the others. */
 #ifndef S1D_WRITER_H
 #define S1D_WRITER_H
 
@@ -37,6 +38,11 @@ int s1d_writer_add(s1d_writer *w, s1d_job *j, s1_queue_end end);
 
 /* Sends the next batch, unless one is in flight or the database is down. */
 void s1d_writer_flush(s1d_writer *w);
+
+/* The fencing keys of every job here, waiting or in flight (their leases
+ * are renewed until the write commits), into held (up to cap). Returns how
+ * many there are, which may be more than cap. */
+int s1d_writer_held(const s1d_writer *w, s1_queue_held *held, int cap);
 
 /* Ends waiting, not counting the batch in flight. */
 int s1d_writer_waiting(const s1d_writer *w);

@@ -34,6 +34,9 @@ typedef struct {
     s1_kv_table table;
     s1_policy *policy; /* owned */
     s1_sampler sampler;
+    /* The samples this sequence stands for: more than one until they fork
+     * after the prompt, at its first sampled token. */
+    int sample_lo, sample_hi;
     int n_sampled;
     double t_added, t_first, t_last;
 } seq;
@@ -72,6 +75,7 @@ struct s1_engine {
     int32_t *step_ids;                 /* [step_cap] policy output */
     uint8_t *step_kinds;               /* [step_cap] */
     int step_cap;
+    s1_engine_stats stats;
 };
 
 static double now_s(void)
@@ -106,6 +110,15 @@ void s1_result_free(s1_result *r)
     free(r->gen_kinds);
     free(r->trace);
     free(r->answer);
+    free(r);
+}
+
+void s1_resume_free(s1_resume *r)
+{
+    if (!r) return;
+    free(r->ids);
+    free(r->kinds);
+    free(r->state);
     free(r);
 }
 
@@ -324,6 +337,65 @@ static s1_policy *make_policy(const s1_engine *e, const s1_request *r, int room,
     return p;
 }
 
+static void mark_answer_start(seq *s, int first, int n);
+
+/* The saved state's text: the policy's counts, then " rng=" and the
+ * sampler's generator. */
+static int parse_resume_state(const char *text, s1_policy_state *ps, uint64_t rng[4], s1_err *err)
+{
+    const char *rng_at = strstr(text, " rng=");
+    if (!rng_at) return s1_errf(err, "saved state \"%.80s\" has no rng=", text);
+    if (s1_policy_state_parse(text, ps, err) < 0) return -1;
+    int n = s1_sampler_rng_parse(rng_at + 5, rng, err);
+    if (n < 0) return -1;
+    if (rng_at[5 + n]) return s1_errf(err, "saved state: text after the rng= words");
+    return 0;
+}
+
+/* Every saved token must be one the model could have produced, of a kind
+ * whose count the policy state agrees with. */
+static int check_resume_tokens(const s1_engine *e, const s1_resume *r, const s1_policy_state *ps,
+                               s1_err *err)
+{
+    int by_kind[4] = {0};
+    for (size_t i = 0; i < r->n; i++) {
+        if (r->ids[i] < 0 || r->ids[i] >= e->n_vocab)
+            return s1_errf(err, "saved token %zu is id %d, outside the vocabulary (%d ids)", i,
+                           r->ids[i], e->n_vocab);
+        if (r->kinds[i] < S1_TOK_THINKING || r->kinds[i] > S1_TOK_ANSWER)
+            return s1_errf(err, "saved token %zu has kind %d; kinds are 1, 2 and 3", i,
+                           r->kinds[i]);
+        by_kind[r->kinds[i]]++;
+    }
+    const s1_policy_counts *c = &ps->counts;
+    if (by_kind[S1_TOK_THINKING] != c->thinking || by_kind[S1_TOK_FORCED] != c->forced ||
+        by_kind[S1_TOK_ANSWER] != c->answer)
+        return s1_errf(err,
+                       "saved tokens are %d thinking, %d forced, %d answer but the saved policy "
+                       "state counts %d, %d, %d",
+                       by_kind[S1_TOK_THINKING], by_kind[S1_TOK_FORCED], by_kind[S1_TOK_ANSWER],
+                       c->thinking, c->forced, c->answer);
+    return 0;
+}
+
+/* A rescued request: its saved tokens follow the prompt (to be prefilled
+ * like a preempted sequence), its policy and generator are where they were. */
+static int apply_resume(const s1_engine *e, seq *s, const s1_resume *r, s1_err *err)
+{
+    s1_policy_state ps;
+    uint64_t rng[4];
+    if (!r->state) return s1_errf(err, "saved state: no text");
+    if (parse_resume_state(r->state, &ps, rng, err) < 0 ||
+        check_resume_tokens(e, r, &ps, err) < 0 || s1_policy_state_restore(s->policy, &ps, err) < 0)
+        return -1;
+    memcpy(s->tokens + s->n_tokens, r->ids, sizeof *r->ids * r->n);
+    memcpy(s->kinds + s->n_tokens, r->kinds, r->n);
+    if (s->answer_from < 0) mark_answer_start(s, s->n_tokens, (int)r->n);
+    s->n_tokens += (int)r->n;
+    s1_sampler_rng_set(&s->sampler, rng);
+    return 0;
+}
+
 /* Tokenizes and checks everything that can be wrong with a request, so that
  * what is queued can always run. */
 static seq *new_seq(const s1_engine *e, const s1_request *r, s1_err *err)
@@ -332,13 +404,27 @@ static seq *new_seq(const s1_engine *e, const s1_request *r, s1_err *err)
         s1_errf(err, "the problem is empty: give the text to solve");
         return NULL;
     }
+    if (r->samples < 0 || r->samples > S1_MAX_SAMPLES) {
+        s1_errf(err, "samples is %d: give 1 to %d", r->samples, S1_MAX_SAMPLES);
+        return NULL;
+    }
+    if (r->resume && (r->samples > 1 || r->policy.ladder.kind != S1_LADDER_NONE)) {
+        /* Its forks' states are not saved: a resumed main would fork again. */
+        s1_errf(err, "a request with samples or a ladder cannot be resumed: run it again from "
+                     "the prompt");
+        return NULL;
+    }
+    if (r->raw && r->policy.ladder.kind != S1_LADDER_NONE) {
+        s1_errf(err, "a raw request does not think: it takes no budget or wait ladder");
+        return NULL;
+    }
     _cleanup_free_ int32_t *ids = NULL;
     size_t n = 0;
     if (encode_prompt(e, r, &ids, &n, err) < 0) return NULL;
     if (n >= (size_t)e->max_context) {
         s1_errf(err,
                 "the prompt is %zu tokens but the context holds %d: shorten the problem "
-                "or raise max_context",
+                "or raise max_context (s1d --max-context)",
                 n, e->max_context);
         return NULL;
     }
@@ -357,7 +443,12 @@ static seq *new_seq(const s1_engine *e, const s1_request *r, s1_err *err)
     s->n_prompt = s->n_tokens = (int)n;
     s->answer_from = r->raw ? 0 : -1;
     s1_sampler_init(&s->sampler, &r->sampling);
+    s->sample_hi = r->samples > 1 ? r->samples : 1;
     s->t_added = now_s();
+    if (r->resume && apply_resume(e, s, r->resume, err) < 0) {
+        seq_free(s);
+        return NULL;
+    }
     return s;
 oom:
     seq_free(s);
@@ -424,7 +515,10 @@ int s1_engine_cancel(s1_engine *e, uint64_t tag)
 {
     seq *s = find_seq(e, tag);
     if (!s) return -1;
-    s->cancelled = true;
+    for (int i = 0; i < e->n_waiting; i++)
+        if (e->waiting[i]->tag == tag) e->waiting[i]->cancelled = true;
+    for (int i = 0; i < e->n_running; i++)
+        if (e->running[i]->tag == tag) e->running[i]->cancelled = true;
     return 0;
 }
 
@@ -434,15 +528,63 @@ int s1_engine_capacity(const s1_engine *e)
     return free_slots > 0 ? free_slots : 0;
 }
 
-int s1_engine_progress(const s1_engine *e, uint64_t tag, int *thinking, int *generated)
+/* Folds s into the progress of its request: the furthest of its forks. */
+static void add_progress(const seq *s, int *thinking, int *generated)
 {
-    const seq *s = find_seq(e, tag);
-    if (!s) return -1;
     s1_policy_counts c;
     s1_policy_get_counts(s->policy, &c);
-    if (thinking) *thinking = c.thinking;
-    if (generated) *generated = s->n_tokens - s->n_prompt;
+    if (c.thinking > *thinking) *thinking = c.thinking;
+    if (s->n_tokens - s->n_prompt > *generated) *generated = s->n_tokens - s->n_prompt;
+}
+
+int s1_engine_progress(const s1_engine *e, uint64_t tag, int *thinking, int *generated)
+{
+    int t = -1, g = -1;
+    for (int i = 0; i < e->n_waiting; i++)
+        if (e->waiting[i]->tag == tag) add_progress(e->waiting[i], &t, &g);
+    for (int i = 0; i < e->n_running; i++)
+        if (e->running[i]->tag == tag) add_progress(e->running[i], &t, &g);
+    if (t < 0) return -1;
+    if (thinking) *thinking = t;
+    if (generated) *generated = g;
     return 0;
+}
+
+void s1_engine_get_stats(const s1_engine *e, s1_engine_stats *st)
+{
+    *st = e->stats;
+}
+
+/* Copies of the generated tokens and the state text; see s1_resume. */
+s1_resume *s1_engine_save(const s1_engine *e, uint64_t tag, s1_err *err)
+{
+    const seq *s = find_seq(e, tag);
+    if (!s) {
+        s1_errf(err, "request %llu is not in flight", (unsigned long long)tag);
+        return NULL;
+    }
+    int n = s->n_tokens - s->n_prompt;
+    s1_resume *r = calloc(1, sizeof *r);
+    s1_policy_state ps;
+    uint64_t rng[4];
+    char policy[160], rng_text[S1_SAMPLER_RNG_TEXT];
+    s1_policy_state_save(s->policy, &ps);
+    s1_policy_state_format(&ps, policy, sizeof policy);
+    s1_sampler_rng_get(&s->sampler, rng);
+    s1_sampler_rng_format(rng, rng_text);
+    if (r) {
+        r->n = (size_t)n;
+        r->ids = s1_ids_dup(s->tokens + s->n_prompt, n);
+        r->kinds = malloc((size_t)(n > 0 ? n : 1));
+        if (r->kinds && n > 0) memcpy(r->kinds, s->kinds + s->n_prompt, (size_t)n);
+        if (asprintf(&r->state, "%s rng=%s", policy, rng_text) < 0) r->state = NULL;
+    }
+    if (!r || !r->ids || !r->kinds || !r->state) {
+        s1_resume_free(r);
+        s1_errf(err, "request %llu: out of memory saving its state", (unsigned long long)tag);
+        return NULL;
+    }
+    return r;
 }
 
 s1_result *s1_engine_take_result(s1_engine *e)
@@ -470,7 +612,8 @@ static int decode(const s1_engine *e, const int32_t *ids, int n, char **out)
 /* The result of a finished sequence: ids, kinds, counts, the decoded trace
  * and answer (the answer phase after the end of thinking, without the final
  * <|im_end|>), timings. */
-static s1_result *make_result(const s1_engine *e, const seq *s, s1_stop_reason stop)
+static s1_result *make_result(const s1_engine *e, const seq *s, s1_stop_reason stop, int sample,
+                              int rung)
 {
     s1_result *r = calloc(1, sizeof *r);
     if (!r) return NULL;
@@ -479,6 +622,8 @@ static s1_result *make_result(const s1_engine *e, const seq *s, s1_stop_reason s
     int n_gen = s->n_tokens - s->n_prompt;
     const int32_t *gen = s->tokens + s->n_prompt;
     *r = (s1_result){.tag = s->tag,
+                     .sample = sample,
+                     .rung = rung,
                      .stop = stop,
                      .prompt_tokens = s->n_prompt,
                      .thinking_tokens = c.thinking,
@@ -486,6 +631,7 @@ static s1_result *make_result(const s1_engine *e, const seq *s, s1_stop_reason s
                      .answer_tokens = c.answer,
                      .waits = c.waits,
                      .forced_end = c.forced_end,
+                     .context_end = c.context_end,
                      .n_prompt = (size_t)s->n_prompt,
                      .n_gen = (size_t)n_gen};
     r->prompt_ids = s1_ids_dup(s->tokens, s->n_prompt);
@@ -518,18 +664,25 @@ static int push_result(s1_engine *e, s1_result *r)
     return 0;
 }
 
-/* Releases s (already out of the queues) and queues its result. */
+/* Releases s (already out of the queues) and queues its results: one for
+ * each sample and rung it stands for (rungs whose decision point it reached
+ * together share its run). */
 static int finish_seq(s1_engine *e, seq *s, s1_stop_reason stop, s1_err *err)
 {
     s1_kv_table_release(e->kv, &s->table);
-    s1_result *r = make_result(e, s, stop);
-    if (!r || push_result(e, r) < 0) {
-        s1_result_free(r);
-        seq_free(s);
-        return s1_errf(err, "engine: out of memory for a result");
-    }
+    int first, n;
+    s1_policy_rungs(s->policy, &first, &n);
+    int rc = 0;
+    for (int k = s->sample_lo; rc == 0 && k < s->sample_hi; k++)
+        for (int i = first; rc == 0 && i < first + n; i++) {
+            s1_result *r = make_result(e, s, stop, k, i);
+            if (!r || push_result(e, r) < 0) {
+                s1_result_free(r);
+                rc = s1_errf(err, "engine: out of memory for a result");
+            }
+        }
     seq_free(s);
-    return 0;
+    return rc;
 }
 
 static seq *remove_at(seq **arr, int *n, int i)
@@ -555,8 +708,10 @@ static int finish_cancelled(s1_engine *e, s1_err *err)
 
 /* ---- admission and preemption ----------------------------------------- */
 
-/* Gives the sequence's last cached token a private block before it is fed
- * again (it is shared through the prefix cache). */
+/* Gives s a private block for the first position it writes next, when that
+ * block is shared: through the prefix cache (the last cached token fed
+ * again) or with a fork (the partly filled last block). Returns 0, -1 when
+ * the cache has no block for it, -2 on a backend error. */
 static int own_block(s1_engine *e, seq *s, s1_err *err)
 {
     s1_kv_copy cp;
@@ -567,16 +722,13 @@ static int own_block(s1_engine *e, seq *s, s1_err *err)
 
 /* Takes the head of the queue when a slot is free and the cache has blocks
  * for all its tokens (its cached prefix shared). Returns 1 when admitted, 0
- * when it must wait, -1 on a backend error. */
-static int admit_one(s1_engine *e, s1_err *err)
+ * when it must wait. */
+static int admit_one(s1_engine *e)
 {
     if (e->n_waiting == 0 || e->n_running >= e->cfg.max_seqs) return 0;
     seq *s = e->waiting[0];
     s->n_computed = s1_kv_table_match(e->kv, &s->table, s->tokens, s->n_prompt, s->n_tokens);
-    int rc = s1_kv_table_reserve(e->kv, &s->table, s->n_tokens);
-    if (rc == 0) rc = own_block(e, s, err);
-    if (rc == -2) return -1;
-    if (rc < 0) {
+    if (s1_kv_table_reserve(e->kv, &s->table, s->n_tokens) < 0) {
         s1_kv_table_release(e->kv, &s->table);
         s->n_computed = 0;
         return 0;
@@ -587,12 +739,10 @@ static int admit_one(s1_engine *e, s1_err *err)
     return 1;
 }
 
-static int admit(s1_engine *e, s1_err *err)
+static void admit(s1_engine *e)
 {
-    int rc;
-    while ((rc = admit_one(e, err)) > 0) {
+    while (admit_one(e) > 0) {
     }
-    return rc;
 }
 
 static void unplan(s1_engine *e, const seq *s)
@@ -617,6 +767,7 @@ static seq *preempt_youngest(s1_engine *e)
     s->n_computed = 0;
     s->decoding = false;
     push_waiting(e, s, true);
+    e->stats.preemptions++;
     log_debug("engine: request %llu preempted (%d tokens to recompute)", (unsigned long long)s->tag,
               s->n_tokens);
     return s;
@@ -625,9 +776,10 @@ static seq *preempt_youngest(s1_engine *e)
 /* ---- one step --------------------------------------------------------- */
 
 /* Plans s's next chunk of uncomputed tokens within the step's budget, with
- * the blocks it needs: when they run out the youngest sequence is preempted,
- * which is s itself when s is the youngest. */
-static void plan_seq(s1_engine *e, seq *s)
+ * the blocks it needs, private where it writes: when they run out the
+ * youngest sequence is preempted, which is s itself when s is the youngest.
+ * Returns -1 on a backend error. */
+static int plan_seq(s1_engine *e, seq *s, s1_err *err)
 {
     if (!s->decoding)
         s->n_computed = s1_kv_table_rematch(e->kv, &s->table, s->tokens, s->n_prompt, s->n_computed,
@@ -635,21 +787,31 @@ static void plan_seq(s1_engine *e, seq *s)
     int count = s->n_tokens - s->n_computed;
     int left = e->cfg.max_batch_tokens - e->n_planned;
     if (count > left) count = left;
-    if (count <= 0) return;
-    while (s1_kv_table_reserve(e->kv, &s->table, s->n_computed + count) < 0)
-        if (preempt_youngest(e) == s) return;
+    if (count <= 0) return 0;
+    for (;;) {
+        int rc = s1_kv_table_reserve(e->kv, &s->table, s->n_computed + count);
+        if (rc == 0) rc = own_block(e, s, err);
+        if (rc == -2) return -1;
+        if (rc == 0) break;
+        if (preempt_youngest(e) == s) return 0;
+    }
     e->plan[e->n_plan++] = (plan_entry){s, count};
     e->n_planned += count;
+    return 0;
 }
 
 /* Decode tokens first, so running sequences keep their pace while long
  * prompts are prefilled in chunks behind them. Oldest first in each pass. */
-static void plan_batch(s1_engine *e)
+static int plan_batch(s1_engine *e, s1_err *err)
 {
     e->n_plan = e->n_planned = 0;
     for (int pass = 0; pass < 2; pass++)
         for (int i = 0; i < e->n_running; i++)
-            if (e->running[i]->decoding == (pass == 0)) plan_seq(e, e->running[i]);
+            if (e->running[i]->decoding == (pass == 0) && plan_seq(e, e->running[i], err) < 0)
+                return -1;
+    int held = s1_kv_held(e->kv);
+    if (held > e->stats.kv_blocks_peak) e->stats.kv_blocks_peak = held;
+    return 0;
 }
 
 static s1_batch build_batch(s1_engine *e)
@@ -690,8 +852,9 @@ static void mark_answer_start(seq *s, int first, int n)
 }
 
 /* Hands the sampled token to s's policy and appends what it decides; a
- * sequence that is done leaves the running set with its result. */
-static int advance(s1_engine *e, seq *s, int32_t sampled, s1_err *err)
+ * sequence that is done leaves the running set with its result. Returns 1
+ * when s finished (and is freed), 0 when it goes on, -1 on error. */
+static int append(s1_engine *e, seq *s, int32_t sampled, s1_err *err)
 {
     double t = now_s();
     if (s->n_sampled++ == 0) s->t_first = t;
@@ -707,7 +870,93 @@ static int advance(s1_engine *e, seq *s, int32_t sampled, s1_err *err)
     if (!s1_policy_done(s->policy, &why)) return 0;
     for (int i = 0; i < e->n_running; i++)
         if (e->running[i] == s) remove_at(e->running, &e->n_running, i);
-    return finish_seq(e, s, why, err);
+    return finish_seq(e, s, why, err) < 0 ? -1 : 1;
+}
+
+/* ---- forks ------------------------------------------------------------ */
+
+/* A copy-on-write fork of s: tokens, sampler, timings and policy copied (the
+ * policy taking n_rungs of s's pending rungs), KV blocks shared. It is in no
+ * queue yet. NULL when out of memory. */
+static seq *fork_seq(s1_engine *e, seq *s, int n_rungs)
+{
+    if (fit_waiting(e) < 0) return NULL;
+    seq *c = malloc(sizeof *c);
+    if (!c) return NULL;
+    *c = *s;
+    c->table = (s1_kv_table){0};
+    c->policy = NULL;
+    c->tokens = malloc(sizeof *c->tokens * (size_t)e->max_context);
+    c->kinds = malloc((size_t)e->max_context);
+    if (!c->tokens || !c->kinds || s1_kv_table_fork(e->kv, &s->table, &c->table) < 0) {
+        seq_free(c);
+        return NULL;
+    }
+    memcpy(c->tokens, s->tokens, sizeof *c->tokens * (size_t)s->n_tokens);
+    memcpy(c->kinds, s->kinds, (size_t)s->n_tokens);
+    c->policy = s1_policy_fork(s->policy, n_rungs);
+    if (!c->policy) {
+        s1_kv_table_release(e->kv, &c->table);
+        seq_free(c);
+        return NULL;
+    }
+    e->stats.forks++;
+    return c;
+}
+
+/* A new fork runs alongside its parent when a slot is free; otherwise it
+ * waits at the head of the queue, to be recomputed like a preempted one. */
+static void place_fork(s1_engine *e, seq *c)
+{
+    if (e->n_running < e->cfg.max_seqs) {
+        e->running[e->n_running++] = c;
+        return;
+    }
+    s1_kv_table_release(e->kv, &c->table);
+    c->n_computed = 0;
+    c->decoding = false;
+    push_waiting(e, c, true);
+}
+
+/* Steps s with its sampled token; first, when a ladder rung ends its
+ * thinking here and s goes on, a fork takes that branch with the same token. */
+static int advance(s1_engine *e, seq *s, int32_t sampled, s1_err *err)
+{
+    int n_rungs = s1_policy_branch(s->policy, sampled);
+    if (n_rungs > 0) {
+        seq *c = fork_seq(e, s, n_rungs);
+        if (!c)
+            return s1_errf(err, "engine: out of memory forking request %llu",
+                           (unsigned long long)s->tag);
+        int rc = append(e, c, sampled, err);
+        if (rc < 0) return -1;
+        if (rc == 0) place_fork(e, c);
+    }
+    return append(e, s, sampled, err) < 0 ? -1 : 0;
+}
+
+/* At its first sampled token, a request of several samples forks one
+ * sequence per further sample, seeded seed + k, each sampling from the
+ * prompt's logits row as a separate request would. */
+static int fork_samples(s1_engine *e, seq *s, const float *row, s1_err *err)
+{
+    for (int k = s->sample_lo + 1; k < s->sample_hi; k++) {
+        seq *c = fork_seq(e, s, 0);
+        if (!c)
+            return s1_errf(err, "engine: out of memory forking request %llu",
+                           (unsigned long long)s->tag);
+        c->sample_lo = k;
+        c->sample_hi = k + 1;
+        s1_sampling cfg = s->sampler.cfg;
+        cfg.seed += (uint64_t)k;
+        s1_sampler_init(&c->sampler, &cfg);
+        int32_t id = s1_sampler_sample(&c->sampler, e->ws, row, e->n_vocab);
+        int rc = append(e, c, id, err);
+        if (rc < 0) return -1;
+        if (rc == 0) place_fork(e, c);
+    }
+    s->sample_hi = s->sample_lo + 1;
+    return 0;
 }
 
 static int run_batch(s1_engine *e, s1_err *err)
@@ -715,13 +964,18 @@ static int run_batch(s1_engine *e, s1_err *err)
     s1_batch b = build_batch(e);
     if (s1_backend_forward(e->backend, &b, err) < 0)
         return s1_err_prefix(err, "backend %s forward", e->backend->name);
+    e->stats.tokens_computed += b.n_tokens;
     int out = 0;
     for (int i = 0; i < e->n_plan; i++) {
         seq *s = e->plan[i].s;
+        /* Token j of the chunk attends to n_computed + j + 1 positions. */
+        int64_t n = e->plan[i].count;
+        e->stats.kv_attended += n * s->n_computed + n * (n + 1) / 2;
         s->n_computed += e->plan[i].count;
         s1_kv_table_publish(e->kv, &s->table, s->tokens, s->n_prompt, s->n_computed);
         if (s->n_computed < s->n_tokens) continue;
         const float *row = e->logits + (size_t)out++ * (size_t)e->backend->vocab_size;
+        if (s->sample_hi - s->sample_lo > 1 && fork_samples(e, s, row, err) < 0) return -1;
         int32_t id = s1_sampler_sample(&s->sampler, e->ws, row, e->n_vocab);
         if (advance(e, s, id, err) < 0) return -1;
     }
@@ -730,8 +984,9 @@ static int run_batch(s1_engine *e, s1_err *err)
 
 int s1_engine_step(s1_engine *e, s1_err *err)
 {
-    if (finish_cancelled(e, err) < 0 || admit(e, err) < 0) return -1;
-    plan_batch(e);
+    if (finish_cancelled(e, err) < 0) return -1;
+    admit(e);
+    if (plan_batch(e, err) < 0) return -1;
     if (e->n_plan > 0 && run_batch(e, err) < 0) return -1;
     return e->n_waiting + e->n_running;
 }

@@ -30,13 +30,43 @@ typedef struct {
     bool no_prefix_cache;   /* disable sharing of prompt-prefix KV blocks */
 } s1_engine_cfg;
 
+/* The most samples a request may ask for. */
+#define S1_MAX_SAMPLES 1024
+
+/* The most rungs a ladder may have. */
+#define S1_MAX_RUNGS 32
+
+/* The answer reserve when max_answer is 0 (see s1_policy_cfg.max_answer). */
+#define S1_DEFAULT_ANSWER_RESERVE 1024
+
+/* A ladder (DESIGN.md "Ladders"): one request stands for one run per rung,
+ * thinking once; at each rung's decision point a copy-on-write fork takes
+ * the other branch. Each rung's result equals that of a separate request
+ * with that single setting and the same seed. */
+typedef enum {
+    S1_LADDER_NONE,
+    S1_LADDER_BUDGET, /* rungs are max_think values (max_think itself left 0) */
+    S1_LADDER_WAIT,   /* rungs are ignore_stop values (ignore_stop itself left 0) */
+} s1_ladder_kind;
+
+typedef struct {
+    s1_ladder_kind kind;
+    int n_rungs;             /* 1..S1_MAX_RUNGS */
+    int rungs[S1_MAX_RUNGS]; /* strictly ascending */
+} s1_ladder;
+
 /* Budget forcing, per request (DESIGN.md "Budget forcing"). NULL strings take
  * the defaults below; a limit of 0 means "none" except where noted. */
 typedef struct {
-    int max_think;      /* most sampled thinking tokens; 0 = unlimited */
-    int min_think;      /* suppress the end of thinking before this many */
-    int ignore_stop;    /* suppress the first N ends of thinking */
-    int max_answer;     /* most answer tokens; 0 = until the context is full */
+    int max_think;   /* most sampled thinking tokens; 0 = unlimited */
+    int min_think;   /* suppress the end of thinking before this many */
+    int ignore_stop; /* suppress the first N ends of thinking */
+    /* Most answer tokens; 0 = until the context is full. Also the answer
+     * reserve: thinking is forced to end while the forced end and this many
+     * answer tokens (S1_DEFAULT_ANSWER_RESERVE when 0; at most half of what
+     * the context leaves) still fit, so no budget ends with an empty answer. */
+    int max_answer;
+    s1_ladder ladder;   /* kind S1_LADDER_NONE: a single run */
     const char *system; /* "You are Qwen, created by Alibaba Cloud. You are a helpful assistant." */
     const char *think_end;     /* end-of-thinking delimiter, "<|im_start|>" */
     const char *answer_header; /* fed after a forced delimiter, "answer\n" */
@@ -51,14 +81,31 @@ typedef struct {
     uint64_t seed;
 } s1_sampling;
 
+/* Where a request stood between two steps: its generated tokens and the
+ * rest of its state as text (budget-forcing counts, sampler generator).
+ * Added again (s1_request.resume) with the same model, text, policy and
+ * sampling, it goes on exactly as it would have without stopping. */
+typedef struct {
+    int32_t *ids;   /* generated tokens, owned */
+    uint8_t *kinds; /* [n] s1_token_kind, owned */
+    size_t n;
+    char *state; /* owned */
+} s1_resume;
+
+void s1_resume_free(s1_resume *r); /* its contents and r itself; NULL is fine */
+
 typedef struct {
     uint64_t tag;     /* the caller's name for this request, unique in flight */
     const char *text; /* the problem (templated) or, when raw, the whole prompt */
     size_t text_len;
     bool raw;       /* no template, no policy, added tokens matched */
     int max_tokens; /* raw: tokens to generate at most; 0 = context */
+    /* Independent samples (0 = 1), sample k seeded sampling.seed + k; they
+     * share the prompt's KV blocks (forked after the prompt). */
+    int samples;
     s1_policy_cfg policy;
     s1_sampling sampling;
+    const s1_resume *resume; /* NULL: from the prompt; else copied by s1_engine_add */
 } s1_request;
 
 typedef enum {
@@ -75,13 +122,17 @@ const char *s1_stop_reason_name(s1_stop_reason r); /* "eos", "max_answer", ... *
  * not listed; every generated token is exactly one of these. */
 typedef enum { S1_TOK_THINKING = 1, S1_TOK_FORCED = 2, S1_TOK_ANSWER = 3 } s1_token_kind;
 
-/* A finished request; owned by the caller after s1_engine_take_result(). */
+/* A finished request's run; owned by the caller after s1_engine_take_result().
+ * A request gives one per sample and rung: samples × (n_rungs, or 1). */
 typedef struct {
     uint64_t tag;
+    int sample; /* 0..samples-1 */
+    int rung;   /* index into the ladder's rungs; 0 without a ladder */
     s1_stop_reason stop;
     int prompt_tokens, thinking_tokens, forced_tokens, answer_tokens;
-    int waits;       /* wait strings injected */
-    bool forced_end; /* the end of thinking was forced by the budget */
+    int waits;        /* wait strings injected */
+    bool forced_end;  /* the end of thinking was forced (by the budget or the context) */
+    bool context_end; /* forced by the context: the budget did not fit with the answer reserve */
     int32_t *prompt_ids;
     size_t n_prompt; /* owned */
     int32_t *gen_ids;
@@ -112,11 +163,17 @@ const s1_engine_info *s1_engine_get_info(const s1_engine *e);
 
 /* Tokenizes and queues r. Fails (and nothing is queued) for requests the
  * engine can never run: a prompt longer than the context, an empty problem,
- * policy strings that do not tokenize as required, a duplicate tag. */
+ * policy strings that do not tokenize as required, a duplicate tag, a
+ * resume state that does not fit the request (the message says which part). */
 int s1_engine_add(s1_engine *e, const s1_request *r, s1_err *err);
 
-/* Marks r's sequence cancelled; it finishes with S1_STOP_CANCELLED at the next
- * step. Returns -1 when no request has this tag. */
+/* Where the request tagged tag stands now (call between steps, on the
+ * engine's thread): a malloc'ed s1_resume (s1_resume_free), or NULL with err
+ * when no such request is in flight or memory ran out. */
+s1_resume *s1_engine_save(const s1_engine *e, uint64_t tag, s1_err *err);
+
+/* Marks r's sequences (its samples and rungs) cancelled; they finish with S1_STOP_CANCELLED at the
+ * next step. Returns -1 when no request has this tag. */
 int s1_engine_cancel(s1_engine *e, uint64_t tag);
 
 /* Runs one forward over everything in flight. Returns the number of requests
@@ -128,6 +185,17 @@ int s1_engine_capacity(const s1_engine *e);
 
 /* Next finished request, or NULL. */
 s1_result *s1_engine_take_result(s1_engine *e);
+
+/* What the engine has done since it opened, for benchmarks and status. */
+typedef struct {
+    int64_t tokens_computed; /* tokens fed through the model (prefill and decode) */
+    int64_t kv_attended;     /* cached positions those tokens attended to, summed */
+    int64_t forks;           /* copy-on-write forks (samples and ladder rungs) */
+    int64_t preemptions;     /* sequences preempted (to be recomputed) for want of blocks */
+    int kv_blocks_peak;      /* most KV blocks held by sequences at once */
+} s1_engine_stats;
+
+void s1_engine_get_stats(const s1_engine *e, s1_engine_stats *st);
 
 /* Thinking and generated tokens so far of a request in flight; -1 if unknown. */
 int s1_engine_progress(const s1_engine *e, uint64_t tag, int *thinking, int *generated);

@@ -78,6 +78,11 @@ int s1_kv_available(const s1_kv *kv)
     return kv->n_free + kv->n_idle;
 }
 
+int s1_kv_held(const s1_kv *kv)
+{
+    return kv->n_blocks - kv->n_free - kv->n_idle;
+}
+
 int s1_kv_refcount(const s1_kv *kv, int32_t block)
 {
     return kv->m[block].ref;
@@ -273,6 +278,21 @@ int s1_kv_table_own(s1_kv *kv, s1_kv_table *t, int pos, s1_kv_copy *copy)
     t->blocks[i] = nb;
     release_block(kv, b);
     return 1;
+}
+
+int s1_kv_table_fork(s1_kv *kv, const s1_kv_table *src, s1_kv_table *dst)
+{
+    assert(dst->n == 0);
+    for (int i = 0; i < src->n; i++)
+        if (table_push(dst, src->blocks[i]) < 0) {
+            dst->n = 0;
+            return -1;
+        }
+    for (int i = 0; i < src->n; i++)
+        kv->m[src->blocks[i]].ref++;
+    dst->n_hashed = src->n_hashed;
+    dst->last_hash = src->last_hash;
+    return 0;
 }
 
 void s1_kv_table_publish(s1_kv *kv, s1_kv_table *t, const int32_t *prompt, int n_prompt,

@@ -29,6 +29,8 @@ void s1_kv_free(s1_kv *kv);
 int s1_kv_block_size(const s1_kv *kv);
 /* Blocks that can be handed out now: free ones and cached ones nobody holds. */
 int s1_kv_available(const s1_kv *kv);
+/* Blocks held by sequences now (a block shared by forks counts once). */
+int s1_kv_held(const s1_kv *kv);
 int s1_kv_refcount(const s1_kv *kv, int32_t block);
 
 /* Shares the longest run of cached full blocks that starts t's prompt, for a
@@ -51,6 +53,11 @@ int s1_kv_table_reserve(s1_kv *kv, s1_kv_table *t, int n_positions);
  * private block, *copy saying what the backend must copy. Returns 1 when a
  * copy is needed, 0 when not, -1 when the cache has no block for it. */
 int s1_kv_table_own(s1_kv *kv, s1_kv_table *t, int pos, s1_kv_copy *copy);
+
+/* Makes dst (empty) share every block of src, for a copy-on-write fork: each
+ * block gains a reference, and the first write to a shared block goes
+ * through s1_kv_table_own. Returns -1 when out of memory (dst stays empty). */
+int s1_kv_table_fork(s1_kv *kv, const s1_kv_table *src, s1_kv_table *dst);
 
 /* Offers t's full prompt blocks among the first n_computed positions to the
  * prefix cache; call after the forward that wrote them. */

@@ -6,6 +6,7 @@
 #define S1_POLICY_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "engine.h"
@@ -26,7 +27,8 @@ typedef struct {
 typedef struct {
     int thinking, forced, answer; /* generated tokens by kind */
     int waits;                    /* wait strings fed */
-    bool forced_end;              /* the budget ended the thinking */
+    bool forced_end;              /* the budget or the context ended the thinking */
+    bool context_end;             /* ... the context: the answer reserve was reached */
     bool thinking_phase;          /* still thinking */
 } s1_policy_counts;
 
@@ -34,7 +36,10 @@ typedef struct s1_policy s1_policy;
 
 /* A templated request's policy. room is how many tokens the sequence may still
  * grow by (context minus prompt), at least 1. Fails, naming the field, for a
- * negative limit, min_think > max_think or an empty wait string or answer start. */
+ * negative limit, min_think > max_think, an empty wait string or answer
+ * start, or a ladder that is not strictly ascending or sets the field its
+ * rungs replace. A ladder's policy runs its last rung and watches the others
+ * (s1_policy_branch). */
 s1_policy *s1_policy_new(const s1_policy_cfg *cfg, const s1_vocab *v, int room, s1_err *err);
 
 /* A raw request: answer tokens until eos / eos_alt, max_tokens (0 = none) or
@@ -60,6 +65,41 @@ int s1_policy_step(s1_policy *p, int32_t sampled, int32_t *out, uint8_t *kinds, 
 bool s1_policy_done(const s1_policy *p, s1_stop_reason *why);
 
 void s1_policy_get_counts(const s1_policy *p, s1_policy_counts *c);
+
+/* How many of the ladder's pending rungs would end the thinking at this
+ * sampled token where p goes on thinking (a budget rung reached, a stop a
+ * wait rung accepts): a fork must take them before p steps. 0 = none. */
+int s1_policy_branch(const s1_policy *p, int32_t sampled);
+
+/* A copy of p (counts, room, strings) for a fork; NULL when out of memory.
+ * With n_rungs > 0 the copy runs the next n_rungs pending rungs (found by
+ * s1_policy_branch), which p no longer watches; with 0 it is a plain copy. */
+s1_policy *s1_policy_fork(s1_policy *p, int n_rungs);
+
+/* The ladder rungs the sequence's result stands for: [*first, *first + *n);
+ * rung 0 alone without a ladder. */
+void s1_policy_rungs(const s1_policy *p, int *first, int *n);
+
+/* What a sequence's policy has decided so far, to continue it in another
+ * policy made from the same configuration and prompt: a fork (copied in
+ * memory) or a rescued attempt (through its text form). */
+typedef struct {
+    s1_policy_counts counts;
+} s1_policy_state;
+
+void s1_policy_state_save(const s1_policy *p, s1_policy_state *st);
+
+/* Puts a fresh policy (nothing stepped yet) where st says. Fails, naming the
+ * count, for a state this policy could not have reached: negative counts,
+ * thinking past max_think, an answer while still thinking, or more tokens
+ * than the context leaves room for. */
+int s1_policy_state_restore(s1_policy *p, const s1_policy_state *st, s1_err *err);
+
+/* Text form, "thinking=T forced=F answer=A waits=W forced_end=0|1
+ * thinking_phase=0|1": what s1_policy_state_parse reads back. Returns the
+ * length written (as snprintf). */
+int s1_policy_state_format(const s1_policy_state *st, char *buf, size_t cap);
+int s1_policy_state_parse(const char *text, s1_policy_state *st, s1_err *err);
 
 /* A malloc'ed copy of n ids (a valid pointer even when n is 0); NULL when out
  * of memory. */

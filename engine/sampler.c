@@ -1,7 +1,11 @@
 #include "sampler.h"
 
+#include <ctype.h>
+#include <inttypes.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 typedef struct {
     float w; /* unnormalised probability */
@@ -51,6 +55,52 @@ void s1_sampler_init(s1_sampler *s, const s1_sampling *cfg)
 double s1_sampler_uniform(s1_sampler *s)
 {
     return (double)(xoshiro_next(s->rng) >> 11) * 0x1.0p-53;
+}
+
+void s1_sampler_rng_get(const s1_sampler *s, uint64_t rng[4])
+{
+    memcpy(rng, s->rng, sizeof s->rng);
+}
+
+void s1_sampler_rng_set(s1_sampler *s, const uint64_t rng[4])
+{
+    memcpy(s->rng, rng, sizeof s->rng);
+}
+
+void s1_sampler_rng_format(const uint64_t rng[4], char buf[S1_SAMPLER_RNG_TEXT])
+{
+    snprintf(buf, S1_SAMPLER_RNG_TEXT, "%016" PRIx64 ":%016" PRIx64 ":%016" PRIx64 ":%016" PRIx64,
+             rng[0], rng[1], rng[2], rng[3]);
+}
+
+static int bad_rng(const char *text, s1_err *err)
+{
+    return s1_errf(err, "sampler state \"%.80s\" is not four 16-digit hex words joined by ':'",
+                   text);
+}
+
+static int hex_digit(char c)
+{
+    if (isdigit((unsigned char)c)) return c - '0';
+    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* Exactly 16 hex digits per word: anything shorter is a damaged state. */
+int s1_sampler_rng_parse(const char *text, uint64_t rng[4], s1_err *err)
+{
+    const char *p = text;
+    for (int i = 0; i < 4; i++) {
+        uint64_t v = 0;
+        for (int k = 0; k < 16; k++, p++) {
+            if (hex_digit(*p) < 0) return bad_rng(text, err);
+            v = v << 4 | (uint64_t)hex_digit(*p);
+        }
+        if (i < 3 && *p++ != ':') return bad_rng(text, err);
+        rng[i] = v;
+    }
+    if (!(rng[0] | rng[1] | rng[2] | rng[3]))
+        return s1_errf(err, "sampler state is all zeros: xoshiro256** never leaves it");
+    return (int)(p - text);
 }
 
 s1_sampler_ws *s1_sampler_ws_new(int n_vocab)

@@ -110,21 +110,25 @@ static const char SQL_RUN_INSERT[] =
     "   FROM s1.suites s WHERE s.name = $1"
     " RETURNING id";
 
-/* One job per (problem, budget) in one statement, so a run is queued whole
- * or not at all and its problems are read from one snapshot. max_think is
- * the budget; everything else comes from the run's row. Jobs of one problem
- * get neighbouring ids, so a daemon claims them together and they share the
- * prompt's prefix-cache blocks. The CHECKs on policy still apply. */
+/* The jobs in one statement, so a run is queued whole or not at all and its
+ * problems are read from one snapshot: one ladder job per problem (its
+ * policy's budgets are the run's), or with $5 one job per (problem, budget),
+ * max_think the budget. Everything else comes from the run's row. Jobs of
+ * one problem get neighbouring ids, so a daemon claims them together and
+ * they share the prompt's prefix-cache blocks. The CHECKs on policy apply. */
 static const char SQL_RUN_JOBS[] =
     "INSERT INTO s1.jobs (problem, queue, model, reference_answer, policy, sampling,"
     "                     priority, samples, bench_run_id, suite_problem_id)"
     " SELECT p.problem, coalesce($2, 'default'), b.model, p.reference_answer,"
-    "        b.policy || jsonb_build_object('max_think', u.budget), b.sampling, $3::int,"
-    "        b.samples, b.id, p.id"
+    "        b.policy || CASE WHEN u.budget IS NULL"
+    "                         THEN jsonb_build_object('budgets', to_jsonb(b.budgets))"
+    "                         ELSE jsonb_build_object('max_think', u.budget) END,"
+    "        b.sampling, $3::int, b.samples, b.id, p.id"
     "   FROM s1.bench_runs b"
     "   JOIN LATERAL (SELECT sp.id, sp.problem, sp.reference_answer FROM s1.suite_problems sp"
     "                  WHERE sp.suite_id = b.suite_id ORDER BY sp.id LIMIT $4::bigint) p ON true"
-    "  CROSS JOIN unnest(b.budgets) AS u(budget)"
+    "  CROSS JOIN LATERAL (SELECT x FROM unnest(b.budgets) AS x WHERE $5::bool"
+    "                      UNION ALL SELECT NULL::int WHERE NOT $5::bool) AS u(budget)"
     "  WHERE b.id = $1"
     "  ORDER BY p.id, u.budget";
 
@@ -162,9 +166,10 @@ static int run_insert(PGconn *c, const s1_bench_run_spec *s, const char *budgets
     }
     *run_id = atoll(PQgetvalue(r, 0, 0));
     ll_param(rid, sizeof rid, *run_id);
-    const char *job_params[] = {rid, s->queue, prio, s->limit ? limit : NULL};
+    const char *job_params[] = {rid, s->queue, prio, s->limit ? limit : NULL,
+                                s->separate ? "true" : "false"};
     _cleanup_pgresult_ PGresult *j =
-        s1_db_exec(c, "queuing the run's jobs", SQL_RUN_JOBS, 4, job_params, err);
+        s1_db_exec(c, "queuing the run's jobs", SQL_RUN_JOBS, 5, job_params, err);
     if (!j) return -1;
     *jobs = atoll(PQcmdTuples(j));
     if (*jobs > 0) return 0;
@@ -198,7 +203,8 @@ static const char SQL_RUN_GET[] =
     "          count(DISTINCT j.id) FILTER (WHERE j.state = 'succeeded') AS succeeded,"
     "          count(DISTINCT j.id) FILTER (WHERE j.state IN ('failed', 'cancelled')) AS failed,"
     "          count(DISTINCT j.id) FILTER (WHERE j.state IN ('queued', 'running')) AS pending,"
-    "          avg((r.thinking_tokens <= (j.policy ->> 'max_think')::int)::int) AS control"
+    "          avg((r.thinking_tokens <= coalesce(r.budget, (j.policy ->> 'max_think')::int))::int)"
+    "            AS control"
     "     FROM s1.jobs j LEFT JOIN s1.results r ON r.job_id = j.id"
     "    WHERE j.bench_run_id = b.id) t"
     " WHERE ($1::bigint IS NULL OR b.id = $1::bigint) AND ($2::text IS NULL OR s.name = $2)"
@@ -247,7 +253,8 @@ static const char SQL_RUN_CURVE[] =
     " CROSS JOIN LATERAL ("
     "   SELECT count(r.grade) AS graded"
     "     FROM s1.jobs j JOIN s1.results r ON r.job_id = j.id"
-    "    WHERE j.bench_run_id = b.id AND (j.policy ->> 'max_think')::int = u.budget) g"
+    "    WHERE j.bench_run_id = b.id"
+    "      AND coalesce(r.budget, (j.policy ->> 'max_think')::int) = u.budget) g"
     " WHERE b.id = $1"
     " ORDER BY u.budget";
 

@@ -9,6 +9,8 @@
 #ifndef S1_BENCH_H
 #define S1_BENCH_H
 
+#include <stdbool.h>
+
 #include <libpq-fe.h>
 
 #include "err.h"
@@ -40,8 +42,9 @@ PGresult *s1_bench_suite_get(PGconn *c, const char *name, s1_err *err);
 /* The suite's problems in id order: id, name, reference_answer, problem. */
 PGresult *s1_bench_suite_problems(PGconn *c, long long suite_id, s1_err *err);
 
-/* A run to queue. budgets: strictly increasing, positive (cli checks). The
- * policy must not set max_think: each job gets its budget as max_think. */
+/* A run to queue. budgets: strictly increasing, positive (cli checks), at
+ * most S1_MAX_RUNGS unless separate. The policy sets neither max_think nor
+ * budgets: each job gets the ladder, or (separate) its budget as max_think. */
 typedef struct {
     const char *suite;
     const char *model; /* NULL = any daemon */
@@ -51,15 +54,16 @@ typedef struct {
     const char *note;
     const int *budgets;
     int n_budgets;
-    int samples; /* 0 = 1 */
+    int samples;   /* 0 = 1 */
+    bool separate; /* one job per (problem, budget) rather than a ladder job per problem */
     int priority;
     long long limit; /* the first N problems of the suite; 0 = all */
 } s1_bench_run_spec;
 
-/* In one transaction: the s1.bench_runs row and one job per (problem,
- * budget), each with the problem's reference answer. *run_id and *jobs get
- * the run and how many jobs were queued. S1_CTL_NOT_FOUND when the suite
- * does not exist, S1_CTL_REFUSED when it has no problems. */
+/* In one transaction: the s1.bench_runs row and one ladder job per problem
+ * (separate: per problem and budget), each with the problem's reference answer. *run_id and *jobs
+ * get the run and how many jobs were queued. S1_CTL_NOT_FOUND when the suite does not exist,
+ * S1_CTL_REFUSED when it has no problems. */
 int s1_bench_run_create(PGconn *c, const s1_bench_run_spec *s, long long *run_id, long long *jobs,
                         s1_err *err);
 

@@ -52,7 +52,7 @@ static const char SQL_SHOW[] =
     "SELECT id, state, queue, priority, attempt, max_attempts, worker, cancel_requested,"
     "       progress_thinking, progress_tokens, progress_at, model, samples, policy, sampling,"
     "       reference_answer, error, run_after, lease_until, created_at, started_at, finished_at,"
-    "       updated_at, bench_run_id, suite_problem_id, meta, problem"
+    "       updated_at, submitted_by, bench_run_id, suite_problem_id, meta, problem"
     "  FROM s1.jobs WHERE id = $1";
 
 PGresult *s1_ctl_show(PGconn *c, long long id, s1_err *err)
@@ -61,6 +61,24 @@ PGresult *s1_ctl_show(PGconn *c, long long id, s1_err *err)
     id_param(idb, sizeof idb, id);
     const char *params[] = {idb};
     return s1_db_exec(c, "reading the job", SQL_SHOW, 1, params, err);
+}
+
+/* Live workers as s1.worker_status counts them (a heartbeat within 60 s)
+ * that serve the queue and the job's model: a budget must fit the smallest
+ * context among them, since any of them may claim the job. */
+static const char SQL_QUEUE_CONTEXT[] =
+    "SELECT coalesce(min(max_context), 0) FROM s1.workers"
+    " WHERE state <> 'stopped' AND heartbeat_at > now() - interval '60 seconds'"
+    "   AND coalesce($1, 'default') = ANY (queues) AND ($2::text IS NULL OR model = $2)";
+
+int s1_ctl_queue_context(PGconn *c, const char *queue, const char *model, int *context, s1_err *err)
+{
+    const char *params[] = {queue, model};
+    _cleanup_pgresult_ PGresult *r =
+        s1_db_exec(c, "reading the workers' context", SQL_QUEUE_CONTEXT, 2, params, err);
+    if (!r) return -1;
+    *context = atoi(PQgetvalue(r, 0, 0));
+    return 0;
 }
 
 /* The summary view is the one readable row per job; NULL filters match all. */
@@ -82,13 +100,19 @@ PGresult *s1_ctl_list(PGconn *c, const char *state, const char *queue, long limi
 /* A job's state, to tell "no such job" from "no result yet". */
 static const char SQL_STATE[] = "SELECT state FROM s1.jobs WHERE id = $1";
 
-/* Results in sample order; the trace (large) only when asked for. */
+/* Results in sample and rung order, each with the single-run budget and
+ * wait count it equals; the trace (large) only when asked for. */
 static const char SQL_RESULTS[] =
-    "SELECT sample, attempt, extracted_answer, grade, prompt_tokens, thinking_tokens,"
-    "       forced_tokens, answer_tokens, waits, forced_end, stop_reason, model, backend, gpus,"
-    "       worker, queue_wait_ms, ttft_ms, decode_tps, created_at, answer,"
-    "       CASE WHEN $2::bool THEN trace END AS trace"
-    "  FROM s1.results WHERE job_id = $1 ORDER BY sample";
+    "SELECT r.sample, r.rung,"
+    "       coalesce(r.budget, (j.policy ->> 'max_think')::int) AS budget,"
+    "       coalesce(r.ignore_stop, (j.policy ->> 'ignore_stop')::int, 0) AS ignore_stop,"
+    "       r.attempt, r.extracted_answer, r.grade, r.prompt_tokens, r.thinking_tokens,"
+    "       r.forced_tokens, r.answer_tokens, r.waits, r.forced_end, r.context_end,"
+    "       r.stop_reason, r.model, r.backend, r.gpus, r.worker, r.queue_wait_ms, r.ttft_ms,"
+    "       r.decode_tps, r.created_at, r.answer,"
+    "       CASE WHEN $2::bool THEN r.trace END AS trace"
+    "  FROM s1.results r JOIN s1.jobs j ON j.id = r.job_id"
+    " WHERE r.job_id = $1 ORDER BY r.sample, r.rung";
 
 PGresult *s1_ctl_results(PGconn *c, long long id, int with_trace, char *state, size_t cap,
                          s1_err *err)
@@ -107,100 +131,63 @@ PGresult *s1_ctl_results(PGconn *c, long long id, int with_trace, char *state, s
     return s1_db_exec(c, "reading the results", SQL_RESULTS, 2, params, err);
 }
 
-/* Cancel and retry decide on the state they hold locked, so a claim or a
- * completion by a daemon cannot slip in between the read and the write. */
-static const char SQL_LOCK_JOB[] = "SELECT state FROM s1.jobs WHERE id = $1 FOR UPDATE";
+/* Cancel and retry run as functions of the schema (0003_roles): they check
+ * that the caller may change the job, lock it, decide on its state and write
+ * it in one statement, so neither a claim nor a completion by a daemon slips
+ * in between, and a submitter needs no right on the state columns. A
+ * cancelled running job is flagged for its daemon, which reads the row. */
+static const char SQL_CANCEL[] = "SELECT outcome, state FROM s1.cancel_job($1::bigint)";
+static const char SQL_RETRY[] = "SELECT outcome, state FROM s1.retry_job($1::bigint)";
 
-/* A queued job never started: it ends now, no daemon involved. */
-static const char SQL_CANCEL_QUEUED[] =
-    "UPDATE s1.jobs SET state = 'cancelled', finished_at = now(),"
-    "       error = 'cancelled before it started'"
-    " WHERE id = $1 AND state = 'queued'";
+/* One of those functions, and the words its refusals use. */
+typedef struct {
+    const char *sql;
+    const char *verb, *verbed; /* "cancel", "cancelled" */
+    const char *allowed;       /* the states it applies to */
+} job_change;
 
-/* A running job belongs to its daemon: ask it (flag + notify); it writes the
- * final state under its fence. */
-static const char SQL_CANCEL_RUNNING[] =
-    "UPDATE s1.jobs SET cancel_requested = true WHERE id = $1 AND state = 'running'";
-static const char SQL_NOTIFY_CANCEL[] = "SELECT pg_notify('s1_cancel', $1)";
+static const job_change CANCEL = {SQL_CANCEL, "cancel", "cancelled", "queued or running"};
+static const job_change RETRY = {SQL_RETRY, "retry", "retried", "failed or cancelled"};
 
-/* Back to the queue as if new: attempts reset, no lease, no progress. Results
- * of the earlier run are removed so sample numbers stay unique. */
-static const char SQL_RETRY[] =
-    "UPDATE s1.jobs SET state = 'queued', attempt = 0, run_after = now(), worker = NULL,"
-    "       lease_until = NULL, cancel_requested = false, progress_thinking = 0,"
-    "       progress_tokens = 0, progress_at = NULL, error = NULL, started_at = NULL,"
-    "       finished_at = NULL"
-    " WHERE id = $1 AND state IN ('failed', 'cancelled')";
-static const char SQL_DELETE_RESULTS[] = "DELETE FROM s1.results WHERE job_id = $1";
-
-/* Begins a transaction and locks the job; *state gets its state. Returns 0,
- * S1_CTL_NOT_FOUND or -1 (the transaction is rolled back on failure). */
-static int begin_locked(PGconn *c, long long id, const char *idb, char *state, size_t cap,
-                        s1_err *err)
+/* Runs a cancel or retry function and turns its outcome into a return code;
+ * state gets the job's state after the call ("" when not told). */
+static int change_job(PGconn *c, const job_change *ch, long long id, char *state, size_t cap,
+                      s1_err *err)
 {
+    char idb[24];
+    id_param(idb, sizeof idb, id);
     const char *params[] = {idb};
-    if (s1_db_run(c, "beginning a transaction", "BEGIN", 0, NULL, err) < 0) return -1;
-    _cleanup_pgresult_ PGresult *r = s1_db_exec(c, "locking the job", SQL_LOCK_JOB, 1, params, err);
-    if (r && PQntuples(r) == 1) {
-        snprintf(state, cap, "%s", PQgetvalue(r, 0, 0));
-        return 0;
-    }
-    PQclear(PQexec(c, "ROLLBACK"));
+    _cleanup_pgresult_ PGresult *r = s1_db_exec(c, "updating the job", ch->sql, 1, params, err);
     if (!r) return -1;
-    s1_errf(err, "job %lld: no such job", id);
-    return S1_CTL_NOT_FOUND;
-}
-
-/* Runs the statements of a decided change and commits; rolls back on error. */
-static int commit_with(PGconn *c, const char *const *sqls, int n, const char *idb, s1_err *err)
-{
-    const char *params[] = {idb};
-    for (int i = 0; i < n; i++)
-        if (s1_db_run(c, "updating the job", sqls[i], 1, params, err) < 0) {
-            PQclear(PQexec(c, "ROLLBACK"));
-            return -1;
-        }
-    return s1_db_run(c, "committing", "COMMIT", 0, NULL, err);
-}
-
-static int refuse(PGconn *c, s1_err *err, const char *fmt, long long id, const char *state)
-{
-    PQclear(PQexec(c, "ROLLBACK"));
-    s1_errf(err, fmt, id, state);
+    const char *outcome = PQgetvalue(r, 0, 0);
+    snprintf(state, cap, "%s", PQgetvalue(r, 0, 1));
+    if (!strcmp(outcome, "done")) return 0;
+    if (!strcmp(outcome, "not found")) {
+        s1_errf(err, "job %lld: no such job", id);
+        return S1_CTL_NOT_FOUND;
+    }
+    if (!strcmp(outcome, "forbidden"))
+        s1_errf(err,
+                "job %lld was submitted by another user: only its submitter or a member of "
+                "s1_admin may %s it",
+                id, ch->verb);
+    else
+        s1_errf(err, "job %lld is %s: only %s jobs can be %s", id, state, ch->allowed, ch->verbed);
     return S1_CTL_REFUSED;
 }
 
 int s1_ctl_cancel(PGconn *c, long long id, const char **now_state, s1_err *err)
 {
-    char idb[24], state[16];
-    id_param(idb, sizeof idb, id);
-    int rc = begin_locked(c, id, idb, state, sizeof state, err);
-    if (rc < 0) return rc;
-    if (!strcmp(state, "queued")) {
-        const char *sqls[] = {SQL_CANCEL_QUEUED};
-        *now_state = "cancelled";
-        return commit_with(c, sqls, 1, idb, err);
-    }
-    if (!strcmp(state, "running")) {
-        const char *sqls[] = {SQL_CANCEL_RUNNING, SQL_NOTIFY_CANCEL};
-        *now_state = "running";
-        return commit_with(c, sqls, 2, idb, err);
-    }
-    return refuse(c, err, "job %lld is %s: only queued or running jobs can be cancelled", id,
-                  state);
+    char state[16];
+    int rc = change_job(c, &CANCEL, id, state, sizeof state, err);
+    if (rc == 0) *now_state = !strcmp(state, "cancelled") ? "cancelled" : "running";
+    return rc;
 }
 
 int s1_ctl_retry(PGconn *c, long long id, s1_err *err)
 {
-    char idb[24], state[16];
-    id_param(idb, sizeof idb, id);
-    int rc = begin_locked(c, id, idb, state, sizeof state, err);
-    if (rc < 0) return rc;
-    if (strcmp(state, "failed") && strcmp(state, "cancelled"))
-        return refuse(c, err, "job %lld is %s: only failed or cancelled jobs can be retried", id,
-                      state);
-    const char *sqls[] = {SQL_DELETE_RESULTS, SQL_RETRY};
-    return commit_with(c, sqls, 2, idb, err);
+    char state[16];
+    return change_job(c, &RETRY, id, state, sizeof state, err);
 }
 
 /* The daemon notifies progress and the state trigger notifies every change. */
@@ -214,7 +201,8 @@ int s1_ctl_listen_progress(PGconn *c, s1_err *err)
 /* What `s1ctl wait` draws; read again on every notification about the job, so
  * the database, not the payload, is the truth. */
 static const char SQL_PROGRESS[] =
-    "SELECT state, progress_thinking, coalesce((policy ->> 'max_think')::int, 0),"
+    "SELECT state, progress_thinking,"
+    "       coalesce((policy ->> 'max_think')::int, (policy -> 'budgets' ->> -1)::int, 0),"
     "       coalesce(error, '')"
     "  FROM s1.jobs WHERE id = $1";
 

@@ -30,6 +30,12 @@ typedef struct {
 /* Inserts a job (the caller wraps several in one transaction); *id gets its id. */
 int s1_ctl_insert(PGconn *c, const s1_ctl_job *j, long long *id, s1_err *err);
 
+/* The context of the models serving queue (and model, when not NULL): the
+ * smallest max_context among live workers that report one; *context is 0
+ * when none does. */
+int s1_ctl_queue_context(PGconn *c, const char *queue, const char *model, int *context,
+                         s1_err *err);
+
 /* Every column of the job: one row, or none when no job has this id. */
 PGresult *s1_ctl_show(PGconn *c, long long id, s1_err *err);
 
@@ -42,12 +48,15 @@ PGresult *s1_ctl_list(PGconn *c, const char *state, const char *queue, long limi
 PGresult *s1_ctl_results(PGconn *c, long long id, int with_trace, char *state, size_t cap,
                          s1_err *err);
 
-/* queued → cancelled at once; running → cancel_requested and NOTIFY
- * s1_cancel. *now_state gets "cancelled" or "running". */
+/* queued → cancelled at once; running → cancel_requested, which the job's
+ * daemon reads (a NOTIFY s1_cancel wakes it). *now_state gets "cancelled" or
+ * "running". S1_CTL_REFUSED also when the caller is neither the job's
+ * submitter nor a member of s1_admin (s1.cancel_job, 0003_roles). */
 int s1_ctl_cancel(PGconn *c, long long id, const char **now_state, s1_err *err);
 
 /* failed or cancelled → queued with attempts reset and old results removed;
- * the requeue trigger notifies s1_jobs. */
+ * the requeue trigger notifies s1_jobs. Same ownership rule as cancel
+ * (s1.retry_job). */
 int s1_ctl_retry(PGconn *c, long long id, s1_err *err);
 
 /* What `s1ctl wait` shows: state, thinking progress, budget (0 = none), error. */

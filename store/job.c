@@ -4,6 +4,7 @@
 #include <jansson.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <utf8proc.h>
@@ -12,6 +13,29 @@
 
 /* Upper bound on temperature, as in s1.sampling_is_valid. */
 #define MAX_TEMPERATURE 1e6
+
+/* The ladder's rules of s1.policy_is_valid (migrations/0005_ladders.sql). */
+static int ladder_check(const s1_policy_cfg *p, s1_err *err)
+{
+    const s1_ladder *l = &p->ladder;
+    if (l->kind == S1_LADDER_NONE) return 0;
+    bool budgets = l->kind == S1_LADDER_BUDGET;
+    const char *name = budgets ? "budgets" : "waits";
+    if (l->n_rungs < 1 || l->n_rungs > S1_MAX_RUNGS)
+        return s1_errf(err, "%s: give 1 to %d values", name, S1_MAX_RUNGS);
+    for (int i = 0; i < l->n_rungs; i++)
+        if (l->rungs[i] < (budgets ? 1 : 0) || (i > 0 && l->rungs[i] <= l->rungs[i - 1]))
+            return s1_errf(err, "%s: %d is out of order: give %s values in ascending order", name,
+                           l->rungs[i], budgets ? "positive" : "non-negative");
+    if (budgets && p->max_think > 0)
+        return s1_errf(err, "budgets replaces max_think (--budget): give one or the other");
+    if (!budgets && p->ignore_stop > 0)
+        return s1_errf(err, "waits replaces ignore_stop (--ignore-stop): give one or the other");
+    if (budgets && p->min_think > l->rungs[0])
+        return s1_errf(err, "min_think (%d) is above the smallest budget (%d)", p->min_think,
+                       l->rungs[0]);
+    return 0;
+}
 
 int s1_job_policy_check(const s1_policy_cfg *p, s1_err *err)
 {
@@ -24,7 +48,7 @@ int s1_job_policy_check(const s1_policy_cfg *p, s1_err *err)
                        p->max_think);
     if (p->think_end && !*p->think_end) return s1_errf(err, "think_end must not be empty");
     if (p->wait_string && !*p->wait_string) return s1_errf(err, "wait_string must not be empty");
-    return 0;
+    return ladder_check(p, err);
 }
 
 int s1_job_sampling_check(const s1_sampling *s, s1_err *err)
@@ -76,11 +100,30 @@ static int get_int(const char *col, const char *key, json_t *v, int min, int *ou
     return 0;
 }
 
+/* A ladder key: an array of integers (ascending is checked with the rest). */
+static int ladder_key(const char *key, json_t *v, s1_ladder_kind kind, s1_policy_cfg *p,
+                      s1_err *err)
+{
+    if (p->ladder.kind != S1_LADDER_NONE)
+        return s1_errf(err, "policy: give budgets or waits, not both");
+    if (!json_is_array(v) || json_array_size(v) < 1 || json_array_size(v) > S1_MAX_RUNGS)
+        return s1_errf(err, "policy.%s must be an array of 1 to %d integers", key, S1_MAX_RUNGS);
+    p->ladder.kind = kind;
+    p->ladder.n_rungs = (int)json_array_size(v);
+    size_t i;
+    json_t *x;
+    json_array_foreach(v, i,
+                       x) if (get_int("policy", key, x, 0, &p->ladder.rungs[i], err) < 0) return -1;
+    return 0;
+}
+
 /* Fills one policy key into the s1_policy_cfg at dst; strings are copied
  * (the policy owns them). */
 static int policy_key(void *dst, const char *key, json_t *v, s1_err *err)
 {
     s1_policy_cfg *p = dst;
+    if (!strcmp(key, "budgets")) return ladder_key(key, v, S1_LADDER_BUDGET, p, err);
+    if (!strcmp(key, "waits")) return ladder_key(key, v, S1_LADDER_WAIT, p, err);
     for (size_t i = 0; i < N_OF(policy_ints); i++)
         if (!strcmp(key, policy_ints[i].key))
             return get_int("policy", key, v, policy_ints[i].min,
@@ -170,6 +213,14 @@ static char *dump(json_t *o, const char *col, s1_err *err)
     return s;
 }
 
+/* Sets key to v in o; jansson answers NULL for a string that is not UTF-8
+ * (and when out of memory), and a key must not silently go missing. */
+static int set_key(json_t *o, const char *col, const char *key, json_t *v, s1_err *err)
+{
+    if (v && !json_object_set_new(o, key, v)) return 0;
+    return s1_errf(err, "%s.%s: out of memory", col, key);
+}
+
 char *s1_job_policy_json(const s1_policy_cfg *p, s1_err *err)
 {
     if (s1_job_policy_check(p, err) < 0) return NULL;
@@ -177,11 +228,25 @@ char *s1_job_policy_json(const s1_policy_cfg *p, s1_err *err)
     if (!o) return dump(NULL, "policy", err);
     for (size_t i = 0; i < N_OF(policy_ints); i++) {
         int v = *(const int *)((const char *)p + policy_ints[i].off);
-        if (v > 0) json_object_set_new(o, policy_ints[i].key, json_integer(v));
+        if (v > 0 && set_key(o, "policy", policy_ints[i].key, json_integer(v), err) < 0)
+            return NULL;
     }
     for (size_t i = 0; i < N_OF(policy_strs); i++) {
         const char *v = *(const char *const *)((const char *)p + policy_strs[i].off);
-        if (v) json_object_set_new(o, policy_strs[i].key, json_string(v));
+        char name[32];
+        snprintf(name, sizeof name, "policy.%s", policy_strs[i].key);
+        if (v && (s1_job_text_check(name, v, err) < 0 ||
+                  set_key(o, "policy", policy_strs[i].key, json_string(v), err) < 0))
+            return NULL;
+    }
+    if (p->ladder.kind != S1_LADDER_NONE) {
+        json_t *a = json_array();
+        for (int i = 0; a && i < p->ladder.n_rungs; i++)
+            if (json_array_append_new(a, json_integer(p->ladder.rungs[i])))
+                return dump(NULL, "policy", err);
+        if (!a ||
+            json_object_set_new(o, p->ladder.kind == S1_LADDER_BUDGET ? "budgets" : "waits", a))
+            return dump(NULL, "policy", err);
     }
     return dump(o, "policy", err);
 }
@@ -191,10 +256,12 @@ char *s1_job_sampling_json(const s1_sampling *s, s1_err *err)
     if (s1_job_sampling_check(s, err) < 0) return NULL;
     json_auto_t *o = json_object();
     if (!o) return dump(NULL, "sampling", err);
-    if (s->temperature > 0) json_object_set_new(o, "temperature", json_real(s->temperature));
-    if (s->top_p > 0) json_object_set_new(o, "top_p", json_real(s->top_p));
-    if (s->top_k > 0) json_object_set_new(o, "top_k", json_integer(s->top_k));
-    if (s->seed > 0) json_object_set_new(o, "seed", json_integer((json_int_t)s->seed));
+    if ((s->temperature > 0 &&
+         set_key(o, "sampling", "temperature", json_real(s->temperature), err) < 0) ||
+        (s->top_p > 0 && set_key(o, "sampling", "top_p", json_real(s->top_p), err) < 0) ||
+        (s->top_k > 0 && set_key(o, "sampling", "top_k", json_integer(s->top_k), err) < 0) ||
+        (s->seed > 0 && set_key(o, "sampling", "seed", json_integer((json_int_t)s->seed), err) < 0))
+        return NULL;
     return dump(o, "sampling", err);
 }
 
@@ -213,6 +280,14 @@ static size_t bad_utf8_at(const char *text, size_t len, int *is_nul)
         i += (size_t)n;
     }
     return len;
+}
+
+int s1_job_text_check(const char *name, const char *text, s1_err *err)
+{
+    int is_nul = 0;
+    size_t len = strlen(text), at = bad_utf8_at(text, len, &is_nul);
+    if (at < len) return s1_errf(err, "%s: not valid UTF-8 at byte %zu", name, at);
+    return 0;
 }
 
 int s1_job_problem_check(const char *name, const char *text, size_t len, size_t max_bytes,

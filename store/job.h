@@ -11,6 +11,10 @@
 #include "engine.h"
 #include "err.h"
 
+/* Bounds of the jobs' columns (0003_roles): s1ctl refuses what the CHECKs would. */
+#define S1_JOB_MAX_ATTEMPTS 1000
+#define S1_JOB_MAX_PRIORITY 1000000
+
 /* s1ctl submit's default limit on a problem's size (--max-bytes). */
 #define S1_JOB_MAX_PROBLEM_BYTES ((size_t)1 << 20)
 
@@ -36,6 +40,11 @@ int s1_job_sampling_check(const s1_sampling *s, s1_err *err);
  * columns (malloc'ed text, owned by the caller); NULL with err on failure. */
 char *s1_job_policy_json(const s1_policy_cfg *p, s1_err *err);
 char *s1_job_sampling_json(const s1_sampling *s, s1_err *err);
+
+/* 0 when text is valid UTF-8, else err = "name: not valid UTF-8 at byte N":
+ * every string s1ctl stores is checked, since PostgreSQL and jansson refuse
+ * text that is not UTF-8 (jansson by returning NULL). */
+int s1_job_text_check(const char *name, const char *text, s1_err *err);
 
 /* A problem the engine can take: valid UTF-8 without NUL bytes, not empty
  * (whitespace only counts as empty), at most max_bytes. name is the file the

@@ -31,15 +31,28 @@ static const char SQL_CLAIM[] =
     "                ORDER BY c.priority DESC, c.id LIMIT $5)"
     " RETURNING j.id, j.attempt, j.samples, j.cancel_requested,"
     "           extract(epoch FROM now() - j.created_at) * 1000,"
-    "           j.problem, j.reference_answer, j.policy::text, j.sampling::text";
+    "           j.problem, j.reference_answer, j.policy::text, j.sampling::text,"
+    "           (SELECT json_agg(json_build_object('sample', r.sample, 'ids', r.token_ids,"
+    "                                              'kinds', r.token_kinds, 'state', r.state))::text"
+    "              FROM s1.resume r WHERE r.job_id = j.id AND r.model = $4)";
 
-/* Lease renewal, fenced: only the attempts this worker still holds. */
+/* Lease renewal, fenced: only the attempts this worker still holds. A row
+ * locked now (by this worker's own completion being written, or by a cancel)
+ * is not waited for: it is reported held from the snapshot and renewed next
+ * time, so a slow write never stalls the heartbeat, and no reaper (SKIP
+ * LOCKED too) can take a row while it is locked. */
 static const char SQL_RENEW[] =
-    "UPDATE s1.jobs j SET lease_until = now() + $2::int * interval '1 millisecond',"
-    "                    updated_at = now()"
-    "  FROM unnest($3::bigint[], $4::int[]) AS h(id, attempt)"
-    " WHERE j.id = h.id AND j.attempt = h.attempt AND j.worker = $1 AND j.state = 'running'"
-    " RETURNING j.id, j.cancel_requested";
+    "WITH mine AS (SELECT j.id, j.cancel_requested"
+    "                FROM s1.jobs j, unnest($3::bigint[], $4::int[]) AS h(id, attempt)"
+    "               WHERE j.id = h.id AND j.attempt = h.attempt AND j.worker = $1"
+    "                 AND j.state = 'running'),"
+    " renewed AS (UPDATE s1.jobs j SET lease_until = now() + $2::int * interval '1 millisecond',"
+    "                                 updated_at = now()"
+    "              WHERE j.id IN (SELECT k.id FROM s1.jobs k JOIN mine ON mine.id = k.id"
+    "                              WHERE k.worker = $1 AND k.state = 'running'"
+    "                                FOR UPDATE OF k SKIP LOCKED)"
+    "             RETURNING j.id)"
+    " SELECT id, cancel_requested FROM mine";
 
 /* Progress, fenced, with one s1_progress notification per job written. */
 static const char SQL_PROGRESS[] =
@@ -70,15 +83,18 @@ static const char SQL_COMPLETE[] =
     "        WHERE j.id = d.id AND j.attempt = d.attempt AND j.worker = $1"
     "          AND j.state = 'running'"
     "       RETURNING j.id, d.attempt),"
-    " r AS (INSERT INTO s1.results (job_id, attempt, sample, trace, answer, extracted_answer,"
+    " r AS (INSERT INTO s1.results (job_id, attempt, sample, rung, budget, ignore_stop,"
+    "              context_end, trace, answer, extracted_answer,"
     "              grade, prompt_tokens, thinking_tokens, forced_tokens, answer_tokens, waits,"
     "              forced_end, stop_reason, prompt_ids, token_ids, queue_wait_ms, ttft_ms,"
     "              decode_tps, model, backend, gpus, worker)"
-    "       SELECT x.job_id, x.attempt, x.sample, x.trace, x.answer, x.extracted_answer,"
+    "       SELECT x.job_id, x.attempt, x.sample, x.rung, nullif(x.budget, 0), x.ignore_stop,"
+    "              x.context_end, x.trace, x.answer, x.extracted_answer,"
     "              x.grade, x.prompt_tokens, x.thinking_tokens, x.forced_tokens, x.answer_tokens,"
     "              x.waits, x.forced_end, x.stop_reason, x.prompt_ids, x.token_ids,"
     "              x.queue_wait_ms, x.ttft_ms, x.decode_tps, $3, $4, $5::int, $1"
     "         FROM jsonb_to_recordset($6::jsonb) AS x(job_id bigint, attempt int, sample int,"
+    "              rung int, budget int, ignore_stop int, context_end boolean,"
     "              trace text, answer text, extracted_answer text, grade boolean,"
     "              prompt_tokens int, thinking_tokens int, forced_tokens int,"
     "              answer_tokens int, waits int, forced_end boolean, stop_reason text,"
@@ -90,8 +106,10 @@ static const char SQL_COMPLETE[] =
 
 /* The reaper: a lease that expired means its worker died or stalled. The job
  * goes back to the queue after a backoff of 2^(attempt-1) s (at most 5 min),
- * or fails after max_attempts; a cancel requested meanwhile wins. SKIP
- * LOCKED lets every daemon run it without waiting on the others. */
+ * or fails after max_attempts; a cancel requested meanwhile wins. The
+ * exponent is capped before power() so no attempt count overflows it. SKIP
+ * LOCKED lets every daemon run it without waiting on the others. (A running
+ * job always has a lease: 0003_roles checks it.) */
 static const char SQL_REAP[] =
     "UPDATE s1.jobs j"
     "   SET state = CASE WHEN j.cancel_requested THEN 'cancelled'"
@@ -100,7 +118,8 @@ static const char SQL_REAP[] =
     "       error = CASE WHEN j.cancel_requested THEN 'cancelled'"
     "                    ELSE format('lease expired on worker %s (attempt %s of %s)',"
     "                                j.worker, j.attempt, j.max_attempts) END,"
-    "       run_after = now() + least(power(2, j.attempt - 1), 300) * interval '1 second',"
+    "       run_after = now() + least(power(2, least(j.attempt, 10) - 1), 300)"
+    "                           * interval '1 second',"
     "       finished_at = CASE WHEN j.cancel_requested OR j.attempt >= j.max_attempts"
     "                          THEN now() END,"
     "       lease_until = NULL, updated_at = now()"
@@ -108,16 +127,34 @@ static const char SQL_REAP[] =
     "                   FOR UPDATE SKIP LOCKED)"
     " RETURNING j.id, j.state, j.attempt";
 
+/* Saved states of running samples, fenced like every write after the claim:
+ * only for an attempt this worker holds, and never over the save of a later
+ * attempt (a zombie's save cannot replace its rescuer's). */
+static const char SQL_SAVE[] =
+    "INSERT INTO s1.resume AS r (job_id, sample, attempt, worker, model, token_ids, token_kinds,"
+    "                            state, saved_at)"
+    " SELECT x.job_id, x.sample, x.attempt, $1, $2, x.token_ids, x.token_kinds, x.state, now()"
+    "   FROM jsonb_to_recordset($3::jsonb) AS x(job_id bigint, attempt int, sample int,"
+    "        token_ids int[], token_kinds smallint[], state text)"
+    "   JOIN s1.jobs j ON j.id = x.job_id AND j.attempt = x.attempt AND j.worker = $1"
+    "                 AND j.state = 'running'"
+    " ON CONFLICT (job_id, sample) DO UPDATE"
+    "   SET attempt = EXCLUDED.attempt, worker = EXCLUDED.worker, model = EXCLUDED.model,"
+    "       token_ids = EXCLUDED.token_ids, token_kinds = EXCLUDED.token_kinds,"
+    "       state = EXCLUDED.state, saved_at = now()"
+    "  WHERE r.attempt <= EXCLUDED.attempt";
+
 /* The worker's row: what `select * from s1.worker_status` shows. */
 static const char SQL_WORKER[] =
     "INSERT INTO s1.workers AS w (name, host, pid, version, model, backend, gpus, queues, state,"
-    "                             jobs_in_flight, jobs_done, tokens_per_s, started_at, "
-    "heartbeat_at)"
+    "                             jobs_in_flight, jobs_done, tokens_per_s, max_context,"
+    "                             started_at, heartbeat_at)"
     " VALUES ($1, $2, $3::int, $4, $5, $6, $7::int, $8::text[], $9, $10::int, $11::bigint,"
-    "         $12::float8, now(), now())"
+    "         $12::float8, nullif($13::int, 0), now(), now())"
     " ON CONFLICT (name) DO UPDATE"
     "   SET host = EXCLUDED.host, pid = EXCLUDED.pid, version = EXCLUDED.version,"
     "       model = EXCLUDED.model, backend = EXCLUDED.backend, gpus = EXCLUDED.gpus,"
+    "       max_context = EXCLUDED.max_context,"
     "       queues = EXCLUDED.queues, state = EXCLUDED.state,"
     "       jobs_in_flight = EXCLUDED.jobs_in_flight, jobs_done = EXCLUDED.jobs_done,"
     "       tokens_per_s = EXCLUDED.tokens_per_s, heartbeat_at = now(),"
@@ -245,6 +282,7 @@ int s1_queue_parse_claim(const PGresult *r, s1_queue_job **jobs, int *n, s1_err 
         j[i].reference = dup_value(r, i, 6);
         j[i].policy = dup_value(r, i, 7);
         j[i].sampling = dup_value(r, i, 8);
+        j[i].resume = dup_value(r, i, 9);
     }
     *jobs = j;
     *n = rows;
@@ -258,6 +296,7 @@ void s1_queue_jobs_free(s1_queue_job *jobs, int n)
         free(jobs[i].reference);
         free(jobs[i].policy);
         free(jobs[i].sampling);
+        free(jobs[i].resume);
     }
     free(jobs);
 }
@@ -352,6 +391,10 @@ static json_t *sample_json(const s1_queue_done *d, const s1_queue_sample *x)
     int rc = json_object_set_new(o, "job_id", json_integer(d->id)) |
              json_object_set_new(o, "attempt", json_integer(d->attempt)) |
              json_object_set_new(o, "sample", json_integer(x->sample)) |
+             json_object_set_new(o, "rung", json_integer(x->rung)) |
+             json_object_set_new(o, "budget", json_integer(x->budget)) |
+             json_object_set_new(o, "ignore_stop", json_integer(x->ignore_stop)) |
+             json_object_set_new(o, "context_end", json_boolean(x->context_end)) |
              json_object_set_new(o, "trace", json_text(x->trace)) |
              json_object_set_new(o, "answer", json_text(x->answer)) |
              json_object_set_new(o, "extracted_answer", json_text(x->extracted_answer)) |
@@ -461,6 +504,102 @@ int s1_queue_worker_beat(s1_queue_stmt *s, const s1_queue_worker *w, const s1_qu
              add_param(s, f->version) || add_param(s, w->model) || add_param(s, f->backend) ||
              add_paramf(s, "%d", f->gpus) || add_text_array(s, w->queues, w->n_queues) ||
              add_param(s, f->state) || add_paramf(s, "%d", f->jobs_in_flight) ||
-             add_paramf(s, "%lld", f->jobs_done) || add_paramf(s, "%.3f", f->tokens_per_s);
+             add_paramf(s, "%lld", f->jobs_done) || add_paramf(s, "%.3f", f->tokens_per_s) ||
+             add_paramf(s, "%d", f->max_context);
     return built(s, rc);
+}
+
+/* One saved sample as a row of the save statement. */
+static json_t *saved_json(const s1_queue_saved *v)
+{
+    json_t *o = json_object(), *kinds = json_array();
+    int rc = !o || !kinds;
+    for (size_t i = 0; !rc && i < v->state->n; i++)
+        rc = json_array_append_new(kinds, json_integer(v->state->kinds[i]));
+    rc = rc || json_object_set_new(o, "job_id", json_integer(v->id)) |
+                   json_object_set_new(o, "attempt", json_integer(v->attempt)) |
+                   json_object_set_new(o, "sample", json_integer(v->sample)) |
+                   json_object_set_new(o, "token_ids", json_ids(v->state->ids, v->state->n)) |
+                   json_object_set_new(o, "token_kinds", kinds) |
+                   json_object_set_new(o, "state", json_text(v->state->state));
+    if (rc) {
+        json_decref(o);
+        if (!o) json_decref(kinds);
+        return NULL;
+    }
+    return o;
+}
+
+int s1_queue_save(s1_queue_stmt *s, const s1_queue_worker *w, const s1_queue_saved *v, int n,
+                  s1_err *err)
+{
+    json_t *rows = json_array();
+    int rc = !rows;
+    for (int i = 0; !rc && i < n; i++) {
+        json_t *o = saved_json(&v[i]);
+        rc = !o || json_array_append_new(rows, o);
+    }
+    char *text = rc ? NULL : json_dumps(rows, JSON_COMPACT);
+    json_decref(rows);
+    if (!text) return s1_errf(err, "save: out of memory for %d samples", n);
+    stmt_init(s, "save running samples", SQL_SAVE);
+    rc = add_param(s, w->worker) || add_param(s, w->model);
+    if (!rc)
+        s->params[s->n_params++] = text;
+    else
+        free(text);
+    return built(s, rc) ? s1_errf(err, "save: out of memory for %d samples", n) : 0;
+}
+
+/* One element of a claimed job's resume array, checked for shape only: the
+ * engine checks the tokens against the request. */
+static s1_resume *resume_from_json(const json_t *o, s1_err *err)
+{
+    const json_t *ids = json_object_get(o, "ids"), *kinds = json_object_get(o, "kinds");
+    const char *state = json_string_value(json_object_get(o, "state"));
+    if (!json_is_array(ids) || !json_is_array(kinds) || !state ||
+        json_array_size(ids) != json_array_size(kinds)) {
+        s1_errf(err, "a saved sample lacks ids, kinds or state, or they differ in length");
+        return NULL;
+    }
+    size_t n = json_array_size(ids);
+    s1_resume *r = calloc(1, sizeof *r);
+    if (r) {
+        r->n = n;
+        r->ids = calloc(n ? n : 1, sizeof *r->ids);
+        r->kinds = calloc(n ? n : 1, 1);
+        r->state = strdup(state);
+    }
+    if (!r || !r->ids || !r->kinds || !r->state) {
+        /* (s1_resume_free is the engine's, which store does not link.) */
+        if (r) free(r->ids), free(r->kinds), free(r->state);
+        free(r);
+        s1_errf(err, "out of memory reading %zu saved tokens", n);
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        r->ids[i] = (int32_t)json_integer_value(json_array_get(ids, i));
+        r->kinds[i] = (uint8_t)json_integer_value(json_array_get(kinds, i));
+    }
+    return r;
+}
+
+int s1_queue_parse_resume(const char *text, int samples, s1_resume **out, s1_err *err)
+{
+    json_error_t je;
+    json_t *a = json_loads(text, 0, &je);
+    if (!json_is_array(a)) {
+        json_decref(a);
+        return s1_errf(err, "saved samples are not a JSON array: %s", je.text);
+    }
+    int rc = 0;
+    for (size_t i = 0; !rc && i < json_array_size(a); i++) {
+        const json_t *o = json_array_get(a, i);
+        json_int_t sample = json_integer_value(json_object_get(o, "sample"));
+        if (sample < 0 || sample >= samples || out[sample]) continue;
+        out[sample] = resume_from_json(o, err);
+        rc = out[sample] ? 0 : -1;
+    }
+    json_decref(a);
+    return rc;
 }

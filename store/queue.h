@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "engine.h"
 #include "err.h"
 
 enum { S1_QUEUE_MAX_PARAMS = 16 };
@@ -48,6 +49,7 @@ typedef struct {
     char *reference; /* NULL without a reference answer */
     char *policy;    /* JSON text */
     char *sampling;  /* JSON text */
+    char *resume;    /* JSON text: the samples saved by earlier attempts; NULL when none */
 } s1_queue_job;
 
 /* Claims up to n queued jobs (FOR UPDATE SKIP LOCKED), best first. */
@@ -75,9 +77,13 @@ int s1_queue_parse_renew(const PGresult *r, s1_queue_lease **out, int *n, s1_err
 /* Writes progress of the held jobs and NOTIFYs s1_progress ("id thinking"). */
 int s1_queue_progress(s1_queue_stmt *s, const s1_queue_worker *w, const s1_queue_held *h, int n);
 
-/* One finished sample, as written to s1.results. */
+/* One finished sample at one rung, as written to s1.results. */
 typedef struct {
     int sample;
+    int rung;        /* index in the job's ladder; 0 without one */
+    int budget;      /* the run's max_think: the rung's budget, else the job's; 0 = none */
+    int ignore_stop; /* the run's ignore_stop: the rung's wait count, else the job's */
+    bool context_end;
     const char *trace, *answer, *extracted_answer;
     int grade; /* -1 = NULL (no reference), 0, 1 */
     int prompt_tokens, thinking_tokens, forced_tokens, answer_tokens, waits;
@@ -126,10 +132,25 @@ int s1_queue_parse_ids(const PGresult *r, int64_t **ids, int *n, s1_err *err);
  * cancels those whose cancel was requested. The result lists id, state, attempt. */
 void s1_queue_reap(s1_queue_stmt *s);
 
+/* Saves where running samples stand (s1.resume), as this worker's model. */
+typedef struct {
+    int64_t id;
+    int attempt, sample;
+    const s1_resume *state;
+} s1_queue_saved;
+int s1_queue_save(s1_queue_stmt *s, const s1_queue_worker *w, const s1_queue_saved *v, int n,
+                  s1_err *err);
+
+/* The saved states of a claimed job (its resume text) into out[samples],
+ * each malloc'ed (s1_resume_free); samples with none, or out of range, are
+ * left alone. -1 with err when the text is not what the claim returns. */
+int s1_queue_parse_resume(const char *text, int samples, s1_resume **out, s1_err *err);
+
 /* Inserts or updates this worker's row in s1.workers. */
 typedef struct {
     const char *host, *version, *backend, *state;
     int pid, gpus, jobs_in_flight;
+    int max_context; /* the engine's context, which submit checks budgets against; 0 = unknown */
     long long jobs_done;
     double tokens_per_s;
 } s1_queue_figures;

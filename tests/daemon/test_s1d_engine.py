@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """s1d on the real engine with a tiny generated model: every result column
-filled and consistent, and rows the engine refuses failing with the reason
-while the daemon goes on."""
+filled and consistent, ladder jobs whose rows equal separate jobs, thinking
+that ends in time for the answer under --max-context, and rows the engine
+refuses failing with the reason while the daemon goes on."""
 import os
 import shutil
 import subprocess
@@ -18,8 +19,58 @@ subprocess.run(["/usr/bin/python3", os.path.join(SOURCE, "tools", "gen_model.py"
                 "--preset", "tiny"], check=True, capture_output=True)
 
 
-def engine_daemon(db):
-    return Daemon(db, "--model", MODEL, "--threads", "1", noop=False)
+def engine_daemon(db, *args):
+    return Daemon(db, "--model", MODEL, "--threads", "1", *args, noop=False)
+
+
+def submit_sampled(db, policy, samples=1):
+    """A job sampled at temperature 0.9 with seed 5; returns its id."""
+    rows = psql(db, "INSERT INTO s1.jobs (problem, policy, sampling, samples) VALUES "
+                    f"('What is 2 + 2?', '{policy}', '{{\"temperature\": 0.9, \"seed\": 5}}', {samples})"
+                    " RETURNING id")
+    return int(rows[0][0])
+
+
+def runs(db, jid):
+    """(sample, rung, budget, ignore_stop) -> (token_ids, counts, stop) of a job's rows."""
+    rows = psql(db, "SELECT sample, rung, coalesce(budget, 0), ignore_stop, token_ids::text,"
+                    " thinking_tokens, forced_tokens, answer_tokens, waits, forced_end, stop_reason"
+                    f" FROM s1.results WHERE job_id = {jid} ORDER BY sample, rung")
+    return {tuple(int(x) for x in r[:4]): tuple(r[4:]) for r in rows}
+
+
+def test_each_row_of_a_ladder_job_equals_a_separate_job():
+    db = migrated_db()
+    budgets = submit_sampled(db, '{"budgets": [4, 8, 16], "max_answer": 6}', samples=2)
+    waits = submit_sampled(db, '{"waits": [0, 1, 3], "max_think": 40, "max_answer": 6}', samples=2)
+    separate = {(k, b, 0): submit_sampled(db, f'{{"max_think": {b}, "max_answer": 6}}', samples=2)
+                for k, b in enumerate((4, 8, 16))}
+    separate.update({(k, 40, w): submit_sampled(db, f'{{"ignore_stop": {w}, "max_think": 40, "max_answer": 6}}',
+                                                samples=2)
+                     for k, w in enumerate((0, 1, 3))})
+    with engine_daemon(db):
+        for jid in [budgets, waits, *separate.values()]:
+            wait_state(db, jid, "succeeded", timeout=120)
+    for ladder in (budgets, waits):
+        got = runs(db, ladder)
+        assert len(got) == 6, got
+        for (sample, rung, budget, ignore_stop), run in got.items():
+            alone = runs(db, separate[(rung, budget, ignore_stop)])
+            assert alone[(sample, 0, budget, ignore_stop)] == run, (sample, rung)
+    rows = psql(db, f"SELECT budget, ladder, rungs FROM s1.job_summary WHERE id IN ({budgets}, {waits}) ORDER BY id")
+    assert rows == [["16", "budgets", "3"], ["40", "waits", "3"]]
+
+
+def test_without_a_budget_thinking_leaves_the_answer_room_in_the_context():
+    db = migrated_db()
+    # Every stop suppressed: only the context can end the thinking.
+    [jid] = submit(db, policy='{"max_answer": 20, "ignore_stop": 100000}')
+    with engine_daemon(db, "--max-context", "160"):
+        wait_state(db, jid, "succeeded", timeout=60)
+        [row] = psql(db, "SELECT prompt_tokens + thinking_tokens + forced_tokens + answer_tokens,"
+                         f" answer_tokens, forced_end, context_end FROM s1.results WHERE job_id = {jid}")
+        assert int(row[0]) <= 160 and int(row[1]) > 0 and row[2:] == ["t", "t"], row
+        assert psql(db, "SELECT max_context FROM s1.workers") == [["160"]]
 
 
 def test_a_job_succeeds_with_every_result_column_filled_and_consistent():
@@ -48,6 +99,9 @@ def test_a_job_succeeds_with_every_result_column_filled_and_consistent():
 
 def test_rows_the_engine_refuses_fail_with_the_reason_and_the_daemon_goes_on():
     db = migrated_db()
+    # The schema refuses a blank problem (0003_roles); without that
+    # constraint the engine's own check is what refuses it.
+    psql(db, "ALTER TABLE s1.jobs DROP CONSTRAINT jobs_problem_not_blank")
     [two_token_end] = submit(db, policy='{"think_end": "xyzzy", "max_think": 5}')
     [empty] = submit(db, problem="")
     [good] = submit(db, policy='{"max_think": 5, "max_answer": 5}')

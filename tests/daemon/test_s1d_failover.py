@@ -64,6 +64,8 @@ def test_no_result_is_lost_when_postgresql_restarts_mid_run():
                 wait_for(lambda: psql(db, "SELECT count(*) FROM s1.jobs WHERE state = 'succeeded'")[0][0] == "6",
                          timeout=60, what="6 jobs succeeded after the restart")
                 assert psql(db, "SELECT count(*), count(DISTINCT job_id) FROM s1.results") == [["6", "6"]]
+                # Back well within the lease: no job lost its attempt.
+                assert psql(db, "SELECT min(attempt), max(attempt) FROM s1.jobs") == [["1", "1"]]
                 later = submit(db, policy='{"max_think": 10}')[0]
                 wait_state(db, later, "succeeded")
                 assert d.alive()

@@ -32,15 +32,17 @@ def test_sd_notify_says_ready_status_watchdog_then_stopping_in_order():
     sock = NotifySocket()
     try:
         with Daemon(db, env={"NOTIFY_SOCKET": sock.path, "WATCHDOG_USEC": "400000"}) as d:
-            sock.wait("WATCHDOG=1")
             sock.wait("STATUS=")
+            # The watchdog is fed from the start (model loading) and after
+            # READY: wait for one after READY before stopping.
+            wait_for(lambda: "WATCHDOG=1" in "".join(sock.read()).split("READY=1", 1)[1],
+                     what="WATCHDOG=1 after READY=1")
             assert d.stop() == 0
             sock.wait("STOPPING=1")
             msgs = sock.read()
             first = {k: next(i for i, m in enumerate(msgs) if k in m)
                      for k in ("READY=1", "STATUS=", "STOPPING=1")}
             assert first["READY=1"] <= first["STATUS="] < first["STOPPING=1"], msgs
-            # The watchdog is fed from the start (model loading) and after READY.
             assert any("WATCHDOG=1" in m for m in msgs[first["READY=1"]:first["STOPPING=1"]]), msgs
             assert d.output().startswith("<"), "sd-daemon priority prefixes under systemd"
     finally:

@@ -10,6 +10,8 @@
 
 #include <cmocka.h>
 
+#include "tokenizer.h"
+
 char *fx_gen_model(const char *args)
 {
     const char *root = getenv("S1_SOURCE_ROOT");
@@ -60,6 +62,22 @@ void fx_rm_model(char *dir)
     free(dir);
 }
 
+int fx_models_gen(fx_models *m)
+{
+    m->plain = fx_gen_model("");
+    m->boosted = fx_gen_model("");
+    if (!m->plain || !m->boosted) return -1;
+    m->im_start = fx_token_id(m->plain, "<|im_start|>");
+    return m->im_start >= 0 && fx_boost_row(m->boosted, m->im_start, 2) == 0 ? 0 : -1;
+}
+
+void fx_models_rm(fx_models *m)
+{
+    fx_rm_model(m->plain);
+    fx_rm_model(m->boosted);
+    *m = (fx_models){0};
+}
+
 s1_engine *fx_open(const char *dir, s1_engine_cfg cfg)
 {
     cfg.model_dir = dir;
@@ -85,21 +103,9 @@ void fx_add(s1_engine *e, const s1_request *r)
 
 void fx_run(s1_engine *e, s1_result **results, int n)
 {
-    for (int i = 0; i < n; i++)
-        results[i] = NULL;
-    s1_err err = {{0}};
-    int left;
-    do {
-        left = s1_engine_step(e, &err);
-        if (left < 0) fail_msg("s1_engine_step: %s", err.msg);
-        for (s1_result *r; (r = s1_engine_take_result(e));) {
-            assert_true(r->tag < (uint64_t)n);
-            assert_null(results[r->tag]);
-            results[r->tag] = r;
-        }
-    } while (left > 0);
-    for (int i = 0; i < n; i++)
-        assert_non_null(results[i]);
+    s1_result **grid = fx_run_grid(e, n, 1, 1);
+    memcpy(results, grid, sizeof *grid * (size_t)n);
+    free(grid);
 }
 
 void fx_free_results(s1_result **results, int n)
@@ -124,4 +130,72 @@ void fx_check_counts(const s1_engine *e, const s1_result *r)
     assert_true(r->prompt_tokens + (int)r->n_gen <= s1_engine_get_info(e)->max_context);
     assert_non_null(r->trace);
     assert_non_null(r->answer);
+}
+
+s1_result **fx_run_grid(s1_engine *e, int n_tags, int n_samples, int n_rungs)
+{
+    int n = n_tags * n_samples * n_rungs;
+    s1_result **grid = calloc((size_t)n, sizeof *grid);
+    assert_non_null(grid);
+    s1_err err = {{0}};
+    int left;
+    do {
+        left = s1_engine_step(e, &err);
+        if (left < 0) fail_msg("s1_engine_step: %s", err.msg);
+        for (s1_result *r; (r = s1_engine_take_result(e));) {
+            assert_true(r->tag < (uint64_t)n_tags);
+            assert_in_range(r->sample, 0, n_samples - 1);
+            assert_in_range(r->rung, 0, n_rungs - 1);
+            size_t at = ((size_t)r->tag * (size_t)n_samples + (size_t)r->sample) * (size_t)n_rungs +
+                        (size_t)r->rung;
+            assert_null(grid[at]);
+            grid[at] = r;
+        }
+    } while (left > 0);
+    for (int i = 0; i < n; i++)
+        assert_non_null(grid[i]);
+    return grid;
+}
+
+void fx_free_grid(s1_result **grid, int n)
+{
+    fx_free_results(grid, n);
+    free(grid);
+}
+
+void fx_assert_same_run(const s1_result *a, const s1_result *b)
+{
+    assert_int_equal(a->n_gen, b->n_gen);
+    assert_memory_equal(a->gen_ids, b->gen_ids, a->n_gen * sizeof *a->gen_ids);
+    assert_memory_equal(a->gen_kinds, b->gen_kinds, a->n_gen);
+    assert_int_equal(a->stop, b->stop);
+    assert_int_equal(a->prompt_tokens, b->prompt_tokens);
+    assert_int_equal(a->thinking_tokens, b->thinking_tokens);
+    assert_int_equal(a->forced_tokens, b->forced_tokens);
+    assert_int_equal(a->answer_tokens, b->answer_tokens);
+    assert_int_equal(a->waits, b->waits);
+    assert_int_equal(a->forced_end, b->forced_end);
+    assert_int_equal(a->context_end, b->context_end);
+    assert_string_equal(a->trace, b->trace);
+    assert_string_equal(a->answer, b->answer);
+}
+
+int32_t fx_token_id(const char *dir, const char *name)
+{
+    char *path = NULL;
+    if (asprintf(&path, "%s/tokenizer.json", dir) < 0) return -1;
+    s1_err err;
+    s1_tokenizer *t = s1_tokenizer_load(path, &err);
+    free(path);
+    if (!t) return -1;
+    int32_t id = s1_tokenizer_token_id(t, name);
+    s1_tokenizer_free(t);
+    return id;
+}
+
+void fx_assert_add_fails(s1_engine *e, const s1_request *r, const char *needle)
+{
+    s1_err err = {{0}};
+    assert_int_equal(s1_engine_add(e, r, &err), -1);
+    if (!strstr(err.msg, needle)) fail_msg("\"%s\" does not mention %s", err.msg, needle);
 }

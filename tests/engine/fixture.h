@@ -18,6 +18,17 @@ int fx_boost_row(const char *dir, int32_t id, double factor);
 /* Removes the directory and frees its name. */
 void fx_rm_model(char *dir);
 
+/* A tiny model, and a copy of it whose delimiter is made likely, so that it
+ * ends its thinking early and often. */
+typedef struct {
+    char *plain, *boosted;
+    int32_t im_start;
+} fx_models;
+
+/* Returns 0, or -1 when generation failed. */
+int fx_models_gen(fx_models *m);
+void fx_models_rm(fx_models *m);
+
 /* Opens an engine on dir with cfg (model_dir filled in); fails the test on error. */
 s1_engine *fx_open(const char *dir, s1_engine_cfg cfg);
 
@@ -29,6 +40,21 @@ void fx_add(s1_engine *e, const s1_request *r);
  * arrive exactly once). */
 void fx_run(s1_engine *e, s1_result **results, int n);
 void fx_free_results(s1_result **results, int n);
+
+/* Steps until nothing is in flight; a malloc'ed grid of n_tags * n_samples *
+ * n_rungs results, the one of (tag, sample, rung) at (tag * n_samples +
+ * sample) * n_rungs + rung, each arriving exactly once. */
+s1_result **fx_run_grid(s1_engine *e, int n_tags, int n_samples, int n_rungs);
+void fx_free_grid(s1_result **grid, int n);
+
+/* The same run: tokens, kinds, counts, stop, trace and answer (not timings). */
+void fx_assert_same_run(const s1_result *a, const s1_result *b);
+
+/* The id of a token of dir's tokenizer, -1 when it has none. */
+int32_t fx_token_id(const char *dir, const char *name);
+
+/* s1_engine_add refuses r with a message containing needle. */
+void fx_assert_add_fails(s1_engine *e, const s1_request *r, const char *needle);
 
 /* Checks what every result must satisfy: the counts add up to the ids and
  * their kinds, and no id lies past the tokenizer's vocabulary. */

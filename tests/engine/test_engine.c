@@ -15,10 +15,10 @@
 #include "shared.h"
 
 #include "fixture.h"
-#include "tokenizer.h"
 
-static char *model_dir;   /* tiny, byte-level tokenizer */
-static char *boosted_dir; /* the same, its delimiter made likely */
+static fx_models models;
+static const char *model_dir;   /* tiny, random: rarely ends its thinking */
+static const char *boosted_dir; /* the same, its delimiter made likely */
 static int32_t im_start;
 
 static const char *const problems[] = {
@@ -29,33 +29,20 @@ static const char *const problems[] = {
 };
 enum { N_PROBLEMS = sizeof problems / sizeof *problems };
 
-static int32_t token_id(const char *dir, const char *name)
-{
-    char path[4096];
-    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
-    s1_err err;
-    s1_tokenizer *t = s1_tokenizer_load(path, &err);
-    if (!t) return -1;
-    int32_t id = s1_tokenizer_token_id(t, name);
-    s1_tokenizer_free(t);
-    return id;
-}
-
 static int setup(void **state)
 {
     (void)state;
-    model_dir = fx_gen_model("");
-    boosted_dir = fx_gen_model("");
-    if (!model_dir || !boosted_dir) return -1;
-    im_start = token_id(model_dir, "<|im_start|>");
-    return im_start >= 0 && fx_boost_row(boosted_dir, im_start, 2) == 0 ? 0 : -1;
+    if (fx_models_gen(&models) < 0) return -1;
+    model_dir = models.plain;
+    boosted_dir = models.boosted;
+    im_start = models.im_start;
+    return 0;
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    fx_rm_model(model_dir);
-    fx_rm_model(boosted_dir);
+    fx_models_rm(&models);
     return 0;
 }
 
@@ -150,12 +137,6 @@ static void run_many(s1_engine_cfg cfg, int n, s1_result **out)
     s1_engine_close(e);
 }
 
-static void assert_same_tokens(const s1_result *a, const s1_result *b)
-{
-    assert_int_equal(a->n_gen, b->n_gen);
-    assert_memory_equal(a->gen_ids, b->gen_ids, a->n_gen * sizeof *a->gen_ids);
-}
-
 /* Greedy request 0 alone, amid others in small chunks, without the prefix
  * cache, and preempted in a tiny KV cache: the same tokens every time. */
 static void test_greedy_tokens_do_not_depend_on_the_batch(void **state)
@@ -169,15 +150,86 @@ static void test_greedy_tokens_do_not_depend_on_the_batch(void **state)
     run_many((s1_engine_cfg){.kv_blocks = 14, .block_size = 16}, N, tight);
     for (int i = 0; i < N; i++) {
         if (i % 3 == 2) continue;
-        assert_same_tokens(crowd[i], no_cache[i]);
-        assert_same_tokens(crowd[i], tight[i]);
+        fx_assert_same_run(crowd[i], no_cache[i]);
+        fx_assert_same_run(crowd[i], tight[i]);
     }
-    assert_same_tokens(alone[0], crowd[0]);
-    assert_same_tokens(crowd[0], crowd[4]);
+    fx_assert_same_run(alone[0], crowd[0]);
+    fx_assert_same_run(crowd[0], crowd[4]);
     fx_free_results(alone, 1);
     fx_free_results(crowd, N);
     fx_free_results(no_cache, N);
     fx_free_results(tight, N);
+}
+
+/* Runs r in an engine until it has generated at least n tokens, and returns
+ * where it stands then; the engine is closed, as by a crash. */
+static s1_resume *save_after(const char *dir, s1_request r, int n)
+{
+    s1_engine *e = fx_open(dir, (s1_engine_cfg){0});
+    fx_add(e, &r);
+    int generated = 0;
+    s1_err err = {0};
+    while (generated < n) {
+        assert_true(s1_engine_step(e, &err) > 0);
+        assert_int_equal(s1_engine_progress(e, r.tag, NULL, &generated), 0);
+    }
+    s1_resume *saved = s1_engine_save(e, r.tag, &err);
+    assert_non_null(saved);
+    assert_int_equal(saved->n, (size_t)generated);
+    s1_engine_close(e);
+    return saved;
+}
+
+/* Waits and a forced end on the way, greedy and sampled: a request resumed
+ * from a saved state in another engine ends with the very tokens and counts
+ * of one that never stopped. */
+static void test_a_resumed_request_ends_exactly_as_an_uninterrupted_one(void **state)
+{
+    (void)state;
+    const s1_sampling samplings[] = {{0}, {.temperature = 0.8f, .top_p = 0.9f, .seed = 7}};
+    for (size_t k = 0; k < sizeof samplings / sizeof samplings[0]; k++) {
+        s1_request req = budget_request(0, problems[2], 90, 12);
+        req.policy.min_think = 40;
+        req.policy.ignore_stop = 2;
+        req.sampling = samplings[k];
+        s1_result *whole = run_one(boosted_dir, (s1_engine_cfg){0}, req);
+        s1_resume *saved = save_after(boosted_dir, req, 30);
+        req.resume = saved;
+        s1_result *resumed = run_one(boosted_dir, (s1_engine_cfg){0}, req);
+        fx_assert_same_run(whole, resumed);
+        assert_memory_equal(whole->gen_kinds, resumed->gen_kinds, whole->n_gen);
+        assert_int_equal(whole->thinking_tokens, resumed->thinking_tokens);
+        assert_int_equal(whole->waits, resumed->waits);
+        assert_int_equal(whole->forced_end, resumed->forced_end);
+        assert_string_equal(whole->trace, resumed->trace);
+        assert_string_equal(whole->answer, resumed->answer);
+        s1_resume_free(saved);
+        s1_result_free(whole);
+        s1_result_free(resumed);
+    }
+}
+
+/* A damaged or foreign saved state is refused at add, naming the part. */
+static void test_a_saved_state_that_does_not_fit_is_refused(void **state)
+{
+    (void)state;
+    s1_request req = budget_request(0, problems[0], 20, 4);
+    s1_resume *saved = save_after(model_dir, req, 5);
+    s1_engine *e = fx_open(model_dir, (s1_engine_cfg){0});
+    s1_err err = {0};
+    req.resume = saved;
+    saved->kinds[0] = 9;
+    assert_int_equal(s1_engine_add(e, &req, &err), -1);
+    assert_non_null(strstr(err.msg, "kind 9"));
+    saved->kinds[0] = S1_TOK_ANSWER;
+    assert_int_equal(s1_engine_add(e, &req, &err), -1);
+    assert_non_null(strstr(err.msg, "saved policy state counts"));
+    saved->kinds[0] = S1_TOK_THINKING;
+    saved->state[strlen(saved->state) - 1] = 'x';
+    assert_int_equal(s1_engine_add(e, &req, &err), -1);
+    assert_non_null(strstr(err.msg, "hex words"));
+    s1_engine_close(e);
+    s1_resume_free(saved);
 }
 
 static void test_a_cancelled_request_stops_and_an_overlong_prompt_is_refused(void **state)
@@ -230,6 +282,8 @@ int main(void)
         cmocka_unit_test(test_early_delimiters_become_waits_until_min_think),
         cmocka_unit_test(test_ignore_stop_makes_exactly_that_many_waits),
         cmocka_unit_test(test_greedy_tokens_do_not_depend_on_the_batch),
+        cmocka_unit_test(test_a_resumed_request_ends_exactly_as_an_uninterrupted_one),
+        cmocka_unit_test(test_a_saved_state_that_does_not_fit_is_refused),
         cmocka_unit_test(test_a_cancelled_request_stops_and_an_overlong_prompt_is_refused),
         cmocka_unit_test(test_the_qwen_tokenizer_gives_the_known_forced_end),
     };

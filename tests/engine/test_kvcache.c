@@ -193,6 +193,37 @@ static void test_a_sequence_admitted_alongside_picks_up_blocks_cached_meanwhile(
     s1_kv_free(kv);
 }
 
+/* A fork shares every block; the first write to the shared partial block
+ * gives the writer a private copy, the other then writes in place. */
+static void test_a_fork_shares_its_blocks_until_one_side_writes(void **state)
+{
+    (void)state;
+    s1_kv *kv = s1_kv_new(8, BS, false);
+    s1_kv_table parent = {0}, child = {0};
+    run_prompt(kv, &parent);
+    assert_int_equal(s1_kv_held(kv), 4);
+    assert_int_equal(s1_kv_table_fork(kv, &parent, &child), 0);
+    assert_int_equal(child.n, 4);
+    assert_int_equal(s1_kv_held(kv), 4);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(s1_kv_refcount(kv, parent.blocks[i]), 2);
+    s1_kv_copy cp;
+    int32_t shared = parent.blocks[3];
+    assert_int_equal(s1_kv_table_own(kv, &child, N_PROMPT, &cp), 1);
+    assert_int_equal(cp.src, shared);
+    assert_int_equal(cp.dst, child.blocks[3]);
+    assert_int_equal(s1_kv_table_own(kv, &parent, N_PROMPT, &cp), 0);
+    assert_int_equal(s1_kv_refcount(kv, shared), 1);
+    assert_int_equal(s1_kv_held(kv), 5);
+    s1_kv_table_release(kv, &parent);
+    assert_int_equal(s1_kv_refcount(kv, child.blocks[0]), 1);
+    s1_kv_table_release(kv, &child);
+    assert_int_equal(s1_kv_held(kv), 0);
+    s1_kv_table_free(&parent);
+    s1_kv_table_free(&child);
+    s1_kv_free(kv);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -204,6 +235,7 @@ int main(void)
         cmocka_unit_test(test_without_prefix_cache_nothing_is_shared),
         cmocka_unit_test(test_the_same_prefix_computed_twice_is_cached_once),
         cmocka_unit_test(test_a_sequence_admitted_alongside_picks_up_blocks_cached_meanwhile),
+        cmocka_unit_test(test_a_fork_shares_its_blocks_until_one_side_writes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -314,6 +314,137 @@ static void test_bad_policies_are_rejected_naming_the_field(void **state)
     s1_policy_free(p);
 }
 
+static s1_policy *ladder_policy(s1_ladder_kind kind, int n, const int *rungs, int max_think)
+{
+    s1_policy_cfg cfg = {.max_think = max_think, .ladder = {.kind = kind, .n_rungs = n}};
+    memcpy(cfg.ladder.rungs, rungs, sizeof *rungs * (size_t)n);
+    s1_vocab v = vocab();
+    s1_err err = {{0}};
+    s1_policy *p = s1_policy_new(&cfg, &v, 1000, &err);
+    assert_non_null(p);
+    return p;
+}
+
+static void assert_rungs(const s1_policy *p, int first, int n)
+{
+    int f, k;
+    s1_policy_rungs(p, &f, &k);
+    assert_int_equal(f, first);
+    assert_int_equal(k, n);
+}
+
+static void test_a_budget_ladder_branches_at_each_smaller_budget(void **state)
+{
+    (void)state;
+    s1_policy *p = ladder_policy(S1_LADDER_BUDGET, 3, (int[]){2, 4, 6}, 0);
+    assert_rungs(p, 0, 3);
+    assert_int_equal(s1_policy_branch(p, 7), 0);
+    step(p, 7);
+    assert_int_equal(s1_policy_branch(p, DELIM), 0);
+    assert_int_equal(s1_policy_branch(p, 8), 1);
+    s1_policy *fork = s1_policy_fork(p, 1);
+    assert_rungs(fork, 0, 1);
+    assert_rungs(p, 1, 2);
+    assert_int_equal(step(fork, 8).n, 5); /* the forked rung's forced end */
+    assert_true(counts(fork).forced_end);
+    assert_int_equal(step(p, 8).n, 1); /* the ladder thinks on */
+    assert_int_equal(s1_policy_branch(p, 9), 0);
+    step(p, 9);
+    assert_int_equal(s1_policy_branch(p, 9), 1);
+    s1_policy_free(s1_policy_fork(p, 1));
+    assert_rungs(p, 2, 1);
+    step(p, 9);
+    step(p, 9);
+    assert_int_equal(s1_policy_branch(p, 9), 0); /* the last rung is its own */
+    assert_int_equal(step(p, 9).n, 5);
+    s1_policy_free(fork);
+    s1_policy_free(p);
+}
+
+static void test_a_wait_ladder_branches_where_a_smaller_count_accepts_the_stop(void **state)
+{
+    (void)state;
+    s1_policy *p = ladder_policy(S1_LADDER_WAIT, 3, (int[]){0, 1, 3}, 0);
+    assert_int_equal(s1_policy_branch(p, 7), 0);
+    assert_int_equal(s1_policy_branch(p, DELIM), 1);
+    s1_policy *fork = s1_policy_fork(p, 1);
+    assert_fed(step(fork, DELIM), 1, (int32_t[]){DELIM}, (uint8_t[]){S1_TOK_ANSWER});
+    assert_fed(step(p, DELIM), 1, (int32_t[]){WAIT}, (uint8_t[]){S1_TOK_FORCED});
+    assert_int_equal(s1_policy_branch(p, EOS), 1);
+    s1_policy_free(s1_policy_fork(p, 1));
+    step(p, EOS);
+    step(p, EOS);
+    assert_int_equal(s1_policy_branch(p, DELIM), 0); /* 3 waits: the ladder's own rung */
+    assert_fed(step(p, DELIM), 1, (int32_t[]){DELIM}, (uint8_t[]){S1_TOK_ANSWER});
+    assert_int_equal(counts(p).waits, 3);
+    assert_rungs(p, 2, 1);
+    s1_policy_free(fork);
+    s1_policy_free(p);
+}
+
+/* A plain fork (a sample) keeps the pending rungs and copies the counts. */
+static void test_a_plain_fork_copies_counts_and_pending_rungs(void **state)
+{
+    (void)state;
+    s1_policy *p = ladder_policy(S1_LADDER_BUDGET, 2, (int[]){3, 9}, 0);
+    step(p, 7);
+    s1_policy *c = s1_policy_fork(p, 0);
+    assert_rungs(c, 0, 2);
+    assert_int_equal(counts(c).thinking, 1);
+    step(c, 7);
+    assert_int_equal(counts(p).thinking, 1);
+    assert_int_equal(s1_policy_branch(c, 7), 1);
+    s1_policy_free(c);
+    s1_policy_free(p);
+}
+
+/* room 40, answer start 3: 36 spare, a reserve of 5 answer tokens; thinking
+ * ends after 40 - (1 + 3 + 5) = 31 tokens, before the budget of 50. */
+static void test_thinking_ends_while_the_answer_reserve_fits(void **state)
+{
+    (void)state;
+    s1_policy *p = policy(50, 0, 0, 5, 40);
+    for (int i = 0; i < 30; i++)
+        assert_int_equal(step(p, 7).n, 1);
+    assert_int_equal(step(p, 7).n, 5);
+    s1_policy_counts c = counts(p);
+    assert_true(c.forced_end && c.context_end);
+    assert_int_equal(c.thinking, 31);
+    for (int i = 0; i < 5; i++)
+        step(p, 7);
+    assert_stopped(p, S1_STOP_MAX_ANSWER);
+    s1_policy_free(p);
+    /* Without max_answer the reserve is half of the spare room. */
+    p = policy(0, 0, 0, 0, 40);
+    while (counts(p).thinking_phase)
+        step(p, 7);
+    assert_int_equal(counts(p).thinking, 40 - (1 + 3 + 18));
+    s1_policy_free(p);
+}
+
+static void test_bad_ladders_are_rejected_naming_the_field(void **state)
+{
+    (void)state;
+    const struct {
+        s1_policy_cfg cfg;
+        const char *needle;
+    } cases[] = {
+        {{.ladder = {S1_LADDER_BUDGET, 2, {5, 5}}}, "policy.budgets: rung 2"},
+        {{.ladder = {S1_LADDER_BUDGET, 1, {0}}}, "at least 1"},
+        {{.ladder = {S1_LADDER_WAIT, 2, {2, 1}}}, "policy.waits"},
+        {{.ladder = {S1_LADDER_WAIT, 0, {0}}}, "rungs"},
+        {{.max_think = 8, .ladder = {S1_LADDER_BUDGET, 1, {4}}}, "max_think"},
+        {{.min_think = 8, .ladder = {S1_LADDER_BUDGET, 1, {4}}}, "smallest budget"},
+    };
+    s1_vocab v = vocab();
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        s1_err err = {{0}};
+        assert_null(s1_policy_new(&cases[i].cfg, &v, 100, &err));
+        if (!strstr(err.msg, cases[i].needle))
+            fail_msg("\"%s\" does not mention %s", err.msg, cases[i].needle);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -331,6 +462,11 @@ int main(void)
         cmocka_unit_test(test_counts_add_up_to_the_tokens_appended),
         cmocka_unit_test(test_raw_stops_at_max_tokens_or_either_end_token),
         cmocka_unit_test(test_bad_policies_are_rejected_naming_the_field),
+        cmocka_unit_test(test_a_budget_ladder_branches_at_each_smaller_budget),
+        cmocka_unit_test(test_a_wait_ladder_branches_where_a_smaller_count_accepts_the_stop),
+        cmocka_unit_test(test_a_plain_fork_copies_counts_and_pending_rungs),
+        cmocka_unit_test(test_thinking_ends_while_the_answer_reserve_fits),
+        cmocka_unit_test(test_bad_ladders_are_rejected_naming_the_field),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -211,29 +211,45 @@ static void test_eos_ends_the_answer_and_stays_out_of_it(void **state)
     s1_engine_close(e);
 }
 
-static void test_a_full_context_stops_the_sequence(void **state)
+/* No budget, or one past what the context holds: the thinking is forced to
+ * end (a context end) while the answer reserve fits, so the answer is there. */
+static void test_thinking_ends_early_enough_for_the_answer_reserve(void **state)
 {
     (void)state;
     s1_engine *e = fx_open(model_dir, (s1_engine_cfg){.max_context = 120});
-    s1_request r = budget_request(0, problems[0], 0, 0);
-    fx_add(e, &r);
-    s1_result *res[2];
-    fx_run(e, res, 1);
-    /* A budget whose forced end fits only in part: two tokens are left. */
-    int prompt = res[0]->prompt_tokens;
-    s1_request r2 = budget_request(0, problems[0], 120 - prompt - 2, 0);
-    fx_add(e, &r2);
-    fx_run(e, &res[1], 1);
-    for (int i = 0; i < 2; i++) {
+    s1_request reqs[] = {budget_request(0, problems[0], 0, 0),
+                         budget_request(1, problems[0], 100000, 0),
+                         budget_request(2, problems[0], 0, 5)};
+    for (int i = 0; i < 3; i++)
+        fx_add(e, &reqs[i]);
+    s1_result *res[3];
+    fx_run(e, res, 3);
+    int spare = 120 - res[0]->prompt_tokens - 1 - n_answer_ids;
+    for (int i = 0; i < 3; i++) {
         fx_check_counts(e, res[i]);
-        assert_int_equal(res[i]->stop, S1_STOP_CONTEXT);
-        assert_int_equal(res[i]->prompt_tokens + (int)res[i]->n_gen, 120);
+        assert_true(res[i]->forced_end && res[i]->context_end);
+        assert_int_equal(res[i]->stop, i == 2 ? S1_STOP_MAX_ANSWER : S1_STOP_CONTEXT);
+        assert_int_equal(res[i]->forced_tokens, 1 + n_answer_ids);
+        assert_int_equal(res[i]->answer_tokens, i == 2 ? 5 : spare / 2);
+        assert_int_equal(res[i]->thinking_tokens, spare - (i == 2 ? 5 : spare / 2));
     }
-    assert_int_equal(res[0]->thinking_tokens, 120 - prompt);
-    assert_true(res[1]->forced_end);
-    assert_int_equal(res[1]->forced_tokens, 2);
-    assert_int_equal(res[1]->gen_ids[res[1]->n_gen - 2], im_start);
-    fx_free_results(res, 2);
+    fx_free_results(res, 3);
+    s1_engine_close(e);
+}
+
+/* A budget the context can hold with its reserve ends by the budget. */
+static void test_a_budget_that_fits_is_not_a_context_end(void **state)
+{
+    (void)state;
+    s1_engine *e = fx_open(model_dir, (s1_engine_cfg){.max_context = 120});
+    s1_request r = budget_request(0, problems[0], 10, 4);
+    fx_add(e, &r);
+    s1_result *res;
+    fx_run(e, &res, 1);
+    assert_true(res->forced_end);
+    assert_false(res->context_end);
+    assert_int_equal(res->thinking_tokens, 10);
+    s1_result_free(res);
     s1_engine_close(e);
 }
 
@@ -401,13 +417,6 @@ static void test_raw_requests_stop_at_max_tokens(void **state)
     s1_engine_close(e);
 }
 
-static void assert_add_fails(s1_engine *e, const s1_request *r, const char *needle)
-{
-    s1_err err = {{0}};
-    assert_int_equal(s1_engine_add(e, r, &err), -1);
-    if (!strstr(err.msg, needle)) fail_msg("\"%s\" does not mention %s", err.msg, needle);
-}
-
 static void test_requests_that_can_never_run_are_refused(void **state)
 {
     (void)state;
@@ -418,25 +427,25 @@ static void test_requests_that_can_never_run_are_refused(void **state)
     for (size_t i = 0; i < sizeof long_problem - 1; i += 2)
         long_problem[i] = ' ';
     s1_request r = fx_request(1, long_problem);
-    assert_add_fails(e, &r, "context");
+    fx_assert_add_fails(e, &r, "context");
     r = fx_request(1, "");
-    assert_add_fails(e, &r, "empty");
+    fx_assert_add_fails(e, &r, "empty");
     r = fx_request(1, "2+2?");
     r.policy.think_end = "</think> now";
-    assert_add_fails(e, &r, "think_end");
+    fx_assert_add_fails(e, &r, "think_end");
     r.policy.think_end = NULL;
     r.policy.wait_string = "";
-    assert_add_fails(e, &r, "wait_string");
+    fx_assert_add_fails(e, &r, "wait_string");
     r.policy.wait_string = NULL;
     r.policy.answer_header = "";
     r.policy.answer_prefix = "";
-    assert_add_fails(e, &r, "answer_prefix");
+    fx_assert_add_fails(e, &r, "answer_prefix");
     r = budget_request(1, "2+2?", 10, 0);
     r.policy.min_think = 11;
-    assert_add_fails(e, &r, "min_think");
+    fx_assert_add_fails(e, &r, "min_think");
     r.policy.min_think = 0;
     fx_add(e, &r);
-    assert_add_fails(e, &r, "already in flight");
+    fx_assert_add_fails(e, &r, "already in flight");
     assert_int_equal(s1_engine_capacity(e), 63);
     s1_engine_close(e);
 }
@@ -473,7 +482,8 @@ int main(void)
         cmocka_unit_test_setup(test_waits_replace_early_delimiters_until_min_think, reset),
         cmocka_unit_test_setup(test_ignore_stop_suppresses_the_first_delimiters, reset),
         cmocka_unit_test_setup(test_eos_ends_the_answer_and_stays_out_of_it, reset),
-        cmocka_unit_test_setup(test_a_full_context_stops_the_sequence, reset),
+        cmocka_unit_test_setup(test_thinking_ends_early_enough_for_the_answer_reserve, reset),
+        cmocka_unit_test_setup(test_a_budget_that_fits_is_not_a_context_end, reset),
         cmocka_unit_test_setup(test_greedy_results_do_not_depend_on_batch_mates, reset),
         cmocka_unit_test_setup(test_the_prefix_cache_changes_no_token, reset),
         cmocka_unit_test_setup(test_a_fully_cached_prompt_copies_its_last_block, reset),

@@ -61,6 +61,18 @@ def psql(conninfo, sql):
     return [line.split("\t") for line in out.splitlines() if line != ""]
 
 
+def login_user(conninfo, *roles, prefix="u"):
+    """Creates a LOGIN user that is a member of roles (s1_submit, ...), named
+    uniquely: roles live in the whole cluster, which every test shares.
+    Returns (name, conninfo of conninfo's database as that user)."""
+    _counter[0] += 1
+    name = f"{prefix}_{os.getpid()}_{_counter[0]}"
+    member = f" IN ROLE {', '.join(roles)}" if roles else ""
+    psql(conninfo, f'CREATE ROLE "{name}" LOGIN{member}')
+    as_user = " ".join(f"user={name}" if kv.startswith("user=") else kv for kv in conninfo.split())
+    return name, as_user
+
+
 class Cluster:
     """A private PostgreSQL cluster, for tests that stop or restart the server.
     Use as a context manager; it is stopped and removed on exit."""

@@ -52,13 +52,18 @@ def migrated_db(prefix="ctl"):
     return db
 
 
+# What a claim sets: a running job is held by a worker under a lease (0003_roles).
+HELD = "attempt = 1, worker = 'w1', lease_until = now() + interval '1 hour'"
+RUNNING = "state = 'running', " + HELD
+
+
 def insert_job(db, state="queued", policy="{}", queue="default", problem="What is 1+1?"):
     """Inserts a job in any state, as if a daemon had moved it there; returns its id."""
     rows = psql(db, "INSERT INTO s1.jobs (problem, queue, policy) "
                     f"VALUES ('{problem}', '{queue}', '{policy}') RETURNING id")
     jid = int(rows[0][0])
     if state != "queued":
-        psql(db, f"UPDATE s1.jobs SET state = '{state}', attempt = 1, worker = 'w1' WHERE id = {jid}")
+        psql(db, f"UPDATE s1.jobs SET state = '{state}', {HELD} WHERE id = {jid}")
     return jid
 
 

@@ -294,9 +294,19 @@ def run_jobs(run):
                     f" WHERE j.bench_run_id = {run} ORDER BY j.id")
 
 
-def test_bench_run_queues_one_job_per_problem_and_budget_with_its_answer():
+def test_bench_run_queues_one_ladder_job_per_problem_with_its_answer():
+    suite = imported(2)
+    p = ctl("bench", "run", suite, "--budgets", "2048,512,1024,512", "--samples", "3")
+    assert p.returncode == 0, p.stderr
+    run = int(p.stdout)
+    jobs = run_jobs(run)
+    assert [(j[0], json.loads(j[1]), j[2], j[6]) for j in jobs] == [
+        (f"p{i}", {"budgets": [512, 1024, 2048]}, str(2 * i), "3") for i in (1, 2)]
+
+
+def test_bench_run_separate_queues_one_job_per_problem_and_budget_with_its_answer():
     suite = imported(3)
-    p = ctl("bench", "run", suite, "--budgets", "2048,512,1024,512")
+    p = ctl("bench", "run", suite, "--separate", "--budgets", "2048,512,1024,512")
     assert p.returncode == 0, p.stderr
     run = int(p.stdout)
     assert psql(DB, f"SELECT budgets, samples, policy, note FROM s1.bench_runs WHERE id = {run}") == \
@@ -311,7 +321,7 @@ def test_bench_run_queues_one_job_per_problem_and_budget_with_its_answer():
 
 def test_bench_run_passes_policy_sampling_and_job_flags_to_every_job():
     suite = imported(3)
-    p = ctl("bench", "run", "--budgets", "100,200", "--min-think", "50", "--wait-string", "Hmm",
+    p = ctl("bench", "run", "--separate", "--budgets", "100,200", "--min-think", "50", "--wait-string", "Hmm",
             "--temperature", "0.5", "--seed", "7", "--samples", "4", "--priority", "-2",
             "--queue", "bench", "--model", "s1-32B", "--limit", "2", "--note", "nightly", suite)
     assert p.returncode == 0, p.stderr
@@ -345,7 +355,7 @@ def test_bad_budget_lists_are_one_line_errors():
     refused_run([suite, "--budgets", ""], "--budgets: the list is empty")
     for bad in ("0", "-5", "ten", "1.5", "512,,1024", "512,", ",512", "99999999999", "512 1024"):
         refused_run([suite, "--budgets", bad], "--budgets", "is not an integer from 1")
-    refused_run([suite, "--budgets", ",".join(str(b) for b in range(1, 66))], "more than 64 budgets")
+    refused_run([suite, "--budgets", ",".join(str(b) for b in range(1, 34))], "more than 32 values")
 
 
 def test_a_run_needs_budgets_and_one_suite():
@@ -359,7 +369,8 @@ def test_budget_and_min_think_above_the_smallest_budget_are_refused():
     suite = imported(1)
     refused_run([suite, "--budgets", "100", "--budget", "100"], "--budget sets one budget", "--budgets")
     refused_run([suite, "--budgets", "200,100", "--min-think", "150"],
-                "--min-think 150 is above the smallest budget 100")
+                "min_think (150) is above the smallest budget (100)")
+    refused_run([suite, "--waits", "0,1"], "a run is a ladder of budgets")
     refused_run([suite, "--budgets", "100", "--queue", ""], "--queue: must not be empty")
     refused_run([suite, "--budgets", "100", "--samples", "0"], "--samples")
 
@@ -401,23 +412,26 @@ def expected_scaling(curve):
     return sum(slopes) / len(slopes)
 
 
-def completed_run():
+def completed_run(layout=("--separate",)):
     """A run of 2 problems x 3 budgets x 2 samples, finished by SQL with the
-    FIXTURE's results, as daemons would leave it. Returns (suite, run)."""
+    FIXTURE's results, as daemons would leave it: a job per budget (rows
+    without a budget, as before ladders), or with layout () a ladder job
+    per problem (a row per sample and rung). Returns (suite, run)."""
     suite = imported(2)
-    run = int(ctl("bench", "run", suite, "--budgets", "100,200,400", "--samples", "2").stdout)
-    jobs = psql(DB, "SELECT id, (policy ->> 'max_think')::int FROM s1.jobs"
+    run = int(ctl("bench", "run", suite, "--budgets", "100,200,400", "--samples", "2", *layout).stdout)
+    jobs = psql(DB, "SELECT id, coalesce(policy ->> 'max_think', policy ->> 'budgets') FROM s1.jobs"
                     f" WHERE bench_run_id = {run} ORDER BY id")
     values = []
     seen = {b: 0 for b in FIXTURE}
-    for jid, budget in jobs:
-        b = int(budget)
-        for sample in (0, 1):
-            thinking, grade = FIXTURE[b][seen[b]]
-            seen[b] += 1
-            g = "NULL" if grade is None else str(grade).lower()
-            values.append(f"({jid}, 1, {sample}, {thinking}, {g})")
-    psql(DB, "INSERT INTO s1.results (job_id, attempt, sample, thinking_tokens, grade) VALUES "
+    for jid, budgets in jobs:
+        for rung, b in enumerate(json.loads(budgets) if budgets.startswith("[") else [int(budgets)]):
+            for sample in (0, 1):
+                thinking, grade = FIXTURE[b][seen[b]]
+                seen[b] += 1
+                g = "NULL" if grade is None else str(grade).lower()
+                budget = b if budgets.startswith("[") else "NULL"
+                values.append(f"({jid}, 1, {sample}, {rung}, {budget}, {thinking}, {g})")
+    psql(DB, "INSERT INTO s1.results (job_id, attempt, sample, rung, budget, thinking_tokens, grade) VALUES "
              + ", ".join(values))
     psql(DB, f"UPDATE s1.jobs SET state = 'succeeded', attempt = 1 WHERE bench_run_id = {run}")
     return suite, run
@@ -444,6 +458,17 @@ def test_report_json_gives_accuracy_control_scaling_and_performance():
     assert close(out["control"], 11 / 12)
     assert close(out["scaling"], expected_scaling(want))
     assert close(out["performance"], 0.75)
+
+
+def test_a_ladder_run_reports_the_same_curve_from_a_job_per_problem():
+    _, separate = completed_run()
+    _, ladder = completed_run(())
+    a, b = (json.loads(ctl("bench", "report", "--json", str(r)).stdout) for r in (separate, ladder))
+    assert (b["jobs"], b["succeeded"]) == (2, 2)
+    for x, y in zip(a["curve"], b["curve"]):
+        assert (x["budget"], x["samples"], x["graded"]) == (y["budget"], y["samples"], y["graded"])
+        assert close(x["accuracy"], y["accuracy"]) and close(x["control"], y["control"])
+    assert close(a["scaling"], b["scaling"]) and close(a["control"], b["control"])
 
 
 def test_report_text_has_a_row_per_budget_and_the_three_figures():

@@ -50,6 +50,35 @@ static void test_policy_json_round_trips_every_key(void **state)
     free(json);
 }
 
+static void test_ladders_round_trip_and_bad_ones_are_rejected_by_name(void **state)
+{
+    (void)state;
+    s1_policy_cfg in = {.max_think = 500, .ladder = {S1_LADDER_WAIT, 3, {0, 2, 4}}};
+    s1_err err = {{0}};
+    char *json = s1_job_policy_json(&in, &err);
+    assert_string_equal(json, "{\"max_think\":500,\"waits\":[0,2,4]}");
+    s1_job_params p;
+    assert_int_equal(s1_job_params_parse(json, NULL, &p, &err), 0);
+    assert_int_equal(p.policy.ladder.kind, S1_LADDER_WAIT);
+    assert_int_equal(p.policy.ladder.n_rungs, 3);
+    assert_int_equal(p.policy.ladder.rungs[2], 4);
+    s1_job_params_free(&p);
+    free(json);
+    const struct {
+        const char *json, *needle;
+    } bad[] = {
+        {"{\"budgets\":[4,2]}", "budgets: 2 is out of order"},
+        {"{\"budgets\":[]}", "policy.budgets must be an array of 1 to 32"},
+        {"{\"waits\":[1.5]}", "policy.waits must be an integer"},
+        {"{\"budgets\":[4],\"waits\":[1]}", "not both"},
+        {"{\"budgets\":[4],\"max_think\":4}", "budgets replaces max_think"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        assert_int_equal(s1_job_params_parse(bad[i].json, NULL, &p, &err), -1);
+        if (!strstr(err.msg, bad[i].needle)) fail_msg("%s: \"%s\"", bad[i].json, err.msg);
+    }
+}
+
 static void test_default_policy_and_sampling_are_empty_objects(void **state)
 {
     (void)state;
@@ -166,6 +195,20 @@ static void test_policy_check_rejects_min_think_above_budget(void **state)
     assert_int_equal(s1_job_policy_check(&p, &err), 0);
 }
 
+static void test_policy_string_that_is_not_utf8_is_refused_not_dropped(void **state)
+{
+    (void)state;
+    s1_policy_cfg p = {.max_think = 5, .system = "x\xff", .wait_string = "Wait"};
+    s1_err err = {{0}};
+    assert_null(s1_job_policy_json(&p, &err));
+    assert_string_equal(err.msg, "policy.system: not valid UTF-8 at byte 1");
+    p.system = "x\xc3\xa9"; /* é */
+    char *json = s1_job_policy_json(&p, &err);
+    assert_string_equal(json,
+                        "{\"max_think\":5,\"system\":\"x\xc3\xa9\",\"wait_string\":\"Wait\"}");
+    free(json);
+}
+
 /* Expects s1_job_problem_check to fail on text with want in the message. */
 static void expect_bad_problem(const char *text, size_t len, size_t max, const char *want)
 {
@@ -199,6 +242,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_policy_json_round_trips_every_key),
+        cmocka_unit_test(test_ladders_round_trip_and_bad_ones_are_rejected_by_name),
         cmocka_unit_test(test_default_policy_and_sampling_are_empty_objects),
         cmocka_unit_test(test_missing_keys_keep_the_engine_defaults),
         cmocka_unit_test(test_sampling_json_prints_floats_as_written),
@@ -211,6 +255,7 @@ int main(void)
         cmocka_unit_test(test_empty_delimiter_and_wait_string_are_rejected),
         cmocka_unit_test(test_text_that_is_not_a_json_object_is_rejected),
         cmocka_unit_test(test_policy_check_rejects_min_think_above_budget),
+        cmocka_unit_test(test_policy_string_that_is_not_utf8_is_refused_not_dropped),
         cmocka_unit_test(test_bad_problems_are_rejected_naming_the_file),
         cmocka_unit_test(test_problem_in_any_script_is_accepted),
     };

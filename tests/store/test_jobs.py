@@ -8,7 +8,7 @@ import subprocess
 
 import psycopg2
 
-from ctltest import binary, insert_job, migrated_db, one_error_line, psql, s1ctl
+from ctltest import RUNNING, binary, insert_job, migrated_db, one_error_line, psql, s1ctl
 from s1test import tap_main
 
 DB = migrated_db("jobs")
@@ -83,7 +83,8 @@ def test_result_prints_each_sample_and_the_trace_on_request():
     add_result(jid, 1, "15", "thinking less")
     p = s1ctl("result", str(jid), db=DB)
     assert p.returncode == 0, p.stderr
-    assert "sample 0: answer 16 (correct); thinking 64" in p.stdout and "sample 1: answer 15" in p.stdout
+    assert "sample 0, budget none, ignore-stop 0: answer 16 (correct); thinking 64" in p.stdout
+    assert "sample 1, budget none, ignore-stop 0: answer 15" in p.stdout
     assert "thinking hard" not in p.stdout
     assert "thinking hard" in s1ctl("result", "--trace", str(jid), db=DB).stdout
 
@@ -194,7 +195,7 @@ def set_state(sql):
 
 def test_wait_follows_state_changes_made_by_sql_and_exits_0_on_success():
     jid = insert_job(DB, policy='{"max_think": 100}')
-    code, lines, err = wait_playing_daemon(jid, [set_state("state = 'running'"),
+    code, lines, err = wait_playing_daemon(jid, [set_state(RUNNING),
                                                  set_state("state = 'succeeded', progress_thinking = 100")])
     assert code == 0, err
     assert lines == [f"job {jid}: queued, 0/100 thinking tokens", f"job {jid}: running, 0/100 thinking tokens",
@@ -288,7 +289,7 @@ def test_wait_timeout_on_a_running_job_says_running_and_json_marks_timed_out():
 
 def test_wait_timeout_is_not_hit_by_a_job_that_ends_first():
     jid = insert_job(DB)
-    code, lines, err = wait_playing_daemon(jid, [set_state("state = 'running'"), set_state("state = 'succeeded'")],
+    code, lines, err = wait_playing_daemon(jid, [set_state(RUNNING), set_state("state = 'succeeded'")],
                                            "--timeout", "60")
     assert code == 0, (code, lines, err)
     assert lines[-1] == f"job {jid} succeeded"

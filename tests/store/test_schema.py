@@ -5,7 +5,7 @@ import subprocess
 
 import psycopg2
 
-from ctltest import insert_job, migrated_db, psql
+from ctltest import HELD, insert_job, migrated_db, psql
 from s1test import tap_main
 
 DB = migrated_db("schema")
@@ -90,7 +90,7 @@ def test_insert_notifies_s1_jobs_with_the_queue_name():
 def test_every_state_change_notifies_s1_progress_with_id_and_thinking():
     jid = insert_job(DB)
     conn = listener("s1_progress")
-    psql(DB, f"UPDATE s1.jobs SET state = 'running', progress_thinking = 7 WHERE id = {jid}")
+    psql(DB, f"UPDATE s1.jobs SET state = 'running', {HELD}, progress_thinking = 7 WHERE id = {jid}")
     psql(DB, f"UPDATE s1.jobs SET progress_thinking = 9 WHERE id = {jid}")  # no state change
     psql(DB, f"UPDATE s1.jobs SET state = 'succeeded', progress_thinking = 12 WHERE id = {jid}")
     assert notifications(conn, 2) == [("s1_progress", f"{jid} 7"), ("s1_progress", f"{jid} 12")]

@@ -2,9 +2,10 @@
 input refused with one line and nothing written."""
 import json
 import os
+import subprocess
 import threading
 
-from ctltest import EXAMPLE, job_count, migrated_db, one_error_line, psql, s1ctl, tempdir
+from ctltest import EXAMPLE, HELD, job_count, migrated_db, one_error_line, psql, s1ctl, tempdir
 from s1test import tap_main, wait_for
 
 DB = migrated_db("submit")
@@ -60,6 +61,53 @@ def test_every_flag_is_stored_in_its_column():
     assert row[2:] == ["4", "-3", "big", "s1-32B", "16", "5"]
 
 
+def test_budget_and_wait_ladders_are_stored_sorted_in_the_policy():
+    p = s1ctl("submit", "--budgets", "2048,512,1024,512", "--max-answer", "64", EXAMPLE, db=DB)
+    assert p.returncode == 0, p.stderr
+    policy = psql(DB, f"SELECT policy FROM s1.jobs WHERE id = {int(p.stdout)}")[0][0]
+    assert json.loads(policy) == {"budgets": [512, 1024, 2048], "max_answer": 64}
+    p = s1ctl("submit", "--budget", "4000", "--waits", "6,0,1,2,4", EXAMPLE, db=DB)
+    assert p.returncode == 0, p.stderr
+    policy = psql(DB, f"SELECT policy FROM s1.jobs WHERE id = {int(p.stdout)}")[0][0]
+    assert json.loads(policy) == {"max_think": 4000, "waits": [0, 1, 2, 4, 6]}
+
+
+def test_ladders_that_clash_with_their_single_setting_are_refused():
+    before = job_count(DB)
+    for args, needle in ((["--budgets", "100,200", "--budget", "300"], "budgets replaces max_think"),
+                         (["--waits", "0,1", "--ignore-stop", "2"], "waits replaces ignore_stop"),
+                         (["--budgets", "100,200", "--min-think", "150"], "smallest budget (100)"),
+                         (["--budgets", "0,10"], "--budgets: '0' is not an integer from 1"),
+                         (["--waits", "0,,1"], "--waits: '' is not an integer"),
+                         (["--budgets", ",".join(str(b) for b in range(1, 34))], "more than 32 values")):
+        p = s1ctl("submit", *args, EXAMPLE, db=DB)
+        assert p.returncode == 2, (args, p.stderr)
+        one_error_line(p, needle)
+    assert job_count(DB) == before
+    for policy in ('{"budgets": [10, 5]}', '{"budgets": [10], "max_think": 10}', '{"waits": [1], "ignore_stop": 1}',
+                   '{"budgets": [10], "waits": [1]}', '{"budgets": []}', '{"waits": [-1]}'):
+        try:
+            psql(DB, f"INSERT INTO s1.jobs (problem, policy) VALUES ('x', '{policy}')")
+            raise AssertionError(f"policy {policy} was stored")
+        except subprocess.CalledProcessError as e:
+            assert "jobs_policy_check" in e.stderr, (policy, e.stderr)
+
+
+def test_a_budget_that_cannot_fit_the_serving_context_is_refused_naming_both_numbers():
+    db = migrated_db("context")
+    psql(db, "INSERT INTO s1.workers (name, queues, state, max_context) VALUES ('w1', '{default}', 'running', 4096)")
+    before = job_count(db)
+    p = s1ctl("submit", "--budget", "100000", EXAMPLE, db=db)
+    assert p.returncode == 2
+    one_error_line(p, "100000", "1024", "4096", "s1d --max-context")
+    p = s1ctl("submit", "--budgets", "512,4000", "--max-answer", "200", EXAMPLE, db=db)
+    assert p.returncode == 2
+    one_error_line(p, "4000", "200", "4096")
+    assert job_count(db) == before
+    assert s1ctl("submit", "--budget", "3000", EXAMPLE, db=db).returncode == 0
+    assert s1ctl("submit", "--budget", "100000", "--queue", "other", EXAMPLE, db=db).returncode == 0
+
+
 def test_json_output_lists_ids_with_their_files():
     p = s1ctl("submit", "--json", EXAMPLE, db=DB)
     out = json.loads(p.stdout)
@@ -73,7 +121,7 @@ def finish_later(problem, state):
         rows = wait_for(lambda: psql(DB, f"SELECT id FROM s1.jobs WHERE problem = '{problem}'"),
                         what=f"the job '{problem}' submitted")
         jid = rows[0][0]
-        psql(DB, f"UPDATE s1.jobs SET state = 'running', progress_thinking = 3 WHERE id = {jid}")
+        psql(DB, f"UPDATE s1.jobs SET state = 'running', {HELD}, progress_thinking = 3 WHERE id = {jid}")
         psql(DB, f"UPDATE s1.jobs SET state = '{state}' WHERE id = {jid}")
     t = threading.Thread(target=run)
     t.start()

@@ -1,0 +1,99 @@
+#!/usr/bin/python3
+"""Crash-resume on the real engine with a tiny generated model: a daemon
+killed with SIGKILL mid-thinking leaves its saved tokens in s1.resume, the
+daemon that rescues the job prefills them and goes on, and the result is
+token for token the one of a run that was never interrupted, greedy and
+sampled."""
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from daemonlib import SOURCE, Daemon, job, migrated_db, psql, wait_for, wait_state  # noqa: E402
+from s1test import tap_main  # noqa: E402
+
+MODEL_PARENT = tempfile.mkdtemp(prefix="s1model.")
+MODEL = os.path.join(MODEL_PARENT, "tiny")
+subprocess.run(["/usr/bin/python3", os.path.join(SOURCE, "tools", "gen_model.py"), "--out", MODEL,
+                "--preset", "tiny"], check=True, capture_output=True)
+
+# min_think = max_think: the random model's early stops become waits, so the
+# thinking is long (the kill lands in it) and the policy state has waits.
+POLICY = '{"max_think": 600, "min_think": 600, "max_answer": 16}'
+
+
+def engine_daemon(db):
+    return Daemon(db, "--model", MODEL, "--threads", "1", "--lease", "2", "--heartbeat", "0.3",
+                  "--save-every", "0.05", noop=False)
+
+
+def insert(db, sampling, policy=POLICY):
+    return int(psql(db, f"INSERT INTO s1.jobs (problem, policy, sampling) "
+                        f"VALUES ('What is 2 + 2?', '{policy}', '{sampling}') RETURNING id")[0][0])
+
+
+def tokens(db, jid):
+    return psql(db, f"SELECT token_ids, thinking_tokens, forced_tokens, answer_tokens, waits, trace "
+                    f"FROM s1.results WHERE job_id = {jid}")
+
+
+def killed_mid_thinking_then_rescued(sampling):
+    db = migrated_db()
+    whole = insert(db, sampling)
+    with engine_daemon(db):
+        wait_state(db, whole, "succeeded", timeout=120)
+    rescued = insert(db, sampling)
+    with engine_daemon(db) as first:
+        wait_for(lambda: psql(db, f"SELECT coalesce(max(cardinality(token_ids)), 0) >= 50 "
+                                  f"FROM s1.resume WHERE job_id = {rescued}") == [["t"]],
+                 timeout=120, what="50 saved tokens")
+        first.kill()
+    saved = int(psql(db, f"SELECT cardinality(token_ids) FROM s1.resume WHERE job_id = {rescued}")[0][0])
+    assert job(db, rescued, "state")[0] == "running", "the job ended before the kill: make it longer"
+    with engine_daemon(db) as second:
+        wait_state(db, rescued, "succeeded", timeout=120)
+        second.wait_log(f"job {rescued} sample 0: resuming from")
+    assert job(db, rescued, "attempt") == ["2"]
+    assert tokens(db, rescued) == tokens(db, whole)
+    assert 50 <= saved < len(tokens(db, whole)[0][0].split(","))
+    assert psql(db, f"SELECT count(*) FROM s1.resume WHERE job_id IN ({whole}, {rescued})") == [["0"]]
+
+
+def test_a_greedy_job_killed_mid_thinking_ends_as_if_never_interrupted():
+    killed_mid_thinking_then_rescued('{}')
+
+
+def test_a_sampled_job_killed_mid_thinking_ends_as_if_never_interrupted():
+    killed_mid_thinking_then_rescued('{"temperature": 0.8, "top_p": 0.9, "seed": 11}')
+
+
+def job_with_a_save(model, state):
+    """A short queued job with a saved sample 0 as another daemon left it."""
+    db = migrated_db()
+    jid = insert(db, "{}", policy='{"max_think": 10, "max_answer": 16}')
+    psql(db, f"INSERT INTO s1.resume (job_id, sample, attempt, worker, model, token_ids, token_kinds, state) "
+             f"VALUES ({jid}, 0, 1, 'gone', '{model}', '{{1,2}}', '{{1,1}}', '{state}')")
+    return db, jid
+
+
+def test_saved_tokens_of_another_model_are_not_resumed():
+    db, jid = job_with_a_save("other-model", "x")
+    with engine_daemon(db) as d:
+        wait_state(db, jid, "succeeded", timeout=60)
+        assert "resuming" not in d.output()
+
+
+def test_a_damaged_saved_state_costs_the_tokens_not_the_job():
+    db, jid = job_with_a_save("tiny", "not a state")
+    with engine_daemon(db) as d:
+        wait_state(db, jid, "succeeded", timeout=60)
+        d.wait_log("its saved state was refused")
+    assert job(db, jid, "attempt, error IS NULL") == ["1", "t"]
+
+
+try:
+    tap_main(globals())
+finally:
+    shutil.rmtree(MODEL_PARENT, ignore_errors=True)
