@@ -27,7 +27,7 @@ typedef struct {
     int heartbeat_ms;
     int drain_timeout_ms;
     int poll_ms;       /* slow poll for missed notifies */
-    char *worker_name; /* NULL = the host name */
+    char *worker_name; /* default: the host name */
     int threads, tp;
     int max_seqs;     /* sequences the engine runs at once; 0 = its default */
     double noop_rate; /* noop engine: tokens per second per sequence, 0 = instant */
