@@ -132,8 +132,9 @@ static int parse_args(int argc, char **argv, submit_args *a)
     }
     if (a->timeout > 0 && !a->wait)
         return s1ctl_fail(S1CTL_EXIT_USAGE, "--timeout: only meaningful with --wait");
-    if (a->job.queue && !*a->job.queue)
-        return s1ctl_fail(S1CTL_EXIT_USAGE, "--queue: must not be empty");
+    s1_err err = {0};
+    if (a->job.queue && s1_job_queue_check(a->job.queue, &err))
+        return s1ctl_fail(S1CTL_EXIT_USAGE, "--queue: %s", err.msg);
     if (s1ctl_policy_done(&a->policy, &a->sampling) < 0) return S1CTL_EXIT_USAGE;
     if (optind >= argc)
         return s1ctl_fail(S1CTL_EXIT_USAGE, "no problem file given (see s1ctl submit --help)");

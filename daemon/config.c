@@ -1,5 +1,6 @@
 #include "config.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <ini.h>
@@ -9,8 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "cleanup.h"
+#include "job.h"
 #include "s1_config.h"
 
 typedef enum { K_STR, K_INT, K_SECONDS, K_QUEUES, K_RATE } key_type;
@@ -56,8 +59,20 @@ static const key_def *find_key(const char *name)
     return NULL;
 }
 
+/* t without the blanks at its ends (in place). */
+static char *trim_blanks(char *t)
+{
+    while (isspace((unsigned char)*t))
+        t++;
+    size_t n = strlen(t);
+    while (n && isspace((unsigned char)t[n - 1]))
+        t[--n] = '\0';
+    return t;
+}
+
 /* A comma-separated list of queue names replaces the previous list, or is
- * appended to it (a repeated --queue flag). */
+ * appended to it (a repeated --queue flag). Blanks around a name are not part
+ * of it; a name itself follows s1_job_queue_check, as s1ctl's --queue does. */
 static int set_queues(s1d_config *cfg, const char *value, bool append, const char *where,
                       s1_err *err)
 {
@@ -69,11 +84,14 @@ static int set_queues(s1d_config *cfg, const char *value, bool append, const cha
     }
     _cleanup_free_ char *copy = strdup(value);
     char *save = NULL;
-    for (char *t = copy ? strtok_r(copy, ", \t", &save) : NULL; t;
-         t = strtok_r(NULL, ", \t", &save)) {
+    for (char *t = copy ? strtok_r(copy, ",", &save) : NULL; t; t = strtok_r(NULL, ",", &save)) {
+        char *name = trim_blanks(t);
+        if (!*name) continue;
+        s1_err why = {0};
+        if (s1_job_queue_check(name, &why)) return s1_errf(err, "%s: queue: %s", where, why.msg);
         if (cfg->n_queues == S1D_MAX_QUEUES)
             return s1_errf(err, "%s: queue: more than %d queues", where, S1D_MAX_QUEUES);
-        cfg->queues[cfg->n_queues++] = strdup(t);
+        cfg->queues[cfg->n_queues++] = strdup(name);
     }
     if (cfg->n_queues == before)
         return s1_errf(err, "%s: queue: no queue name in \"%s\"", where, value);
@@ -291,6 +309,15 @@ static void default_model_name(s1d_config *cfg)
     cfg->model_name = strndup(start, (size_t)(end - start));
 }
 
+/* The name in s1.workers: the host name unless worker-name says otherwise. */
+static void default_worker_name(s1d_config *cfg)
+{
+    if (cfg->worker_name) return;
+    char host[256] = "";
+    gethostname(host, sizeof host - 1);
+    cfg->worker_name = strdup(*host ? host : "s1d");
+}
+
 int s1d_config_load(s1d_config *cfg, int argc, char **argv, s1_err *err)
 {
     set_defaults(cfg);
@@ -299,6 +326,7 @@ int s1d_config_load(s1d_config *cfg, int argc, char **argv, s1_err *err)
     if (!rc) rc = apply_flags(cfg, argc, argv, err);
     if (!rc) rc = validate(cfg, err);
     if (!rc) default_model_name(cfg);
+    if (!rc) default_worker_name(cfg);
     if (rc) s1d_config_free(cfg);
     return rc;
 }

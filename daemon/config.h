@@ -28,7 +28,7 @@ typedef struct {
     int drain_timeout_ms;
     int poll_ms;       /* slow poll for missed notifies */
     int save_ms;       /* saves of running samples for crash-resume; 0 = never */
-    char *worker_name; /* NULL = the host name */
+    char *worker_name; /* default: the host name */
     int threads, tp;
     int max_seqs;     /* sequences the engine runs at once; 0 = its default */
     int max_context;  /* tokens per sequence at most; 0 = the model's */

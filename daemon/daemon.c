@@ -36,7 +36,7 @@ typedef struct {
 
 static void set_who(s1d *d)
 {
-    d->who = (s1_queue_worker){.worker = d->cfg->worker_name ? d->cfg->worker_name : d->host,
+    d->who = (s1_queue_worker){.worker = d->cfg->worker_name,
                                .model = d->cfg->model_name,
                                .queues = (const char *const *)d->cfg->queues,
                                .n_queues = d->cfg->n_queues,

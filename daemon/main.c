@@ -12,14 +12,17 @@
 #include "log.h"
 #include "runner.h"
 
-/* The database must be reachable and its schema current before the model
- * is loaded: a wrong --db or a missing migration is found in a second, not
- * after minutes of loading weights. */
-static int check_database(const s1d_config *cfg, s1_err *err)
+/* The database must be reachable, its schema current and the worker name
+ * free before the model is loaded: a wrong --db, a missing migration or a
+ * copied config is found in a second, not after minutes of loading weights.
+ * The connection returned holds the worker name until s1d exits. */
+static PGconn *check_database(const s1d_config *cfg, s1_err *err)
 {
-    _cleanup_pgconn_ PGconn *c = s1_db_connect(cfg->db, err);
-    if (!c) return -1;
-    return s1_db_check_schema(c, err) ? -1 : 0;
+    PGconn *c = s1_db_connect(cfg->db, err);
+    if (c && !s1_db_check_schema(c, err) && !s1_db_hold_worker_name(c, cfg->worker_name, err))
+        return c;
+    if (c) PQfinish(c);
+    return NULL;
 }
 
 /* Loading a large model takes minutes, longer than WatchdogSec: the loading
@@ -71,7 +74,8 @@ int main(int argc, char **argv)
         return 0;
     }
     s1d_runner *runner = NULL;
-    if (check_database(&cfg, &err) || !(runner = load_runner(&cfg, &err))) {
+    _cleanup_pgconn_ PGconn *name_held = check_database(&cfg, &err);
+    if (!name_held || !(runner = load_runner(&cfg, &err))) {
         log_error("%s", err.msg);
         s1d_config_free(&cfg);
         return 1;

@@ -208,3 +208,28 @@ int s1_db_migrate(PGconn *c, int *applied, s1_err *err)
     if (applied) *applied = n;
     return rc;
 }
+
+/* A worker name is held by a session-level advisory lock (class 5314, key the
+ * name's hash): it goes with the session, so a crashed daemon's name is free
+ * the moment its connection closes, with no stale row to time out. */
+static const char SQL_HOLD_NAME[] = "SELECT pg_try_advisory_lock(5314, hashtext($1))";
+static const char SQL_NAME_HOLDER[] = "SELECT coalesce(host, '?'), coalesce(pid::text, '?'),"
+                                      "       to_char(heartbeat_at, 'YYYY-MM-DD HH24:MI:SS TZ')"
+                                      "  FROM s1.workers WHERE name = $1";
+
+int s1_db_hold_worker_name(PGconn *c, const char *name, s1_err *err)
+{
+    _cleanup_pgresult_ PGresult *r = s1_db_exec(c, "worker name", SQL_HOLD_NAME, 1, &name, err);
+    if (!r) return -1;
+    if (!strcmp(PQgetvalue(r, 0, 0), "t")) return 0;
+    _cleanup_pgresult_ PGresult *h = s1_db_exec(c, "worker name", SQL_NAME_HOLDER, 1, &name, err);
+    if (h && PQntuples(h) == 1)
+        return s1_errf(
+            err,
+            "worker name \"%s\" is in use by a live s1d (host %s, pid %s, last heartbeat "
+            "%s): give each daemon its own worker-name",
+            name, PQgetvalue(h, 0, 0), PQgetvalue(h, 0, 1), PQgetvalue(h, 0, 2));
+    return s1_errf(
+        err, "worker name \"%s\" is in use by a live s1d: give each daemon its own worker-name",
+        name);
+}

@@ -41,6 +41,11 @@ int s1_db_check_schema(PGconn *c, s1_err *err);
  * schema newer than this binary. */
 int s1_db_migrate(PGconn *c, int *applied, s1_err *err);
 
+/* Takes worker name for this session, for as long as c stays open: -1 with
+ * err naming the live daemon that has it (two daemons under one name would
+ * share an s1.workers row and each other's fenced completions). */
+int s1_db_hold_worker_name(PGconn *c, const char *name, s1_err *err);
+
 /* Fills err with "what: the server's message" (first line of a failed result,
  * or of the connection's error when r is NULL) and returns -1. */
 __attribute__((format(printf, 4, 5))) int s1_db_errf(s1_err *err, PGconn *c, const PGresult *r,

@@ -307,3 +307,31 @@ int s1_job_problem_check(const char *name, const char *text, size_t len, size_t 
     if (i == len) return s1_errf(err, "%s: the problem is empty", name);
     return 0;
 }
+
+/* s1d reads its queues as one comma-separated setting, trimming the blanks
+ * around each name: a name with a comma, blanks at its ends or a control
+ * character could be queued but never served. */
+int s1_job_queue_check(const char *queue, s1_err *err)
+{
+    /* The messages do not quote the name: it may hold the very characters
+     * (line breaks, escapes) that would garble a one-line error. */
+    size_t len = strlen(queue);
+    if (!len) return s1_errf(err, "a queue name is empty");
+    if (len > S1_JOB_MAX_QUEUE_BYTES)
+        return s1_errf(err, "the queue name is longer than %d bytes", S1_JOB_MAX_QUEUE_BYTES);
+    int is_nul = 0;
+    if (bad_utf8_at(queue, len, &is_nul) < len)
+        return s1_errf(err, "the queue name is not valid UTF-8");
+    if (isspace((unsigned char)queue[0]) || isspace((unsigned char)queue[len - 1]))
+        return s1_errf(err, "the queue name begins or ends with a blank; remove it");
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)queue[i];
+        bool c1 = ch == 0xc2 && (unsigned char)queue[i + 1] >= 0x80 &&
+                  (unsigned char)queue[i + 1] <= 0x9f; /* U+0080..U+009F */
+        if (ch == ',')
+            return s1_errf(err, "the queue name contains a comma, which separates queue names");
+        if (ch < 0x20 || ch == 0x7f || c1)
+            return s1_errf(err, "the queue name contains a control character");
+    }
+    return 0;
+}

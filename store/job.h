@@ -46,6 +46,12 @@ char *s1_job_sampling_json(const s1_sampling *s, s1_err *err);
  * text that is not UTF-8 (jansson by returning NULL). */
 int s1_job_text_check(const char *name, const char *text, s1_err *err);
 
+/* A queue name s1d can serve: 1 to S1_JOB_MAX_QUEUE_BYTES of UTF-8, with no
+ * comma (s1d's queue setting is a comma-separated list), no control
+ * character and no blank at either end. The same rule is s1.jobs' CHECK. */
+enum { S1_JOB_MAX_QUEUE_BYTES = 200 };
+int s1_job_queue_check(const char *queue, s1_err *err);
+
 /* A problem the engine can take: valid UTF-8 without NUL bytes, not empty
  * (whitespace only counts as empty), at most max_bytes. name is the file the
  * text came from, for the message. */

@@ -154,4 +154,35 @@ def test_an_unreachable_database_is_one_line_and_exit_1():
     assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1, r.stderr
 
 
+def test_a_second_daemon_under_a_live_workers_name_is_refused_naming_it():
+    db = migrated_db()
+    with Daemon(db, name="twin") as first:
+        wait_for(lambda: psql(db, "SELECT state FROM s1.workers WHERE name = 'twin'") == [["running"]],
+                 what="the first daemon running")
+        r = run_s1d("--db", db, "--engine", "noop", "--worker-name", "twin")
+        assert r.returncode == 1, r.stderr
+        lines = r.stderr.strip().splitlines()
+        assert len(lines) == 1 and 'worker name "twin" is in use by a live s1d' in lines[0], r.stderr
+        assert f"pid {first.proc.pid}" in lines[0], r.stderr
+        assert first.alive()
+        first.kill()
+    # The name goes with the dead daemon's connection: no lease to wait out.
+    with Daemon(db, name="twin") as again:
+        wait_for(lambda: psql(db, "SELECT pid FROM s1.workers WHERE name = 'twin'") == [[str(again.proc.pid)]],
+                 what="the name taken over by a new daemon")
+
+
+def test_queue_names_are_split_at_commas_only_and_checked_as_s1ctl_does():
+    db = migrated_db()
+    [spaced] = submit(db, queue="gpu large")
+    [plain] = submit(db, queue="b")
+    with Daemon(db, "--queue", " gpu large , b"):
+        wait_state(db, spaced, "succeeded")
+        wait_state(db, plain, "succeeded")
+    for bad, why in (("a\tb", "control character"), ("x" * 201, "longer than 200 bytes")):
+        r = run_s1d("--engine", "noop", "--queue", bad, "--check-config")
+        assert r.returncode == 2 and "--queue: queue: " in r.stderr and why in r.stderr, r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1
+
+
 tap_main(globals())

@@ -72,6 +72,16 @@ def test_an_older_schema_is_refused_naming_the_fix_and_migrate_upgrades_it():
     assert s1ctl("list", db=db).returncode == 0
 
 
+def test_the_upgrade_makes_queue_names_no_daemon_could_serve_servable():
+    db = older_db()
+    bad = ["a,b", " gpu ", "tab\tq", "", "v", "ok name", "x" * 300]
+    for q in bad:
+        psql(db, f"INSERT INTO s1.jobs (problem, queue) VALUES ('p', '{q}')")
+    assert s1ctl("migrate", db=db).returncode == 0
+    rows = [r[0] for r in psql(db, "SELECT queue FROM s1.jobs ORDER BY id")]
+    assert rows == ["a_b", "gpu", "tab_q", "default", "v", "ok name", "x" * 50], rows
+
+
 def test_a_newer_schema_is_a_clear_error_for_commands_and_migrate():
     db = fresh_db("mig")
     assert s1ctl("migrate", db=db).returncode == 0

@@ -80,6 +80,16 @@ def notifications(conn, want, timeout=10.0):
     return got
 
 
+def test_a_queue_name_no_daemon_could_serve_is_refused():
+    for q in ("", "a,b", " lead", "trail ", "tab\tq", "nel\u0085q", "x" * 201):
+        try:
+            psql(DB, "INSERT INTO s1.jobs (problem, queue) VALUES ('p', " + "'" + q + "')")
+            raise AssertionError(f"queue {q!r} was stored")
+        except subprocess.CalledProcessError as e:
+            assert "jobs_queue_name" in e.stderr, e.stderr
+    psql(DB, "INSERT INTO s1.jobs (problem, queue) VALUES ('p', 'gpu large é')")
+
+
 def test_insert_notifies_s1_jobs_with_the_queue_name():
     conn = listener("s1_jobs")
     insert_job(DB, queue="gpu-big")

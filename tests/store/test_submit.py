@@ -221,7 +221,12 @@ def test_bad_sampling_and_job_values_are_refused():
     refused(["--samples", "1025", EXAMPLE], "--samples")
     refused(["--max-attempts", "0", EXAMPLE], "--max-attempts")
     refused(["--wait-string", "", EXAMPLE], "--wait-string", "must not be empty")
-    refused(["--queue", "", EXAMPLE], "--queue", "must not be empty")
+    refused(["--queue", "", EXAMPLE], "--queue", "a queue name is empty")
+    refused(["--queue", "a,b", EXAMPLE], "--queue", "contains a comma")
+    refused(["--queue", " gpu", EXAMPLE], "--queue", "begins or ends with a blank")
+    refused(["--queue", "gpu\n", EXAMPLE], "--queue", "begins or ends with a blank")
+    refused(["--queue", "g\x1bpu", EXAMPLE], "--queue", "control character")
+    refused(["--queue", "q" * 201, EXAMPLE], "--queue", "longer than 200 bytes")
 
 
 def test_unknown_flags_and_missing_values_are_refused():
