@@ -167,16 +167,28 @@ ALTER VIEW s1.worker_status SET (security_invoker = true);
 -- qualified) after checking that the caller may change the job. Inside them
 -- current_user is the owner; the caller is session_user.
 
--- Whether session_user may change a job submitted by submitter: it is that
--- role or a member of it, a member of s1_admin, or of the schema's owner.
-CREATE FUNCTION s1.may_change_job(submitter text) RETURNS boolean
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT EXISTS (SELECT FROM pg_catalog.pg_roles r
-                    WHERE r.rolname IN (submitter, 's1_admin')
-                      AND pg_catalog.pg_has_role(session_user, r.oid, 'MEMBER'))
-        OR pg_catalog.pg_has_role(session_user,
-                                  (SELECT nspowner FROM pg_catalog.pg_namespace WHERE nspname = 's1'),
-                                  'MEMBER')
+-- Locks the job for a change by session_user. outcome NULL: go on, state
+-- is the job's; 'not found'; or 'forbidden' (state NULL): session_user is
+-- not the submitter, nor a member of the submitting role, of s1_admin or of
+-- the schema's owner.
+CREATE FUNCTION s1.lock_job_for_caller(job bigint, OUT outcome text, OUT state s1.job_state)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    who text;
+BEGIN
+    SELECT j.state, j.submitted_by INTO state, who FROM s1.jobs j WHERE j.id = job FOR UPDATE;
+    IF NOT FOUND THEN
+        outcome := 'not found';
+    ELSIF NOT (EXISTS (SELECT FROM pg_catalog.pg_roles r
+                        WHERE r.rolname IN (who, 's1_admin')
+                          AND pg_catalog.pg_has_role(session_user, r.oid, 'MEMBER'))
+               OR pg_catalog.pg_has_role(session_user,
+                                         (SELECT nspowner FROM pg_catalog.pg_namespace
+                                           WHERE nspname = 's1'), 'MEMBER')) THEN
+        outcome := 'forbidden';
+        state := NULL;
+    END IF;
+END
 $$;
 
 -- A queued job never started: it ends now. A running job belongs to its
@@ -186,15 +198,10 @@ $$;
 -- after the call (NULL unless the caller may change the job).
 CREATE FUNCTION s1.cancel_job(job bigint, OUT outcome text, OUT state s1.job_state)
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    who text;
 BEGIN
-    SELECT j.state, j.submitted_by INTO state, who FROM s1.jobs j WHERE j.id = job FOR UPDATE;
-    IF NOT FOUND THEN
-        outcome := 'not found';
-    ELSIF NOT s1.may_change_job(who) THEN
-        outcome := 'forbidden';
-        state := NULL;
+    SELECT l.outcome, l.state INTO outcome, state FROM s1.lock_job_for_caller(job) l;
+    IF outcome IS NOT NULL THEN
+        RETURN;
     ELSIF state = 'queued' THEN
         UPDATE s1.jobs j SET state = 'cancelled', finished_at = now(),
                              error = 'cancelled before it started'
@@ -216,15 +223,10 @@ $$;
 -- requeue trigger notifies s1_jobs. Same outcome and state as cancel_job.
 CREATE FUNCTION s1.retry_job(job bigint, OUT outcome text, OUT state s1.job_state)
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    who text;
 BEGIN
-    SELECT j.state, j.submitted_by INTO state, who FROM s1.jobs j WHERE j.id = job FOR UPDATE;
-    IF NOT FOUND THEN
-        outcome := 'not found';
-    ELSIF NOT s1.may_change_job(who) THEN
-        outcome := 'forbidden';
-        state := NULL;
+    SELECT l.outcome, l.state INTO outcome, state FROM s1.lock_job_for_caller(job) l;
+    IF outcome IS NOT NULL THEN
+        RETURN;
     ELSIF state IN ('failed', 'cancelled') THEN
         DELETE FROM s1.results r WHERE r.job_id = job;
         UPDATE s1.jobs j
@@ -241,5 +243,6 @@ BEGIN
 END
 $$;
 
-REVOKE ALL ON FUNCTION s1.cancel_job(bigint), s1.retry_job(bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION s1.lock_job_for_caller(bigint), s1.cancel_job(bigint), s1.retry_job(bigint)
+    FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION s1.cancel_job(bigint), s1.retry_job(bigint) TO s1_submit, s1_admin;

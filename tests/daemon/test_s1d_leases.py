@@ -35,8 +35,9 @@ def test_a_notify_socket_nobody_reads_stops_neither_heartbeats_nor_results():
     sock = NotifySocket()  # never read: its queue fills with watchdog feeds
     try:
         with Daemon(db, env={"NOTIFY_SOCKET": sock.path, "WATCHDOG_USEC": "20000"}) as d:
-            wait_for(lambda: queue_is_full(sock.path), what="the notify socket's queue full")
+            # Loaded and serving first: the queue then fills while the loop runs.
             wait_for(lambda: worker(db, d, "state") == [["running"]], what="the worker row")
+            wait_for(lambda: queue_is_full(sock.path), what="the notify socket's queue full")
             beat = worker(db, d, "heartbeat_at")[0][0]
             [jid] = submit(db, policy='{"max_think": 5}')
             wait_state(db, jid, "succeeded")

@@ -6,9 +6,12 @@ token for token the one of a run that was never interrupted, greedy and
 sampled."""
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+
+import psycopg2
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from daemonlib import SOURCE, Daemon, job, migrated_db, psql, wait_for, wait_state  # noqa: E402
@@ -21,7 +24,7 @@ subprocess.run(["/usr/bin/python3", os.path.join(SOURCE, "tools", "gen_model.py"
 
 # min_think = max_think: the random model's early stops become waits, so the
 # thinking is long (the kill lands in it) and the policy state has waits.
-POLICY = '{"max_think": 600, "min_think": 600, "max_answer": 16}'
+POLICY = '{"max_think": 1200, "min_think": 1200, "max_answer": 16}'
 
 
 def engine_daemon(db):
@@ -45,11 +48,21 @@ def killed_mid_thinking_then_rescued(sampling):
     with engine_daemon(db):
         wait_state(db, whole, "succeeded", timeout=120)
     rescued = insert(db, sampling)
+    watch = psycopg2.connect(db)
+    watch.autocommit = True
+
+    def saved_50():
+        cur = watch.cursor()
+        cur.execute("SELECT coalesce(max(cardinality(token_ids)), 0) >= 50 FROM s1.resume WHERE job_id = %s",
+                    (rescued,))
+        return cur.fetchone()[0]
     with engine_daemon(db) as first:
-        wait_for(lambda: psql(db, f"SELECT coalesce(max(cardinality(token_ids)), 0) >= 50 "
-                                  f"FROM s1.resume WHERE job_id = {rescued}") == [["t"]],
-                 timeout=120, what="50 saved tokens")
+        # Polled on one open connection and frozen at once: the job cannot
+        # finish between the first save seen and the kill.
+        wait_for(saved_50, timeout=120, what="50 saved tokens")
+        os.kill(first.proc.pid, signal.SIGSTOP)
         first.kill()
+    watch.close()
     saved = int(psql(db, f"SELECT cardinality(token_ids) FROM s1.resume WHERE job_id = {rescued}")[0][0])
     assert job(db, rescued, "state")[0] == "running", "the job ended before the kill: make it longer"
     with engine_daemon(db) as second:

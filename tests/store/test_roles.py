@@ -8,7 +8,7 @@ import subprocess
 import psycopg2
 
 from ctltest import EXAMPLE, RUNNING, migrated_db, one_error_line, psql, s1ctl, tempdir
-from s1test import login_user, tap_main
+from s1test import Cluster, login_user, tap_main
 
 DB = migrated_db("roles")
 ALICE, ALICE_DB = login_user(DB, "s1_submit", prefix="alice")
@@ -178,6 +178,25 @@ def test_an_admin_changes_anyones_job_imports_suites_and_migrate_is_a_no_op_for_
     one_error_line(p, "permission denied", "nothing was imported")
     p = s1ctl("migrate", db=ADMIN_DB)
     assert p.returncode == 0 and "0 migrations applied now" in p.stdout, p.stdout + p.stderr
+
+
+def test_an_owner_who_may_not_create_roles_is_told_the_create_role_to_ask_for():
+    # Roles belong to the cluster: a private one, where they do not exist yet.
+    with Cluster() as cluster:
+        psql(cluster.conninfo, "CREATE ROLE owner LOGIN")
+        psql(cluster.conninfo, "CREATE DATABASE q OWNER owner")
+        owner = cluster.conninfo.replace("user=s1", "user=owner").replace("dbname=postgres", "dbname=q")
+        p = s1ctl("migrate", db=owner)
+        assert p.returncode == 3
+        last = p.stderr.splitlines()[-1]
+        assert "migration 0003_roles: role s1_submit does not exist and owner may not create it" in last, last
+        assert "CREATE ROLE s1_submit NOLOGIN" in last, last
+        for role in ("s1_submit", "s1_worker", "s1_read", "s1_admin"):
+            psql(cluster.conninfo, f"CREATE ROLE {role} NOLOGIN")
+        p = s1ctl("migrate", db=owner)
+        assert p.returncode == 0 and "(1 migration applied now)" in p.stdout, p.stdout + p.stderr
+        _, submitter = login_user(owner.replace("user=owner", "user=s1"), "s1_submit", prefix="sub")
+        submit_as(submitter)
 
 
 tap_main(globals())
