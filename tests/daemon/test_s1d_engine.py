@@ -99,13 +99,10 @@ def test_a_job_succeeds_with_every_result_column_filled_and_consistent():
 
 def test_rows_the_engine_refuses_fail_with_the_reason_and_the_daemon_goes_on():
     db = migrated_db()
-    # The schema refuses a blank problem (0003_roles); without that
-    # constraint the engine's own check is what refuses it.
+    # The schema refuses a blank problem (0003_roles); without that constraint
+    # the daemon's own check is what stands between it and the engine.
     psql(db, "ALTER TABLE s1.jobs DROP CONSTRAINT jobs_problem_not_blank")
     [two_token_end] = submit(db, policy='{"think_end": "xyzzy", "max_think": 5}')
-    # The schema refuses blank problems now; a row from before that check
-    # (or from an admin who lifted it) still fails in the engine, by name.
-    psql(db, "ALTER TABLE s1.jobs DROP CONSTRAINT jobs_problem_not_blank")
     [empty] = submit(db, problem="")
     [good] = submit(db, policy='{"max_think": 5, "max_answer": 5}')
     with engine_daemon(db) as d:
