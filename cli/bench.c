@@ -288,17 +288,18 @@ static int view_flag(int o, char **argv, const char *usage, view_args *a)
     }
 }
 
-/* Flags of list and report (report alone takes --plot and a RUN_ID). 0; -1
- * after --help; or the exit code after printing why. */
-static int view_parse(int argc, char **argv, const char *usage, int is_report, view_args *a)
+/* Flags of list, report and regrade, from options; RUN_ID is the one
+ * argument when takes_run. 0; -1 after --help; or the exit code after
+ * printing why. */
+static int view_parse(int argc, char **argv, const char *usage, const struct option *options,
+                      int takes_run, view_args *a)
 {
     int o;
-    while ((o = getopt_long(argc, argv, ":h", is_report ? report_options : list_options, NULL)) !=
-           -1) {
+    while ((o = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
         int rc = view_flag(o, argv, usage, a);
         if (rc != 1) return rc;
     }
-    int max_pos = is_report ? 1 : 0;
+    int max_pos = takes_run ? 1 : 0;
     if (argc - optind > max_pos)
         return s1ctl_fail(S1CTL_EXIT_USAGE, "unexpected argument '%s' (see s1ctl bench --help)",
                           argv[optind + max_pos]);
@@ -322,7 +323,7 @@ static json_t *rows_json(const PGresult *r)
 int s1ctl_bench_list(int argc, char **argv)
 {
     view_args a = {.limit = 50};
-    int rc = view_parse(argc, argv, list_usage, 0, &a);
+    int rc = view_parse(argc, argv, list_usage, list_options, 0, &a);
     if (rc) return rc < 0 ? S1CTL_EXIT_OK : rc;
     _cleanup_pgconn_ PGconn *c = NULL;
     if ((rc = s1ctl_connect(a.db, &c))) return rc;
@@ -693,7 +694,7 @@ static const char report_usage[] =
 int s1ctl_bench_report(int argc, char **argv)
 {
     view_args a = {0};
-    int rc = view_parse(argc, argv, report_usage, 1, &a);
+    int rc = view_parse(argc, argv, report_usage, report_options, 1, &a);
     if (rc) return rc < 0 ? S1CTL_EXIT_OK : rc;
     _cleanup_pgconn_ PGconn *c = NULL;
     if ((rc = s1ctl_connect(a.db, &c))) return rc;
@@ -713,12 +714,54 @@ done:
     return rc;
 }
 
+/* ---- bench regrade ---- */
+
+static const char regrade_usage[] =
+    "Usage: s1ctl bench regrade RUN_ID [--json] [--db CONNINFO]\n"
+    "Extracts and grades every result of the run again with this s1ctl's grader\n"
+    "(docs/grading.md), after the grader has improved; stores only the extracted\n"
+    "answers and grades that change, all in one transaction, and prints how many.\n\n"
+    "  --json              print JSON\n" DB_HELP;
+
+static const struct option regrade_options[] = {
+    {"json", no_argument, NULL, OPT_JSON},
+    {"db", required_argument, NULL, OPT_DB},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+
+int s1ctl_bench_regrade(int argc, char **argv)
+{
+    view_args a = {0};
+    int rc = view_parse(argc, argv, regrade_usage, regrade_options, 1, &a);
+    if (rc) return rc < 0 ? S1CTL_EXIT_OK : rc;
+    if (!a.run_id) return s1ctl_fail(S1CTL_EXIT_USAGE, "no RUN_ID given (see s1ctl bench list)");
+    _cleanup_pgconn_ PGconn *c = NULL;
+    if ((rc = s1ctl_connect(a.db, &c))) return rc;
+    s1_err err = {{0}};
+    _cleanup_pgresult_ PGresult *run = s1_bench_run_get(c, a.run_id, NULL, &err);
+    if (!run) return s1ctl_fail(S1CTL_EXIT_DB, "%s", err.msg);
+    if (PQntuples(run) == 0)
+        return s1ctl_fail(S1CTL_EXIT_NOT_FOUND,
+                          "run %lld: no such benchmark run (see s1ctl bench list)", a.run_id);
+    s1_bench_regraded g;
+    if (s1_bench_regrade(c, a.run_id, &g, &err)) return s1ctl_fail(S1CTL_EXIT_DB, "%s", err.msg);
+    if (a.json)
+        return s1ctl_print_json(json_pack("{s:I,s:I,s:I,s:I}", "run", (json_int_t)a.run_id,
+                                          "results", (json_int_t)g.results, "correct",
+                                          (json_int_t)g.correct, "changed", (json_int_t)g.changed));
+    printf("run %lld: %lld results regraded, %lld correct, %lld changed\n", a.run_id, g.results,
+           g.correct, g.changed);
+    return S1CTL_EXIT_OK;
+}
+
 static const char bench_help[] =
     "Usage: s1ctl bench COMMAND [FLAGS] [ARGS]   (s1ctl bench COMMAND --help for its flags)\n\n"
     "Benchmark runs: a suite at a ladder of thinking budgets.\n"
     "  run SUITE --budgets N,N,...   queue one job per problem and budget\n"
     "  report [RUN_ID | --suite S]   accuracy against thinking tokens, and a plot\n"
-    "  list                          runs with their progress\n";
+    "  list                          runs with their progress\n"
+    "  regrade RUN_ID                grade every result again with this grader\n";
 
 int s1ctl_bench(int argc, char **argv)
 {
@@ -726,6 +769,7 @@ int s1ctl_bench(int argc, char **argv)
         {"run", "bench run", s1ctl_bench_run},
         {"report", "bench report", s1ctl_bench_report},
         {"list", "bench list", s1ctl_bench_list},
+        {"regrade", "bench regrade", s1ctl_bench_regrade},
     };
     return s1ctl_subcommand("bench", subs, sizeof subs / sizeof *subs, bench_help, argc, argv);
 }

@@ -289,19 +289,15 @@ static void on_write_back(void *ud)
 /* ---- engine events ---------------------------------------------------------- */
 
 /* The final answer of a sample and its grade when the job has a reference
- * (no answer found grades false). Extraction trouble is logged, not fatal. */
+ * (store/answer.h's one rule). Extraction trouble is logged, not fatal. */
 static void grade_sample(s1d_job *j, int sample)
 {
-    const s1_result *r = j->results[sample];
     s1_err err = {0};
-    j->grade[sample] = -1;
-    if (r->answer && s1_answer_extract(r->answer, &j->extracted[sample], &err) < 0)
-        log_warning("job %" PRId64 " sample %d: %s", j->row.id, sample, err.msg);
-    if (!j->row.reference) return;
-    int g =
-        j->extracted[sample] ? s1_answer_grade(j->extracted[sample], j->row.reference, &err) : 0;
-    if (g < 0) log_warning("job %" PRId64 " sample %d: grading: %s", j->row.id, sample, err.msg);
-    j->grade[sample] = (signed char)(g > 0);
+    int grade;
+    if (s1_answer_judge(j->results[sample]->answer, j->row.reference, &j->extracted[sample], &grade,
+                        &err) < 0)
+        log_warning("job %" PRId64 " sample %d: grading: %s", j->row.id, sample, err.msg);
+    j->grade[sample] = (signed char)(j->row.reference ? grade > 0 : -1);
 }
 
 static void on_result(s1d *d, s1d_job *j, int sample, s1d_event *ev)

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "answer.h"
+#include "cleanup.h"
 #include "ctl.h"
 #include "db.h"
 
@@ -291,4 +293,65 @@ int s1_bench_performance(const s1_bench_point *pts, int n, double *out)
             found = 1;
         }
     return found;
+}
+
+/* ---- regrading ---- */
+
+/* Every result of a run with what grading reads and what it wrote. */
+static const char SQL_RUN_RESULTS[] =
+    "SELECT r.id, r.answer, j.reference_answer, r.extracted_answer, r.grade"
+    "  FROM s1.results r JOIN s1.jobs j ON j.id = r.job_id"
+    " WHERE j.bench_run_id = $1 ORDER BY r.id";
+
+/* Only the two columns the grader owns; the row is the one read above. */
+static const char SQL_REGRADE[] =
+    "UPDATE s1.results SET extracted_answer = $2, grade = $3::boolean WHERE id = $1";
+
+/* 1 when the stored extracted answer and grade differ from the new ones. */
+static int grade_changed(const PGresult *r, int row, const char *extracted, int grade)
+{
+    const char *old_grade = PQgetisnull(r, row, 4) ? NULL : PQgetvalue(r, row, 4);
+    const char *new_grade = grade < 0 ? NULL : grade ? "t" : "f";
+    int same_answer = PQgetisnull(r, row, 3)
+                          ? !extracted
+                          : extracted && !strcmp(PQgetvalue(r, row, 3), extracted);
+    int same_grade = old_grade ? new_grade && !strcmp(old_grade, new_grade) : !new_grade;
+    return !same_answer || !same_grade;
+}
+
+static int regrade_row(PGconn *c, const PGresult *r, int row, s1_bench_regraded *out, s1_err *err)
+{
+    const char *text = PQgetisnull(r, row, 1) ? NULL : PQgetvalue(r, row, 1);
+    const char *ref = PQgetisnull(r, row, 2) ? NULL : PQgetvalue(r, row, 2);
+    char *extracted = NULL;
+    int grade, rc = s1_answer_judge(text, ref, &extracted, &grade, err);
+    out->results++;
+    out->correct += grade > 0;
+    if (!rc && grade_changed(r, row, extracted, grade)) {
+        const char *params[] = {PQgetvalue(r, row, 0), extracted,
+                                grade < 0 ? NULL
+                                : grade   ? "true"
+                                          : "false"};
+        rc = s1_db_run(c, "regrading a result", SQL_REGRADE, 3, params, err);
+        out->changed += !rc;
+    }
+    free(extracted);
+    return rc;
+}
+
+int s1_bench_regrade(PGconn *c, long long run_id, s1_bench_regraded *out, s1_err *err)
+{
+    char rid[24];
+    ll_param(rid, sizeof rid, run_id);
+    const char *params[] = {rid};
+    *out = (s1_bench_regraded){0};
+    if (s1_db_run(c, "regrading", "BEGIN", 0, NULL, err)) return -1;
+    _cleanup_pgresult_ PGresult *r =
+        s1_db_exec(c, "reading the run's results", SQL_RUN_RESULTS, 1, params, err);
+    int rc = r ? 0 : -1;
+    for (int i = 0; !rc && r && i < PQntuples(r); i++)
+        rc = regrade_row(c, r, i, out, err);
+    s1_err ignored = {{0}};
+    if (rc) return s1_db_run(c, "regrading", "ROLLBACK", 0, NULL, &ignored), -1;
+    return s1_db_run(c, "regrading", "COMMIT", 0, NULL, err);
 }

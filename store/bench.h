@@ -99,4 +99,15 @@ int s1_bench_scaling(const s1_bench_point *pts, int n, double *out);
  * when no budget has graded samples. */
 int s1_bench_performance(const s1_bench_point *pts, int n, double *out);
 
+/* What a regrade found: results read, how many of them now grade correct,
+ * and how many rows changed (extracted answer or grade). */
+typedef struct {
+    long long results, correct, changed;
+} s1_bench_regraded;
+
+/* Extracts and grades every result of run run_id again with this binary's
+ * grader (store/answer.h, docs/grading.md) and stores what changed, in one
+ * transaction: all rows regraded or none. */
+int s1_bench_regrade(PGconn *c, long long run_id, s1_bench_regraded *out, s1_err *err);
+
 #endif

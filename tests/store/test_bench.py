@@ -554,6 +554,40 @@ def test_report_refuses_bad_arguments_with_one_line():
         one_error_line(p, needle)
 
 
+# ---- bench regrade ----
+
+def test_regrade_stores_what_the_grader_says_now_and_only_what_changed():
+    suite = imported(1)  # the problem's reference answer is "1"
+    run = int(ctl("bench", "run", suite, "--budgets", "100").stdout)
+    [[jid]] = psql(DB, f"SELECT id FROM s1.jobs WHERE bench_run_id = {run}")
+    psql(DB, f"UPDATE s1.jobs SET reference_answer = '204' WHERE id = {jid}")
+    # As an older grader left them: a unit made sample 0 wrong; sample 1 had
+    # no answer text; sample 2 is already right.
+    psql(DB, "INSERT INTO s1.results (job_id, attempt, sample, answer, extracted_answer, grade) VALUES "
+             f"({jid}, 1, 0, 'Final Answer: \\boxed{{204 \\text{{ minutes}}}}', '204minutes', false),"
+             f"({jid}, 1, 1, NULL, NULL, false),"
+             f"({jid}, 1, 2, 'so \\boxed{{204}}', '204', true)")
+    p = ctl("bench", "regrade", str(run), "--json")
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout) == {"run": run, "results": 3, "correct": 2, "changed": 1}
+    rows = psql(DB, f"SELECT sample, extracted_answer, grade FROM s1.results WHERE job_id = {jid} ORDER BY sample")
+    assert rows == [["0", "204 \\text{ minutes}", "t"], ["1", "", "f"], ["2", "204", "t"]], rows
+    p = ctl("bench", "regrade", str(run))
+    assert p.stdout == f"run {run}: 3 results regraded, 2 correct, 0 changed\n", p.stdout
+
+
+def test_regrade_refuses_a_missing_run_and_bad_arguments():
+    p = ctl("bench", "regrade", "987654")
+    assert p.returncode == 5
+    one_error_line(p, "run 987654: no such benchmark run")
+    for args, needle in ((["regrade"], "no RUN_ID given"), (["regrade", "x"], "run id"),
+                         (["regrade", "1", "2"], "unexpected argument '2'"),
+                         (["regrade", "--plot", "a.svg", "1"], "--plot")):
+        p = ctl("bench", *args)
+        assert p.returncode == 2, (args, p.stderr)
+        one_error_line(p, needle)
+
+
 def test_report_plot_into_a_missing_directory_is_exit_2():
     _, run = completed_run()
     path = os.path.join(TMP, "no", "such", "dir.svg")
