@@ -38,29 +38,12 @@ static int by_value(const void *a, const void *b)
  * after printing why the list is bad. */
 static int parse_budgets(const char *list, int *out, int *n)
 {
-    if (!*list) {
-        s1ctl_fail(S1CTL_EXIT_USAGE, "--budgets: the list is empty");
+    long long v[BENCH_MAX_BUDGETS];
+    int k;
+    if (s1ctl_parse_int_list("--budgets", list, 1, INT32_MAX, v, BENCH_MAX_BUDGETS, &k) < 0)
         return -1;
-    }
-    int k = 0;
-    /* Item by item rather than strtok, which would skip the empty item of a
-     * "512,,1024" typo instead of refusing it. */
-    for (const char *item = list;;) {
-        const char *comma = strchr(item, ',');
-        size_t len = comma ? (size_t)(comma - item) : strlen(item);
-        char word[32];
-        long long v;
-        if (k == BENCH_MAX_BUDGETS) {
-            s1ctl_fail(S1CTL_EXIT_USAGE, "--budgets: more than %d budgets", BENCH_MAX_BUDGETS);
-            return -1;
-        }
-        /* A word too long for any int is cut, and still refused as too large. */
-        snprintf(word, sizeof word, "%.*s", (int)len, item);
-        if (s1ctl_parse_int("--budgets", word, 1, INT32_MAX, &v) < 0) return -1;
-        out[k++] = (int)v;
-        if (!comma) break;
-        item = comma + 1;
-    }
+    for (int i = 0; i < k; i++)
+        out[i] = (int)v[i];
     qsort(out, (size_t)k, sizeof *out, by_value);
     int m = 0;
     for (int i = 0; i < k; i++)

@@ -284,3 +284,31 @@ void s1ctl_print_table(const PGresult *r)
             print_cell(buf, width[i], i + 1 == nf);
         }
 }
+
+/* Item by item rather than strtok, which would skip the empty item of a
+ * "512,,1024" typo instead of refusing it. */
+int s1ctl_parse_int_list(const char *flag, const char *list, long long min, long long max,
+                         long long *out, int cap, int *n)
+{
+    if (!*list) {
+        s1ctl_fail(S1CTL_EXIT_USAGE, "%s: the list is empty", flag);
+        return -1;
+    }
+    int k = 0;
+    for (const char *item = list;;) {
+        const char *comma = strchr(item, ',');
+        size_t len = comma ? (size_t)(comma - item) : strlen(item);
+        char word[32];
+        if (k == cap) {
+            s1ctl_fail(S1CTL_EXIT_USAGE, "%s: more than %d items", flag, cap);
+            return -1;
+        }
+        /* A word too long for any number is cut, and still refused as too large. */
+        snprintf(word, sizeof word, "%.*s", (int)len, item);
+        if (s1ctl_parse_int(flag, word, min, max, &out[k++]) < 0) return -1;
+        if (!comma) break;
+        item = comma + 1;
+    }
+    *n = k;
+    return 0;
+}

@@ -22,6 +22,11 @@ int s1ctl_bad_flag(char **argv, int opt);
 int s1ctl_parse_int(const char *flag, const char *s, long long min, long long max, long long *out);
 int s1ctl_parse_double(const char *flag, const char *s, double min, double max, double *out);
 
+/* A comma-separated list of integers in [min, max], at most cap of them, in
+ * the order given: 0, or -1 after printing why (naming flag). */
+int s1ctl_parse_int_list(const char *flag, const char *list, long long min, long long max,
+                         long long *out, int cap, int *n);
+
 /* Exactly one positional job id after the flags; prints why not. 0 or the exit code. */
 int s1ctl_one_id(int argc, char **argv, long long *id);
 

@@ -345,7 +345,7 @@ def test_bad_budget_lists_are_one_line_errors():
     refused_run([suite, "--budgets", ""], "--budgets: the list is empty")
     for bad in ("0", "-5", "ten", "1.5", "512,,1024", "512,", ",512", "99999999999", "512 1024"):
         refused_run([suite, "--budgets", bad], "--budgets", "is not an integer from 1")
-    refused_run([suite, "--budgets", ",".join(str(b) for b in range(1, 66))], "more than 64 budgets")
+    refused_run([suite, "--budgets", ",".join(str(b) for b in range(1, 66))], "--budgets: more than 64 items")
 
 
 def test_a_run_needs_budgets_and_one_suite():
