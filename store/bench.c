@@ -284,6 +284,20 @@ int s1_bench_scaling(const s1_bench_point *pts, int n, double *out)
     return 1;
 }
 
+void s1_bench_wilson(double p, long n, double *lo, double *hi)
+{
+    const double z = 1.959964; /* the normal quantile of 97.5% */
+    if (n <= 0) {
+        *lo = 0, *hi = 1;
+        return;
+    }
+    double z2n = z * z / (double)n;
+    double center = (p + z2n / 2) / (1 + z2n);
+    double half = z * sqrt(p * (1 - p) / (double)n + z2n / (4 * (double)n)) / (1 + z2n);
+    *lo = fmax(0, center - half);
+    *hi = fmin(1, center + half);
+}
+
 int s1_bench_performance(const s1_bench_point *pts, int n, double *out)
 {
     int found = 0;

@@ -84,9 +84,16 @@ typedef struct {
     int budget;
     int has_accuracy; /* graded samples exist */
     double accuracy;  /* 0..1 */
+    long graded;      /* graded samples behind accuracy */
     int has_thinking; /* samples with thinking tokens exist */
     double thinking;  /* mean thinking tokens */
 } s1_bench_point;
+
+/* The Wilson score interval at 95% of a share p (0..1) of n trials:
+ * [*lo, *hi]; with n = 0, [0, 1]. Chosen over the normal approximation
+ * because benchmark points are small (30 AIME problems) and often near 0 or
+ * 1, where that one leaves [0, 1] or collapses to a point. */
+void s1_bench_wilson(double p, long n, double *lo, double *hi);
 
 /* The s1 paper's Scaling: the mean, over pairs of budgets that both have an
  * accuracy and a mean thinking count (pairs whose means are equal have no

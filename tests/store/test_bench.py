@@ -5,6 +5,7 @@ written by SQL as daemons would: accuracy, control, the paper's Control,
 Scaling and Performance, JSON, the SVG plot; and the nightly systemd units."""
 import itertools
 import json
+import math
 import os
 import pty
 import re
@@ -394,6 +395,14 @@ def expected_curve():
     return out
 
 
+def wilson(p, n):
+    """The 95% Wilson score interval of a share p of n trials."""
+    z = 1.959964
+    center = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, center - half), min(1.0, center + half)
+
+
 def expected_scaling(curve):
     """Mean over budget pairs of the accuracy slope, in points per 1000 tokens."""
     slopes = [(curve[b][0] - curve[a][0]) * 100 / ((curve[b][1] - curve[a][1]) / 1000)
@@ -441,6 +450,9 @@ def test_report_json_gives_accuracy_control_scaling_and_performance():
         assert (c["jobs"], c["succeeded"], c["samples"], c["graded"]) == (2, 2, 4, graded)
         assert close(c["accuracy"], acc) and close(c["mean_thinking_tokens"], think)
         assert close(c["control"], control)
+        lo, hi = wilson(acc, graded)
+        assert close(c["ci_low"], lo) and close(c["ci_high"], hi)
+    assert out["ci"].startswith("Wilson")
     assert close(out["control"], 11 / 12)
     assert close(out["scaling"], expected_scaling(want))
     assert close(out["performance"], 0.75)
@@ -452,8 +464,10 @@ def test_report_text_has_a_row_per_budget_and_the_three_figures():
     assert p.returncode == 0, p.stderr
     rows = {line.split()[0]: line.split() for line in p.stdout.splitlines()
             if re.match(r"^\s+\d+\s", line)}
-    assert rows["100"][1:] == ["2/2", "4", "4", "25.0%", "80.0", "75.0%"]
-    assert rows["200"][1:] == ["2/2", "4", "3", "66.7%", "170.0", "100.0%"]
+    lo, hi = wilson(0.25, 4)
+    assert rows["100"][1:] == ["2/2", "4", "4", "25.0%", f"{100 * lo:.1f}-{100 * hi:.1f}%", "80.0", "75.0%"]
+    lo, hi = wilson(2 / 3, 3)
+    assert rows["200"][1:] == ["2/2", "4", "3", "66.7%", f"{100 * lo:.1f}-{100 * hi:.1f}%", "170.0", "100.0%"]
     scaling = expected_scaling(expected_curve())
     assert f"Control 91.7%   Scaling {scaling:.2f}" in p.stdout and "Performance 75.0%" in p.stdout
     assert "accuracy by budget" not in p.stdout, "the text chart is for terminals"
@@ -500,12 +514,50 @@ def test_report_plot_writes_a_well_formed_svg_with_a_labelled_point_per_budget()
     circles = root.findall(f".//{ns}circle")
     assert len(circles) == 3
     texts = [t.text for t in root.iter(f"{ns}text")]
-    assert {"100", "200", "400"} <= set(texts)
+    # The graded samples differ per budget (4, 3, 4): each label says its n.
+    assert {"100 (n=4)", "200 (n=3)", "400 (n=4)"} <= set(texts), texts
     assert any(t and "Control 91.7%" in t and "Performance 75.0%" in t for t in texts)
     # log-x: x grows with thinking tokens, and y is higher (smaller) for better accuracy.
     xs = [float(c.get("cx")) for c in circles]
     ys = [float(c.get("cy")) for c in circles]
     assert xs == sorted(xs) and ys[1] < ys[0] and ys[2] < ys[1]
+
+
+def test_report_plot_ticks_read_in_1_2_5_steps_and_each_point_has_its_interval():
+    _, run = completed_run()
+    path = os.path.join(TMP, "ticks.svg")
+    assert ctl("bench", "report", "--plot", path, str(run)).returncode == 0
+    root = ET.parse(path).getroot()
+    ns = "{http://www.w3.org/2000/svg}"
+    texts = [t.text for t in root.iter(f"{ns}text")]
+    assert "100" in texts and "200" in texts, texts  # thinking 80..300: 1-2-5 ticks
+    assert not any(t in texts for t in ("64", "128", "256")), "no power-of-two ticks"
+    whiskers = [p for p in root.iter(f"{ns}path") if p.get("d", "").startswith("M")]
+    assert len(whiskers) == 3
+    titles = [t.text for t in root.iter(f"{ns}title")]
+    lo, hi = wilson(0.25, 4)
+    assert any(f"(95% interval {100 * lo:.1f}-{100 * hi:.1f}%, n=4)" in t for t in titles), titles
+
+
+def test_report_overlays_several_runs_with_a_legend_and_names_what_differs():
+    _, first = completed_run()
+    _, second = completed_run()
+    psql(DB, f"UPDATE s1.bench_runs SET sampling = '{{\"temperature\": 0.5}}' WHERE id = {second}")
+    third = int(ctl("bench", "run", imported(1), "--budgets", "100").stdout)  # nothing ran yet
+    path = os.path.join(TMP, "overlay.svg")
+    p = ctl("bench", "report", "--plot", path, str(first), str(second), str(third))
+    assert p.returncode == 0, p.stderr
+    assert f"warning: runs {first} and {second} differ in sampling: {{}} vs {{\"temperature\": 0.5}}" in p.stderr
+    assert f"warning: runs {first} and {third} differ in suite" in p.stderr
+    assert p.stdout.count("Control ") == 3
+    root = ET.parse(path).getroot()
+    ns = "{http://www.w3.org/2000/svg}"
+    texts = [t.text for t in root.iter(f"{ns}text")]
+    assert f"run {first}, model any" in texts and f"run {second}, model any" in texts
+    assert f"run {third}, model any (unfinished)" in texts
+    assert len(root.findall(f".//{ns}circle")) == 6
+    out = json.loads(ctl("bench", "report", "--json", str(first), str(second)).stdout)
+    assert [r["id"] for r in out] == [first, second]
 
 
 def test_report_plot_escapes_the_suite_name():
@@ -527,7 +579,7 @@ def test_report_of_a_run_without_results_has_no_figures_yet():
     assert all(c["accuracy"] is None and c["samples"] == 0 for c in out["curve"])
     p = ctl("bench", "report", str(run))
     assert "Control -   Scaling -   Performance -" in p.stdout
-    assert re.search(r"^\s+10\s+0/2\s+0\s+0\s+-\s+-\s+-$", p.stdout, re.M)
+    assert re.search(r"^\s+10\s+0/2\s+0\s+0\s+-\s+-\s+-\s+-$", p.stdout, re.M)
 
 
 def test_report_picks_the_latest_run_of_a_suite_or_of_all():
@@ -543,7 +595,7 @@ def test_report_picks_the_latest_run_of_a_suite_or_of_all():
 def test_report_refuses_bad_arguments_with_one_line():
     cases = [(["12", "--suite", "x"], 2, "give a RUN_ID or --suite NAME, not both"),
              (["zero"], 2, "run id: 'zero' is not an integer"),
-             (["1", "2"], 2, "unexpected argument '2'"),
+             (["1", "2", "3", "4", "5", "6", "7"], 2, "unexpected argument '7'"),
              (["--limit", "3"], 2, "unknown flag --limit"),
              (["987654"], 5, "run 987654: no such benchmark run"),
              (["--suite", "no-such-suite"], 5, "suite no-such-suite has no benchmark run"),
