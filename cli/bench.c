@@ -16,6 +16,7 @@
 #include "commands.h"
 #include "ctl.h"
 #include "db.h"
+#include "answer.h"
 #include "job.h"
 #include "policy_flags.h"
 #include "plot.h"
@@ -333,6 +334,11 @@ typedef struct {
     s1_bench_point pts[BENCH_MAX_BUDGETS];
     double lo[BENCH_MAX_BUDGETS], hi[BENCH_MAX_BUDGETS]; /* 95% interval of accuracy */
     int n;
+    /* With several samples per problem (k of them): per budget, the share
+     * of graded problems whose majority answer is right, and mean pass@k. */
+    int k;
+    long voted[BENCH_MAX_BUDGETS];
+    double maj[BENCH_MAX_BUDGETS], pass[BENCH_MAX_BUDGETS];
     int has_scaling, has_performance;
     double scaling, performance;
 } report;
@@ -372,6 +378,58 @@ static void report_compute(report *rp)
     rp->has_performance = s1_bench_performance(rp->pts, rp->n, &rp->performance);
 }
 
+/* The index of budget among the report's points; -1 when it has none. */
+static int point_of(const report *rp, int budget)
+{
+    for (int i = 0; i < rp->n; i++)
+        if (rp->pts[i].budget == budget) return i;
+    return -1;
+}
+
+/* One problem at one budget: rows [from, to) of the samples. Adds its
+ * majority vote and pass@k to the budget's sums (graded problems only). */
+static int vote_problem(report *rp, const PGresult *r, int from, int to)
+{
+    const char *answers[1024];
+    int n = 0, correct = 0, graded = 0;
+    for (int i = from; i < to && n < 1024; i++, n++) {
+        answers[n] = PQgetisnull(r, i, 3) ? NULL : PQgetvalue(r, i, 3);
+        graded += !PQgetisnull(r, i, 4);
+        correct += !PQgetisnull(r, i, 4) && *PQgetvalue(r, i, 4) == 't';
+    }
+    int at = point_of(rp, atoi(PQgetvalue(r, from, 0)));
+    if (at < 0 || !graded) return 0;
+    int winner, votes;
+    s1_err err = {{0}};
+    if (s1_answer_vote(answers, n, &winner, &votes, &err))
+        return s1ctl_fail(S1CTL_EXIT_FAILED, "%s", err.msg);
+    rp->voted[at]++;
+    rp->maj[at] += winner >= 0 && *PQgetvalue(r, from + winner, 4) == 't';
+    rp->pass[at] += s1_bench_pass_at_k(n, correct, rp->k < n ? rp->k : n);
+    return 0;
+}
+
+/* maj@k and pass@k per budget, from every sample of the run. Only runs
+ * with several samples per problem have them. 0, or the exit code. */
+static int report_votes(PGconn *c, report *rp)
+{
+    rp->k = atoi(col(rp->run, 0, "samples"));
+    if (rp->k < 2) return 0;
+    s1_err err = {{0}};
+    _cleanup_pgresult_ PGresult *r = s1_bench_run_samples(c, atoll(col(rp->run, 0, "id")), &err);
+    if (!r) return s1ctl_fail(S1CTL_EXIT_DB, "%s", err.msg);
+    int rc = 0, from = 0;
+    for (int i = 1; !rc && i <= PQntuples(r); i++)
+        if (i == PQntuples(r) || strcmp(PQgetvalue(r, i, 0), PQgetvalue(r, from, 0)) ||
+            strcmp(PQgetvalue(r, i, 1), PQgetvalue(r, from, 1))) {
+            rc = vote_problem(rp, r, from, i);
+            from = i;
+        }
+    for (int i = 0; i < rp->n; i++)
+        if (rp->voted[i]) rp->maj[i] /= (double)rp->voted[i], rp->pass[i] /= (double)rp->voted[i];
+    return rc;
+}
+
 /* Why a run was not found: by id, latest of a suite, or latest of all. */
 static int no_run(long long run_id, const char *suite)
 {
@@ -396,7 +454,7 @@ static int report_load(PGconn *c, long long run_id, const char *suite, report *r
     rp->curve = s1_bench_run_curve(c, atoll(PQgetvalue(rp->run, 0, 0)), &err);
     if (!rp->curve) return s1ctl_fail(S1CTL_EXIT_DB, "%s", err.msg);
     report_compute(rp);
-    return 0;
+    return report_votes(c, rp);
 }
 
 /* NULL when the figure is undefined (no graded sample, no pair of budgets). */
@@ -414,7 +472,12 @@ static json_t *report_json(const report *rp)
         int has = rp->pts[i].has_accuracy;
         json_object_set_new(row, "ci_low", maybe_real(has, rp->lo[i]));
         json_object_set_new(row, "ci_high", maybe_real(has, rp->hi[i]));
+        if (rp->k < 2) continue;
+        json_object_set_new(row, "maj_at_k", maybe_real(rp->voted[i] > 0, rp->maj[i]));
+        json_object_set_new(row, "pass_at_k", maybe_real(rp->voted[i] > 0, rp->pass[i]));
+        json_object_set_new(row, "voted_problems", json_integer(rp->voted[i]));
     }
+    if (rp->k >= 2) json_object_set_new(o, "k", json_integer(rp->k));
     json_object_set_new(o, "curve", curve);
     json_object_set_new(o, "ci", json_string("Wilson score interval, 95%, over graded samples"));
     json_object_set_new(o, "scaling", maybe_real(rp->has_scaling, rp->scaling));
@@ -444,12 +507,24 @@ static void print_header(const PGresult *run)
            col(run, 0, "succeeded"), col(run, 0, "failed"), col(run, 0, "pending"));
 }
 
+/* maj@k and pass@k of budget i as "56.7%", or "-" before any problem voted. */
+static const char *voted_pct(char *buf, size_t cap, const report *rp, int i, const double *v)
+{
+    if (i >= rp->n || !rp->voted[i]) return "-";
+    snprintf(buf, cap, "%.1f%%", 100 * v[i]);
+    return buf;
+}
+
 static void print_curve(const report *rp)
 {
     const PGresult *c = rp->curve;
-    char acc[16], ctl[16], think[24], done[40], ci[32];
-    printf("%8s  %11s  %7s  %6s  %8s  %13s  %8s  %7s\n", "budget", "done/total", "samples",
-           "graded", "accuracy", "95% interval", "thinking", "control");
+    char acc[16], ctl[16], think[24], done[40], ci[32], maj[16], pass[16], head[2][16];
+    printf("%8s  %11s  %7s  %6s  %8s  %13s  %8s  %7s", "budget", "done/total", "samples", "graded",
+           "accuracy", "95% interval", "thinking", "control");
+    snprintf(head[0], sizeof head[0], "maj@%d", rp->k);
+    snprintf(head[1], sizeof head[1], "pass@%d", rp->k);
+    if (rp->k >= 2) printf("  %8s  %8s", head[0], head[1]);
+    printf("\n");
     for (int i = 0; i < PQntuples(c); i++) {
         snprintf(done, sizeof done, "%s/%s", col(c, i, "succeeded"), col(c, i, "jobs"));
         if (null(c, i, "mean_thinking_tokens"))
@@ -460,10 +535,18 @@ static void print_curve(const report *rp)
             snprintf(ci, sizeof ci, "%.1f-%.1f%%", 100 * rp->lo[i], 100 * rp->hi[i]);
         else
             snprintf(ci, sizeof ci, "-");
-        printf("%8s  %11s  %7s  %6s  %8s  %13s  %8s  %7s\n", col(c, i, "budget"), done,
+        printf("%8s  %11s  %7s  %6s  %8s  %13s  %8s  %7s", col(c, i, "budget"), done,
                col(c, i, "samples"), col(c, i, "graded"), pct(acc, sizeof acc, c, i, "accuracy"),
                ci, think, pct(ctl, sizeof ctl, c, i, "control"));
+        if (rp->k >= 2)
+            printf("  %8s  %8s", voted_pct(maj, sizeof maj, rp, i, rp->maj),
+                   voted_pct(pass, sizeof pass, rp, i, rp->pass));
+        printf("\n");
     }
+    if (rp->k >= 2)
+        printf("maj@%d: the majority answer is right (votes grouped by the grader, ties to the\n"
+               "earliest sample); pass@%d: unbiased estimate that %d samples hold a right one\n",
+               rp->k, rp->k, rp->k);
 }
 
 static void print_figures(const report *rp)

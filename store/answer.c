@@ -449,3 +449,27 @@ int s1_answer_judge(const char *text, const char *reference, char **extracted, i
     *grade = g;
     return 0;
 }
+
+/* Each answer joins the group of the first earlier answer it grades equal
+ * to; groups are named by that first member. Quadratic in n, which is a
+ * problem's samples (at most 1024). */
+int s1_answer_vote(const char *const *answers, int n, int *winner, int *votes, s1_err *err)
+{
+    _cleanup_free_ int *count = calloc((size_t)(n > 0 ? n : 1), sizeof *count);
+    if (!count) return s1_errf(err, "answer: out of memory voting over %d samples", n);
+    *winner = -1, *votes = 0;
+    for (int i = 0; i < n; i++) {
+        if (!answers[i]) continue;
+        int group = i;
+        for (int g = 0; g < i && group == i; g++) {
+            if (!count[g]) continue;
+            int eq = s1_answer_grade(answers[i], answers[g], err);
+            if (eq < 0) return -1;
+            if (eq) group = g;
+        }
+        count[group]++;
+        if (count[group] > *votes || (count[group] == *votes && group < *winner))
+            *winner = group, *votes = count[group];
+    }
+    return 0;
+}

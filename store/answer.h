@@ -33,4 +33,13 @@ int s1_answer_grade(const char *answer, const char *reference, s1_err *err);
 int s1_answer_judge(const char *text, const char *reference, char **extracted, int *grade,
                     s1_err *err);
 
+/* Majority voting over the extracted answers of a problem's samples
+ * (NULL = no answer, no vote): answers are one vote when they grade equal
+ * to each other (s1_answer_grade, so "\\dfrac{1}{2}" and "0.5" agree). Sets
+ * *winner to the index of the first answer of the largest group and *votes
+ * to its size; a tie goes to the group whose first answer came first (the
+ * lowest sample). *winner = -1 when no sample has an answer. Returns 0, or
+ * -1 on error. */
+int s1_answer_vote(const char *const *answers, int n, int *winner, int *votes, s1_err *err);
+
 #endif

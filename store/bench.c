@@ -309,6 +309,34 @@ int s1_bench_performance(const s1_bench_point *pts, int n, double *out)
     return found;
 }
 
+/* ---- samples, votes ---- */
+
+static const char SQL_RUN_SAMPLES[] =
+    "SELECT (j.policy ->> 'max_think')::int AS budget, j.suite_problem_id AS problem, r.sample,"
+    "       r.extracted_answer, r.grade"
+    "  FROM s1.jobs j JOIN s1.results r ON r.job_id = j.id"
+    " WHERE j.bench_run_id = $1"
+    " ORDER BY 1, 2, r.sample";
+
+PGresult *s1_bench_run_samples(PGconn *c, long long run_id, s1_err *err)
+{
+    char rid[24];
+    ll_param(rid, sizeof rid, run_id);
+    const char *params[] = {rid};
+    return s1_db_exec(c, "reading the run's samples", SQL_RUN_SAMPLES, 1, params, err);
+}
+
+/* As a product, so no binomial coefficient overflows: C(n-c,k)/C(n,k) =
+ * prod over i in (n-c, n] of (1 - k/i). */
+double s1_bench_pass_at_k(int n, int c, int k)
+{
+    if (n - c < k) return 1.0;
+    double miss = 1.0;
+    for (int i = n - c + 1; i <= n; i++)
+        miss *= 1.0 - (double)k / i;
+    return 1.0 - miss;
+}
+
 /* ---- regrading ---- */
 
 /* Every result of a run with what grading reads and what it wrote. */

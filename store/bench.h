@@ -106,6 +106,16 @@ int s1_bench_scaling(const s1_bench_point *pts, int n, double *out);
  * when no budget has graded samples. */
 int s1_bench_performance(const s1_bench_point *pts, int n, double *out);
 
+/* Every result of the run with what voting reads: budget, problem
+ * (suite_problem_id), sample, extracted_answer, grade; ordered by budget,
+ * problem, sample. */
+PGresult *s1_bench_run_samples(PGconn *c, long long run_id, s1_err *err);
+
+/* The unbiased pass@k of a problem with n samples of which c are correct:
+ * 1 - C(n-c, k) / C(n, k), the chance that k samples drawn without
+ * replacement hold a correct one (Chen et al., 2021). k <= n. */
+double s1_bench_pass_at_k(int n, int c, int k);
+
 /* What a regrade found: results read, how many of them now grade correct,
  * and how many rows changed (extracted answer or grade). */
 typedef struct {

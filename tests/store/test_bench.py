@@ -465,9 +465,9 @@ def test_report_text_has_a_row_per_budget_and_the_three_figures():
     rows = {line.split()[0]: line.split() for line in p.stdout.splitlines()
             if re.match(r"^\s+\d+\s", line)}
     lo, hi = wilson(0.25, 4)
-    assert rows["100"][1:] == ["2/2", "4", "4", "25.0%", f"{100 * lo:.1f}-{100 * hi:.1f}%", "80.0", "75.0%"]
+    assert rows["100"][1:8] == ["2/2", "4", "4", "25.0%", f"{100 * lo:.1f}-{100 * hi:.1f}%", "80.0", "75.0%"]
     lo, hi = wilson(2 / 3, 3)
-    assert rows["200"][1:] == ["2/2", "4", "3", "66.7%", f"{100 * lo:.1f}-{100 * hi:.1f}%", "170.0", "100.0%"]
+    assert rows["200"][1:8] == ["2/2", "4", "3", "66.7%", f"{100 * lo:.1f}-{100 * hi:.1f}%", "170.0", "100.0%"]
     scaling = expected_scaling(expected_curve())
     assert f"Control 91.7%   Scaling {scaling:.2f}" in p.stdout and "Performance 75.0%" in p.stdout
     assert "accuracy by budget" not in p.stdout, "the text chart is for terminals"
@@ -521,6 +521,46 @@ def test_report_plot_writes_a_well_formed_svg_with_a_labelled_point_per_budget()
     xs = [float(c.get("cx")) for c in circles]
     ys = [float(c.get("cy")) for c in circles]
     assert xs == sorted(xs) and ys[1] < ys[0] and ys[2] < ys[1]
+
+
+def test_maj_at_k_votes_by_grader_equivalence_and_pass_at_k_is_unbiased():
+    psql(DB, "INSERT INTO s1.suites (name) VALUES ('votes') ON CONFLICT DO NOTHING")
+    psql(DB, "INSERT INTO s1.suite_problems (suite_id, name, problem, reference_answer) "
+             "SELECT id, n, 'p' || n, r FROM s1.suites, (VALUES ('a', '1/2'), ('b', '7'), ('c', '9')) AS v(n, r) "
+             "WHERE name = 'votes' ON CONFLICT DO NOTHING")
+    run = int(ctl("bench", "run", "votes", "--budgets", "100", "--samples", "4").stdout)
+    jobs = dict(psql(DB, "SELECT p.name, j.id FROM s1.jobs j JOIN s1.suite_problems p ON p.id = j.suite_problem_id"
+                         f" WHERE j.bench_run_id = {run}"))
+    # a: three ways of writing 1/2 outvote 3 (as strings, all four differ);
+    # b: 8 twice beats 7 once (the majority is wrong); c: 9 once of four.
+    samples = {"a": [("3", "f"), ("\\dfrac{1}{2}", "t"), ("0.5", "t"), ("1/2", "t")],
+               "b": [("7", "t"), ("8", "f"), ("8", "f"), (None, "f")],
+               "c": [("1", "f"), ("2", "f"), ("9", "t"), ("4", "f")]}
+    values = []
+    for name, rows in samples.items():
+        for i, (ans, g) in enumerate(rows):
+            a = "NULL" if ans is None else f"'{ans}'"
+            values.append(f"({jobs[name]}, 1, {i}, {a}, '{g}', 10)")
+    psql(DB, "INSERT INTO s1.results (job_id, attempt, sample, extracted_answer, grade, thinking_tokens)"
+             " VALUES " + ", ".join(values))
+    psql(DB, f"UPDATE s1.jobs SET state = 'succeeded', attempt = 1 WHERE bench_run_id = {run}")
+    out = json.loads(ctl("bench", "report", "--json", str(run)).stdout)
+    [point] = out["curve"]
+    assert out["k"] == 4 and point["voted_problems"] == 3
+    assert close(point["maj_at_k"], 1 / 3), point  # only a's majority is right
+    assert close(point["pass_at_k"], 1.0)  # every problem has a right sample among its 4
+    assert close(point["accuracy"], 5 / 12)
+    text = ctl("bench", "report", str(run)).stdout
+    assert re.search(r"^\s+100 .* 33\.3%\s+100\.0%$", text, re.M), text
+    assert "maj@4" in text and "pass@4" in text
+
+
+def test_pass_at_k_is_the_chance_that_k_of_n_samples_hold_a_right_one():
+    run = completed_run()[1]
+    out = json.loads(ctl("bench", "report", "--json", str(run)).stdout)
+    # FIXTURE at 100: problem 1 has grades (t, f), problem 2 (f, f): pass@2 = (1 + 0) / 2
+    [p100] = [c for c in out["curve"] if c["budget"] == 100]
+    assert close(p100["pass_at_k"], 0.5) and close(p100["maj_at_k"], 0.0)
 
 
 def test_report_plot_ticks_read_in_1_2_5_steps_and_each_point_has_its_interval():
