@@ -253,12 +253,19 @@ static const char SQL_RUN_CURVE[] =
     " WHERE b.id = $1"
     " ORDER BY u.budget";
 
-PGresult *s1_bench_run_curve(PGconn *c, long long run_id, s1_err *err)
+/* Runs a statement whose one parameter is the run. */
+static PGresult *exec_run(PGconn *c, const char *what, const char *sql, long long run_id,
+                          s1_err *err)
 {
     char rid[24];
     ll_param(rid, sizeof rid, run_id);
     const char *params[] = {rid};
-    return s1_db_exec(c, "reading the run's scaling curve", SQL_RUN_CURVE, 1, params, err);
+    return s1_db_exec(c, what, sql, 1, params, err);
+}
+
+PGresult *s1_bench_run_curve(PGconn *c, long long run_id, s1_err *err)
+{
+    return exec_run(c, "reading the run's scaling curve", SQL_RUN_CURVE, run_id, err);
 }
 
 /* Below this many thinking tokens apart, two budgets spent the same and
@@ -320,10 +327,7 @@ static const char SQL_RUN_SAMPLES[] =
 
 PGresult *s1_bench_run_samples(PGconn *c, long long run_id, s1_err *err)
 {
-    char rid[24];
-    ll_param(rid, sizeof rid, run_id);
-    const char *params[] = {rid};
-    return s1_db_exec(c, "reading the run's samples", SQL_RUN_SAMPLES, 1, params, err);
+    return exec_run(c, "reading the run's samples", SQL_RUN_SAMPLES, run_id, err);
 }
 
 /* As a product, so no binomial coefficient overflows: C(n-c,k)/C(n,k) =
@@ -383,13 +387,10 @@ static int regrade_row(PGconn *c, const PGresult *r, int row, s1_bench_regraded 
 
 int s1_bench_regrade(PGconn *c, long long run_id, s1_bench_regraded *out, s1_err *err)
 {
-    char rid[24];
-    ll_param(rid, sizeof rid, run_id);
-    const char *params[] = {rid};
     *out = (s1_bench_regraded){0};
     if (s1_db_run(c, "regrading", "BEGIN", 0, NULL, err)) return -1;
     _cleanup_pgresult_ PGresult *r =
-        s1_db_exec(c, "reading the run's results", SQL_RUN_RESULTS, 1, params, err);
+        exec_run(c, "reading the run's results", SQL_RUN_RESULTS, run_id, err);
     int rc = r ? 0 : -1;
     for (int i = 0; !rc && r && i < PQntuples(r); i++)
         rc = regrade_row(c, r, i, out, err);
