@@ -671,10 +671,11 @@ static void warn_differences(const report *rps, int n)
 
 static const char report_usage[] =
     "Usage: s1ctl bench report [RUN_ID... | --suite NAME] [--json] [--plot FILE.svg]\n"
-    "Prints a benchmark run (RUN_ID, else the latest run of --suite, else the latest\n"
-    "run) per budget: jobs done/total, accuracy over graded samples with its 95%\n"
-    "interval (Wilson), mean thinking tokens, and control (share of samples within\n"
-    "their budget); then the s1 paper's figures: Control, Scaling (mean slope of\n"
+    "Prints a benchmark run (RUN_ID, else the latest complete run of --suite, else\n"
+    "the latest complete run; the latest run when none is complete) per budget:\n"
+    "jobs done/total, accuracy over graded samples with its 95% interval (Wilson),\n"
+    "mean thinking tokens, control (share of samples within their budget) and, with\n"
+    "several samples per problem, maj@k and pass@k; then the s1 paper's figures: Control, Scaling (mean slope of\n"
     "accuracy over thinking tokens between budgets, in accuracy points per 1000\n"
     "tokens) and Performance (best accuracy). On a terminal a text chart follows,\n"
     "unless --plot writes an SVG chart instead. Several RUN_IDs (up to 6) are\n"

@@ -140,14 +140,20 @@ static void print_sample(const PGresult *r, int row, int trace)
     const char *grade = *col(r, row, "grade") == '\0'  ? "ungraded"
                         : *col(r, row, "grade") == 't' ? "correct"
                                                        : "wrong";
-    printf("sample %s: answer %s (%s); thinking %s, forced %s, answer %s tokens, %s waits, "
-           "forced end %s, stop %s\n",
-           col(r, row, "sample"), col(r, row, "extracted_answer"), grade,
-           col(r, row, "thinking_tokens"), col(r, row, "forced_tokens"),
+    printf("sample %s: answer ", col(r, row, "sample"));
+    s1ctl_print_text(col(r, row, "extracted_answer"));
+    printf(" (%s); thinking %s, forced %s, answer %s tokens, %s waits, forced end %s, stop %s\n",
+           grade, col(r, row, "thinking_tokens"), col(r, row, "forced_tokens"),
            col(r, row, "answer_tokens"), col(r, row, "waits"),
            *col(r, row, "forced_end") == 't' ? "yes" : "no", col(r, row, "stop_reason"));
-    if (trace) printf("--- trace\n%s\n", col(r, row, "trace"));
-    printf("--- answer\n%s\n", col(r, row, "answer"));
+    if (trace) {
+        printf("--- trace\n");
+        s1ctl_print_text(col(r, row, "trace"));
+        printf("\n");
+    }
+    printf("--- answer\n");
+    s1ctl_print_text(col(r, row, "answer"));
+    printf("\n");
 }
 
 typedef struct {

@@ -228,7 +228,33 @@ void s1ctl_print_record(const PGresult *r, int row)
 {
     for (int i = 0; i < PQnfields(r); i++) {
         if (PQgetisnull(r, row, i)) continue;
-        printf("%-18s %s\n", PQfname(r, i), PQgetvalue(r, row, i));
+        printf("%-18s ", PQfname(r, i));
+        s1ctl_print_text(PQgetvalue(r, row, i));
+        putchar('\n');
+    }
+}
+
+/* The length of the control character at s (C0 but line break and tab, DEL,
+ * or a two-byte C1 such as U+009B, which terminals read as ESC '['), or 0.
+ * Model text printed raw could move the cursor, recolour or retitle the
+ * terminal, or worse. */
+static size_t control_at(const char *s)
+{
+    unsigned char c = (unsigned char)*s;
+    if ((c < 0x20 && c != '\n' && c != '\t') || c == 0x7f) return 1;
+    return c == 0xc2 && (unsigned char)s[1] >= 0x80 && (unsigned char)s[1] <= 0x9f ? 2 : 0;
+}
+
+void s1ctl_print_text(const char *s)
+{
+    for (; *s; s++) {
+        size_t n = control_at(s);
+        if (!n) {
+            putchar(*s);
+            continue;
+        }
+        printf(n == 1 ? "\\x%02x" : "\\u%04x", n == 1 ? (unsigned char)*s : (unsigned char)s[1]);
+        s += n - 1;
     }
 }
 
@@ -253,14 +279,18 @@ static size_t cell(const char *v, char *buf)
         while (n > 0 && ((unsigned char)v[n] & 0xC0) == 0x80)
             n--;
     }
-    for (size_t i = 0; i < n; i++)
-        buf[i] = (v[i] == '\n' || v[i] == '\t') ? ' ' : v[i];
-    buf[n] = '\0';
-    if (n < strlen(v)) {
-        memcpy(buf + n, "...", 4);
-        n += 3;
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++, o++) {
+        size_t ctl = control_at(v + i);
+        buf[o] = ctl ? '?' : (v[i] == '\n' || v[i] == '\t') ? ' ' : v[i];
+        if (ctl) i += ctl - 1;
     }
-    return n;
+    buf[o] = '\0';
+    if (n < strlen(v)) {
+        memcpy(buf + o, "...", 4);
+        o += 3;
+    }
+    return o;
 }
 
 void s1ctl_print_table(const PGresult *r)

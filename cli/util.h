@@ -55,6 +55,10 @@ json_t *s1ctl_row_json(const PGresult *r, int row);
 int s1ctl_print_json(json_t *j);
 /* Prints the row as "column  value" lines (NULLs skipped). */
 void s1ctl_print_record(const PGresult *r, int row);
+/* Prints model or user text (a trace, an answer) to stdout with control
+ * characters shown as \\xNN or \\uNNNN, so no text can drive the terminal;
+ * line breaks and tabs stay. --json and export give the text as it is. */
+void s1ctl_print_text(const char *s);
 /* Prints the rows as an aligned table with a header; long values are cut. */
 void s1ctl_print_table(const PGresult *r);
 

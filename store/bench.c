@@ -191,6 +191,9 @@ int s1_bench_run_create(PGconn *c, const s1_bench_run_spec *s, long long *run_id
 /* The latest run matching the filters (NULL = any): by id, by suite, or the
  * newest of all. Progress counts jobs; Control is over every sample of the
  * run with thinking tokens, the paper's share of budgets respected. */
+/* "The latest run" is the latest complete one (nothing pending, something
+ * succeeded): a run still going or cancelled whole is picked only when no
+ * run is complete. */
 static const char SQL_RUN_GET[] =
     "SELECT b.id, s.name AS suite, b.model, b.budgets, b.samples, b.policy, b.sampling, b.note,"
     "       b.created_at, t.jobs, t.succeeded, t.failed, t.pending, t.control"
@@ -204,7 +207,7 @@ static const char SQL_RUN_GET[] =
     "     FROM s1.jobs j LEFT JOIN s1.results r ON r.job_id = j.id"
     "    WHERE j.bench_run_id = b.id) t"
     " WHERE ($1::bigint IS NULL OR b.id = $1::bigint) AND ($2::text IS NULL OR s.name = $2)"
-    " ORDER BY b.id DESC LIMIT 1";
+    " ORDER BY (t.pending = 0 AND t.succeeded > 0) DESC, b.id DESC LIMIT 1";
 
 PGresult *s1_bench_run_get(PGconn *c, long long run_id, const char *suite, s1_err *err)
 {

@@ -622,14 +622,28 @@ def test_report_of_a_run_without_results_has_no_figures_yet():
     assert re.search(r"^\s+10\s+0/2\s+0\s+0\s+-\s+-\s+-\s+-$", p.stdout, re.M)
 
 
+def test_the_latest_run_is_the_latest_complete_one_unless_none_is():
+    suite, done = completed_run()
+    going = int(ctl("bench", "run", suite, "--budgets", "10").stdout)
+    cancelled = int(ctl("bench", "run", suite, "--budgets", "20").stdout)
+    psql(DB, f"UPDATE s1.jobs SET state = 'cancelled' WHERE bench_run_id = {cancelled}")
+    assert json.loads(ctl("bench", "report", "--json", "--suite", suite).stdout)["id"] == done
+    assert going < cancelled
+    other = imported(1)
+    only_going = int(ctl("bench", "run", other, "--budgets", "10").stdout)
+    assert json.loads(ctl("bench", "report", "--json", "--suite", other).stdout)["id"] == only_going
+
+
 def test_report_picks_the_latest_run_of_a_suite_or_of_all():
     suite = imported(1)
     first = int(ctl("bench", "run", suite, "--budgets", "10").stdout)
     second = int(ctl("bench", "run", suite, "--budgets", "20").stdout)
     assert first < second
     assert json.loads(ctl("bench", "report", "--json", "--suite", suite).stdout)["id"] == second
-    assert json.loads(ctl("bench", "report", "--json").stdout)["id"] == \
-        int(psql(DB, "SELECT max(id) FROM s1.bench_runs")[0][0])
+    latest_complete = psql(DB, "SELECT max(b.id) FROM s1.bench_runs b WHERE NOT EXISTS (SELECT FROM s1.jobs j "
+                               "WHERE j.bench_run_id = b.id AND j.state IN ('queued', 'running')) AND EXISTS "
+                               "(SELECT FROM s1.jobs j WHERE j.bench_run_id = b.id AND j.state = 'succeeded')")
+    assert json.loads(ctl("bench", "report", "--json").stdout)["id"] == int(latest_complete[0][0])
 
 
 def test_report_refuses_bad_arguments_with_one_line():

@@ -88,6 +88,26 @@ def test_result_prints_each_sample_and_the_trace_on_request():
     assert "thinking hard" in s1ctl("result", "--trace", str(jid), db=DB).stdout
 
 
+def test_model_text_cannot_drive_the_terminal_in_list_show_and_result():
+    evil = "\x1b]0;owned\x07\x1b[2J\u009b31m"
+    trace = "think\x1b]0;x\x07\nmore\tcols"
+    with psycopg2.connect(DB) as conn, conn.cursor() as cur:
+        cur.execute("INSERT INTO s1.jobs (problem, state) VALUES (%s, 'succeeded') RETURNING id",
+                    ("solve " + evil,))
+        jid = cur.fetchone()[0]
+        cur.execute("INSERT INTO s1.results (job_id, attempt, sample, answer, extracted_answer, trace)"
+                    " VALUES (%s, 1, 0, %s, %s, %s)", (jid, "Final Answer: 4" + evil, "4" + evil, trace))
+    conn.close()
+    for args in (["result", "--trace", str(jid)], ["show", str(jid)], ["list", "--limit", "5"]):
+        out = s1ctl(*args, db=DB).stdout
+        assert not any(c in out for c in "\x1b\x07\u009b"), (args, out)
+    out = s1ctl("result", "--trace", str(jid), db=DB).stdout
+    assert "answer 4\\x1b]0;owned\\x07\\x1b[2J\\u009b31m (ungraded)" in out, out
+    assert "think\\x1b]0;x\\x07\nmore\tcols" in out, out
+    got = json.loads(s1ctl("result", "--json", "--trace", str(jid), db=DB).stdout)["results"][0]["trace"]
+    assert got == trace, "JSON keeps the text as it is"
+
+
 def test_result_json_has_every_sample_with_typed_values():
     jid = insert_job(DB, state="succeeded")
     add_result(jid, 0, "16", "t0")
