@@ -194,17 +194,13 @@ static void print_ids(char **files, int n, const long long *ids, int json)
     s1ctl_print_json(a);
 }
 
-/* Waits for each job in turn, all under one --timeout; the highest exit code
+/* Follows every job at once, all under one --timeout; the highest exit code
  * wins (7 when a job was left unfinished, else 1 when any did not succeed). */
 static int wait_all(PGconn *c, const long long *ids, int n, int json, double timeout)
 {
-    int worst = S1CTL_EXIT_OK;
     s1ctl_deadline deadline = s1ctl_deadline_in(timeout);
-    for (int i = 0; i < n; i++) {
-        int rc = s1ctl_wait_job(c, ids[i], json, &deadline);
-        if (rc > worst) worst = rc;
-    }
-    return worst;
+    s1ctl_wait_opts o = {.json = json, .interval = S1CTL_WAIT_INTERVAL};
+    return s1ctl_wait_jobs(c, ids, n, &o, &deadline);
 }
 
 static void free_texts(char **texts, int n)

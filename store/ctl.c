@@ -215,7 +215,7 @@ int s1_ctl_listen_progress(PGconn *c, s1_err *err)
  * the database, not the payload, is the truth. */
 static const char SQL_PROGRESS[] =
     "SELECT state, progress_thinking, coalesce((policy ->> 'max_think')::int, 0),"
-    "       coalesce(error, '')"
+    "       coalesce(error, ''), progress_tokens"
     "  FROM s1.jobs WHERE id = $1";
 
 int s1_ctl_progress_get(PGconn *c, long long id, s1_ctl_progress *p, s1_err *err)
@@ -234,5 +234,6 @@ int s1_ctl_progress_get(PGconn *c, long long id, s1_ctl_progress *p, s1_err *err
     p->thinking = atoi(PQgetvalue(r, 0, 1));
     p->budget = atoi(PQgetvalue(r, 0, 2));
     snprintf(p->error, sizeof p->error, "%s", PQgetvalue(r, 0, 3));
+    p->generated = atoi(PQgetvalue(r, 0, 4));
     return 0;
 }

@@ -50,10 +50,13 @@ int s1_ctl_cancel(PGconn *c, long long id, const char **now_state, s1_err *err);
  * the requeue trigger notifies s1_jobs. */
 int s1_ctl_retry(PGconn *c, long long id, s1_err *err);
 
-/* What `s1ctl wait` shows: state, thinking progress, budget (0 = none), error. */
+/* What `s1ctl wait` shows: state, thinking progress, tokens generated so
+ * far (thinking, forced and answer; the most of any sample), budget (0 =
+ * none), error. */
 typedef struct {
     char state[16];
     int thinking;
+    int generated;
     int budget;
     char error[256];
 } s1_ctl_progress;

@@ -3,6 +3,7 @@ on jobs moved through their states by SQL as a daemon would."""
 import json
 import os
 import pty
+import re
 import select
 import subprocess
 
@@ -225,10 +226,37 @@ def test_wait_shows_progress_sent_by_the_daemon():
     jid = insert_job(DB, state="running", policy='{"max_think": 100}')
     progress = (f"UPDATE s1.jobs SET progress_thinking = 42 WHERE id = {jid}; "
                 f"SELECT pg_notify('s1_progress', '{jid} 42')")
-    code, lines, err = wait_playing_daemon(jid, [progress, set_state("state = 'succeeded'")])
+    code, lines, err = wait_playing_daemon(jid, [progress, set_state("state = 'succeeded'")], "--interval", "0")
     assert code == 0, err
     assert lines == [f"job {jid}: running, 0/100 thinking tokens", f"job {jid}: running, 42/100 thinking tokens",
                      f"job {jid} succeeded"], lines
+
+
+def test_wait_follows_several_jobs_and_exits_with_the_worst():
+    a, b = insert_job(DB, state="running"), insert_job(DB, state="running")
+    p = subprocess.Popen([binary("s1ctl"), "wait", "--db", DB, "--interval", "3600", str(a), str(b)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert [p.stdout.readline(), p.stdout.readline()] == [f"job {a}: running, 0 thinking tokens\n",
+                                                          f"job {b}: running, 0 thinking tokens\n"]
+    psql(DB, f"UPDATE s1.jobs SET state = 'succeeded' WHERE id = {a}")
+    assert p.stdout.readline() == f"job {a} succeeded\n"
+    psql(DB, f"UPDATE s1.jobs SET state = 'failed', error = 'x' WHERE id = {b}")
+    out, _ = p.communicate(timeout=60)
+    assert out == f"job {b} failed: x\n" and p.returncode == 1
+
+
+def test_wait_quiet_says_only_the_last_words_and_json_gives_an_array():
+    a, b = insert_job(DB, state="succeeded"), insert_job(DB, state="cancelled")
+    p = s1ctl("wait", "--quiet", str(a), str(b), db=DB)
+    assert p.returncode == 1 and p.stdout == f"job {a} succeeded\njob {b} cancelled\n", p.stdout
+    out = json.loads(s1ctl("wait", "--json", str(a), str(b), db=DB).stdout)
+    assert [(o["id"], o["state"]) for o in out] == [(a, "succeeded"), (b, "cancelled")]
+    p = s1ctl("wait", str(a), "987654", db=DB)
+    assert p.returncode == 5
+    for args, needle in (([], "no job id given"), (["x"], "job id"), (["--interval", "-1", str(a)], "--interval")):
+        p = s1ctl("wait", *args, db=DB)
+        assert p.returncode == 2, (args, p.stderr)
+        one_error_line(p, needle)
 
 
 def test_wait_exits_1_when_the_job_fails_or_is_cancelled():
@@ -277,7 +305,38 @@ def test_wait_on_a_terminal_draws_a_progress_bar_of_thinking_against_budget():
 def test_wait_json_prints_one_object_at_the_end():
     jid = insert_job(DB, state="succeeded", policy='{"max_think": 5}')
     out = json.loads(s1ctl("wait", "--json", str(jid), db=DB).stdout)
-    assert out == {"id": jid, "state": "succeeded", "thinking": 0, "budget": 5, "error": None}
+    assert out == {"id": jid, "state": "succeeded", "thinking": 0, "generated": 0, "budget": 5, "error": None}
+
+
+def test_wait_on_a_terminal_redraws_a_line_per_job_with_the_rate():
+    a, b = insert_job(DB, state="running", policy='{"max_think": 1000}'), insert_job(DB, state="running")
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execv(binary("s1ctl"), [binary("s1ctl"), "wait", "--db", DB, str(a), str(b)])
+    out, tokens, done = b"", 0, False
+    while True:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        out += chunk
+        if b"tokens/s" in out and not done:
+            psql(DB, f"UPDATE s1.jobs SET state = 'succeeded' WHERE id IN ({a}, {b})")
+            done = True
+        elif not done and f"job {b} running".encode() in out:
+            # The daemon's progress, until the rate is known (after half a second).
+            tokens += 10
+            psql(DB, f"UPDATE s1.jobs SET progress_thinking = {tokens}, progress_tokens = {tokens} "
+                     f"WHERE id = {a}; SELECT pg_notify('s1_progress', '{a} {tokens}')")
+    os.close(fd)
+    assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
+    text = out.decode()
+    assert "\x1b[1A" in text, "the cursor goes back up to redraw both lines"
+    assert re.search(rf"job {a} running +\[#*-*\] \d+/1000 thinking tokens, \d+ tokens/s, at most \d+ s "
+                     "of thinking left", text), text
+    assert f"\r\x1b[Kjob {a} succeeded" in text and text.rstrip().endswith(f"job {b} succeeded"), text
 
 
 def test_wait_for_a_missing_job_is_exit_5():
@@ -302,8 +361,8 @@ def test_wait_timeout_on_a_running_job_says_running_and_json_marks_timed_out():
     assert p.stdout.splitlines()[-1] == f"job {jid} is still running after 1 s"
     p = s1ctl("wait", "--json", "--timeout", "0.2", str(jid), db=DB, timeout=30)
     assert p.returncode == 7
-    assert json.loads(p.stdout) == {"id": jid, "state": "running", "thinking": 0, "budget": 100,
-                                    "error": None, "timed_out": True}
+    assert json.loads(p.stdout) == {"id": jid, "state": "running", "thinking": 0, "generated": 0,
+                                    "budget": 100, "error": None, "timed_out": True}
 
 
 def test_wait_timeout_is_not_hit_by_a_job_that_ends_first():
