@@ -268,10 +268,10 @@ def test_wait_exits_1_when_the_job_fails_or_is_cancelled():
     assert s1ctl("wait", str(jid), db=DB).returncode == 1
 
 
-def run_on_a_terminal(args, when_shown=None, sql=None):
-    """Runs s1ctl with stdout on a pseudo-terminal; once its output shows
-    when_shown, runs sql (the test playing the daemon). Returns (exit code,
-    output)."""
+def run_on_a_terminal(args, on_output=None):
+    """Runs s1ctl with stdout on a pseudo-terminal, calling on_output with all
+    the output so far after each read (the test playing the daemon). Returns
+    (exit code, output)."""
     pid, fd = pty.fork()
     if pid == 0:
         os.execv(binary("s1ctl"), [binary("s1ctl"), *args])
@@ -284,18 +284,29 @@ def run_on_a_terminal(args, when_shown=None, sql=None):
         if not chunk:
             break
         out += chunk
-        if when_shown and when_shown.encode() in out:
-            psql(DB, sql)
-            when_shown = None
+        if on_output:
+            on_output(out.decode(errors="replace"))
     os.close(fd)
     return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]), out.decode()
+
+
+def once_shown(needle, sql):
+    """An on_output that runs sql once the output shows needle."""
+    pending = [True]
+
+    def step(out):
+        if pending[0] and needle in out:
+            psql(DB, sql)
+            pending[0] = False
+    return step
 
 
 def test_wait_on_a_terminal_draws_a_progress_bar_of_thinking_against_budget():
     jid = insert_job(DB, state="running", policy='{"max_think": 100}')
     psql(DB, f"UPDATE s1.jobs SET progress_thinking = 50 WHERE id = {jid}")
-    code, out = run_on_a_terminal(["wait", "--db", DB, str(jid)], "50/100 thinking tokens",
-                                  f"UPDATE s1.jobs SET state = 'succeeded' WHERE id = {jid}")
+    code, out = run_on_a_terminal(["wait", "--db", DB, str(jid)],
+                                  once_shown("50/100 thinking tokens",
+                                             f"UPDATE s1.jobs SET state = 'succeeded' WHERE id = {jid}"))
     assert code == 0
     assert f"\r\x1b[Kjob {jid} running" in out
     assert "[" + "#" * 15 + "-" * 15 + "] 50/100 thinking tokens" in out
@@ -310,29 +321,21 @@ def test_wait_json_prints_one_object_at_the_end():
 
 def test_wait_on_a_terminal_redraws_a_line_per_job_with_the_rate():
     a, b = insert_job(DB, state="running", policy='{"max_think": 1000}'), insert_job(DB, state="running")
-    pid, fd = pty.fork()
-    if pid == 0:
-        os.execv(binary("s1ctl"), [binary("s1ctl"), "wait", "--db", DB, str(a), str(b)])
-    out, tokens, done = b"", 0, False
-    while True:
-        try:
-            chunk = os.read(fd, 4096)
-        except OSError:  # EIO: the child closed the terminal
-            break
-        if not chunk:
-            break
-        out += chunk
-        if b"tokens/s" in out and not done:
+    tokens = [0]
+
+    def daemon(out):
+        """Progress until the rate is known (after half a second), then the end."""
+        if tokens[0] < 0 or f"job {b} running" not in out:
+            return
+        if "tokens/s" in out:
             psql(DB, f"UPDATE s1.jobs SET state = 'succeeded' WHERE id IN ({a}, {b})")
-            done = True
-        elif not done and f"job {b} running".encode() in out:
-            # The daemon's progress, until the rate is known (after half a second).
-            tokens += 10
-            psql(DB, f"UPDATE s1.jobs SET progress_thinking = {tokens}, progress_tokens = {tokens} "
-                     f"WHERE id = {a}; SELECT pg_notify('s1_progress', '{a} {tokens}')")
-    os.close(fd)
-    assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
-    text = out.decode()
+            tokens[0] = -1
+            return
+        tokens[0] += 10
+        psql(DB, f"UPDATE s1.jobs SET progress_thinking = {tokens[0]}, progress_tokens = {tokens[0]} "
+                 f"WHERE id = {a}; SELECT pg_notify('s1_progress', '{a} {tokens[0]}')")
+    code, text = run_on_a_terminal(["wait", "--db", DB, str(a), str(b)], daemon)
+    assert code == 0
     assert "\x1b[1A" in text, "the cursor goes back up to redraw both lines"
     assert re.search(rf"job {a} running +\[#*-*\] \d+/1000 thinking tokens, \d+ tokens/s, at most \d+ s "
                      "of thinking left", text), text
