@@ -226,6 +226,7 @@ int s1ctl_submit(int argc, char **argv)
              !(rc = insert_all(c, &a, argv + optind, texts, n, ids))) {
         /* With --wait --json the waits print one object per job instead. */
         if (!(a.wait && a.json)) print_ids(argv + optind, n, ids, a.json);
+        s1ctl_warn_unserved(c, a.job.queue ? a.job.queue : "default", a.job.model);
         if (a.wait) rc = wait_all(c, ids, n, a.json, a.timeout);
     }
     if (texts) free_texts(texts, n);

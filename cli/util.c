@@ -342,3 +342,25 @@ int s1ctl_parse_int_list(const char *flag, const char *list, long long min, long
     *n = k;
     return 0;
 }
+
+/* A job no daemon serves waits for ever without a word: say so. A failed
+ * check says nothing; it is advice, not the command's work. */
+void s1ctl_warn_unserved(PGconn *c, const char *queue, const char *model)
+{
+    s1_err err = {{0}};
+    _cleanup_free_ char *live = NULL;
+    if (s1_ctl_served(c, queue, model && *model ? model : NULL, &live, &err) != 0) return;
+    char what[512];
+    if (model && *model)
+        snprintf(what, sizeof what, "queue \"%s\" with model \"%s\"", queue, model);
+    else
+        snprintf(what, sizeof what, "queue \"%s\"", queue);
+    if (*live)
+        log_warning("warning: no live s1d serves %s (live ones serve: %s); the job waits until "
+                    "one does",
+                    what, live);
+    else
+        log_warning("warning: no live s1d serves %s: none is connected to this database (start "
+                    "one, e.g. systemctl start s1d)",
+                    what);
+}

@@ -47,6 +47,10 @@ int s1ctl_connect(const char *db, PGconn **out);
 /* Maps a store/ return code (-1, S1_CTL_NOT_FOUND, S1_CTL_REFUSED) to an exit code. */
 int s1ctl_store_exit(int rc);
 
+/* Warns on stderr when no live s1d serves queue and model (NULL or "": any),
+ * naming what the live ones serve. */
+void s1ctl_warn_unserved(PGconn *c, const char *queue, const char *model);
+
 /* A row as a JSON object, values typed after their columns (numbers,
  * booleans, json, int arrays; the rest as strings; NULL as null). */
 json_t *s1ctl_row_json(const PGresult *r, int row);

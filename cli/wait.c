@@ -74,6 +74,7 @@ typedef struct {
     long long rate_ms;  /* when generation was first seen running, 0 before */
     int rate_tokens;    /* tokens generated then */
     long long shown_ms; /* when a line about it was printed last */
+    int checked;        /* whether a live daemon serves it was asked */
 } watched;
 
 /* How to show: bars redrawn on a terminal, plain lines otherwise (a change
@@ -257,6 +258,9 @@ static int read_all(PGconn *c, display *d, watched *ws, int n, const s1ctl_deadl
         if (w->done) continue;
         int rc = s1_ctl_progress_get(c, w->id, &w->p, &err);
         if (rc < 0) return s1ctl_fail(s1ctl_store_exit(rc), "%s", err.msg);
+        if (!w->checked && !strcmp(w->p.state, "queued"))
+            s1ctl_warn_unserved(c, w->p.queue, w->p.model);
+        w->checked = 1;
         if (!w->rate_ms && !strcmp(w->p.state, "running"))
             w->rate_ms = now_ms(), w->rate_tokens = w->p.generated;
         /* Checked after the read, so a job that ended in time never times out. */

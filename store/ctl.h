@@ -59,10 +59,17 @@ typedef struct {
     int generated;
     int budget;
     char error[256];
+    char queue[256], model[256]; /* model "" = any */
 } s1_ctl_progress;
 
 /* LISTEN s1_progress, so no state change after this call is missed. */
 int s1_ctl_listen_progress(PGconn *c, s1_err *err);
 int s1_ctl_progress_get(PGconn *c, long long id, s1_ctl_progress *p, s1_err *err);
+
+/* Whether a live daemon (s1.worker_status.alive) serves jobs of queue and
+ * model (NULL: any model). 1 when one does; 0 when none does, with *live
+ * (malloc'ed) saying what the live daemons serve ("s1-32B on default, gpu;
+ * ...", or "" when none is alive); -1 with err. */
+int s1_ctl_served(PGconn *c, const char *queue, const char *model, char **live, s1_err *err);
 
 #endif

@@ -9,7 +9,7 @@ import subprocess
 
 import psycopg2
 
-from ctltest import binary, insert_job, migrated_db, one_error_line, psql, s1ctl
+from ctltest import SOURCE, binary, insert_job, migrated_db, one_error_line, psql, s1ctl
 from s1test import tap_main
 
 DB = migrated_db("jobs")
@@ -351,10 +351,33 @@ def test_wait_timeout_on_a_queued_job_with_no_daemon_exits_7_naming_its_state():
     # Generous bounds: the point is that it ends, not how fast.
     p = s1ctl("wait", "--timeout", "0.5", str(jid), db=DB, timeout=30)
     assert p.returncode == 7, (p.returncode, p.stdout, p.stderr)
-    assert p.stderr == ""
+    assert p.stderr == ('s1ctl wait: warning: no live s1d serves queue "default": none is connected to '
+                        'this database (start one, e.g. systemctl start s1d)\n'), p.stderr
     assert p.stdout.splitlines() == [f"job {jid}: queued, 0/100 thinking tokens",
                                      f"job {jid} is still queued after 0.5 s (no daemon has claimed it)"]
     assert psql(DB, f"SELECT state FROM s1.jobs WHERE id = {jid}") == [["queued"]]
+
+
+def test_a_job_no_live_daemon_serves_is_flagged_naming_what_the_live_ones_serve():
+    name = "w" + str(os.getpid())
+    psql(DB, "INSERT INTO s1.workers (name, state, model, queues, heartbeat_at) VALUES "
+             f"('{name}', 'running', 's1-32B', '{{gpu,default}}', now()), "
+             f"('{name}old', 'running', 'other', '{{lost}}', now() - interval '1 hour')")
+    try:
+        served = insert_job(DB, queue="gpu")
+        p = s1ctl("wait", "--timeout", "0.1", str(served), db=DB, timeout=30)
+        assert p.returncode == 7 and p.stderr == "", p.stderr
+        lost = insert_job(DB, queue="lost")
+        p = s1ctl("wait", "--timeout", "0.1", str(lost), db=DB, timeout=30)
+        assert p.stderr == ('s1ctl wait: warning: no live s1d serves queue "lost" (live ones serve: '
+                            's1-32B on gpu, default); the job waits until one does\n'), p.stderr
+        p = s1ctl("submit", "--queue", "gpu", "--model", "s1-7B", os.path.join(SOURCE, "examples", "problem.txt"),
+                  db=DB)
+        assert p.returncode == 0
+        assert p.stderr == ('s1ctl submit: warning: no live s1d serves queue "gpu" with model "s1-7B" '
+                            '(live ones serve: s1-32B on gpu, default); the job waits until one does\n'), p.stderr
+    finally:
+        psql(DB, f"DELETE FROM s1.workers WHERE name LIKE '{name}%'")
 
 
 def test_wait_timeout_on_a_running_job_says_running_and_json_marks_timed_out():
