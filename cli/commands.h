@@ -43,6 +43,7 @@ int s1ctl_bench_run(int argc, char **argv);
 int s1ctl_bench_report(int argc, char **argv);
 int s1ctl_bench_list(int argc, char **argv);
 int s1ctl_bench_regrade(int argc, char **argv);
+int s1ctl_bench_compare(int argc, char **argv);
 int s1ctl_export(int argc, char **argv);
 
 /* A subcommand of a command group: its word, the name messages use ("suite

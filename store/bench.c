@@ -1,6 +1,7 @@
 #include "bench.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -342,6 +343,76 @@ double s1_bench_pass_at_k(int n, int c, int k)
     for (int i = n - c + 1; i <= n; i++)
         miss *= 1.0 - (double)k / i;
     return 1.0 - miss;
+}
+
+/* ---- comparing two runs ---- */
+
+static const char SQL_PAIRED[] =
+    "WITH acc AS ("
+    "  SELECT j.bench_run_id AS run, (j.policy ->> 'max_think')::int AS budget,"
+    "         j.suite_problem_id AS problem, avg(r.grade::int) AS accuracy"
+    "    FROM s1.jobs j JOIN s1.results r ON r.job_id = j.id"
+    "   WHERE j.bench_run_id IN ($1, $2) AND r.grade IS NOT NULL"
+    "   GROUP BY 1, 2, 3)"
+    " SELECT a.budget, a.problem, a.accuracy AS a, b.accuracy AS b"
+    "   FROM acc a JOIN acc b ON b.budget = a.budget AND b.problem = a.problem"
+    "  WHERE a.run = $1 AND b.run = $2"
+    "  ORDER BY 1, 2";
+
+PGresult *s1_bench_paired(PGconn *c, long long run_a, long long run_b, s1_err *err)
+{
+    char a[24], b[24];
+    ll_param(a, sizeof a, run_a);
+    ll_param(b, sizeof b, run_b);
+    const char *params[] = {a, b};
+    return s1_db_exec(c, "pairing the runs' problems", SQL_PAIRED, 2, params, err);
+}
+
+enum { DRAWS = 10000 };
+
+/* xorshift64*: a fixed, portable stream, so a comparison prints the same
+ * figures on every machine and every run. */
+static uint64_t next_random(uint64_t *s)
+{
+    *s ^= *s >> 12;
+    *s ^= *s << 25;
+    *s ^= *s >> 27;
+    return *s * 2685821657736338717ULL;
+}
+
+static int by_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+void s1_bench_compare(const double *d, int n, s1_bench_paired_test *out)
+{
+    *out = (s1_bench_paired_test){.p = 1};
+    if (n <= 0) return;
+    double sum = 0;
+    for (int i = 0; i < n; i++)
+        sum += d[i];
+    out->mean = sum / n;
+    out->lo = out->hi = out->mean;
+    double *means = malloc(DRAWS * sizeof *means);
+    if (!means) return; /* no interval and p = 1: nothing claimed */
+    uint64_t seed = 0x5131d5eedULL;
+    int extreme = 0;
+    for (int k = 0; k < DRAWS; k++) {
+        double boot = 0, flip = 0;
+        for (int i = 0; i < n; i++) {
+            boot += d[next_random(&seed) % (uint64_t)n];
+            flip += next_random(&seed) >> 63 ? d[i] : -d[i];
+        }
+        means[k] = boot / n;
+        extreme += fabs(flip) >= fabs(sum) - 1e-12;
+    }
+    qsort(means, DRAWS, sizeof *means, by_double);
+    out->lo = means[(int)(0.025 * DRAWS)];
+    out->hi = means[(int)(0.975 * DRAWS) - 1];
+    out->p = (extreme + 1.0) / (DRAWS + 1.0);
+    free(means);
 }
 
 /* ---- regrading ---- */

@@ -111,6 +111,21 @@ int s1_bench_performance(const s1_bench_point *pts, int n, double *out);
  * problem, sample. */
 PGresult *s1_bench_run_samples(PGconn *c, long long run_id, s1_err *err);
 
+/* Per budget and problem that both runs have, each run's accuracy over its
+ * graded samples: budget, problem (suite_problem_id), a, b (0..1); ordered
+ * by budget, problem. */
+PGresult *s1_bench_paired(PGconn *c, long long run_a, long long run_b, s1_err *err);
+
+/* A paired comparison of two runs over n shared problems, d[i] = a - b:
+ * the mean difference, its 95% interval from a paired bootstrap over
+ * problems, and the two-sided p-value of a sign-flip randomization test
+ * (the exact McNemar test when each problem has one sample). Deterministic:
+ * a fixed seed, 10,000 draws. */
+typedef struct {
+    double mean, lo, hi, p;
+} s1_bench_paired_test;
+void s1_bench_compare(const double *d, int n, s1_bench_paired_test *out);
+
 /* The unbiased pass@k of a problem with n samples of which c are correct:
  * 1 - C(n-c, k) / C(n, k), the chance that k samples drawn without
  * replacement hold a correct one (Chen et al., 2021). k <= n. */

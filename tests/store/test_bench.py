@@ -660,6 +660,49 @@ def test_report_refuses_bad_arguments_with_one_line():
         one_error_line(p, needle)
 
 
+# ---- bench compare ----
+
+def graded_run(suite, grades, **flags):
+    """A run of suite at budget 100 whose problems' one sample grades as given."""
+    extra = [x for k, v in flags.items() for x in (f"--{k}", v)]
+    run = int(ctl("bench", "run", suite, "--budgets", "100", *extra).stdout)
+    jobs = [r[0] for r in psql(DB, f"SELECT id FROM s1.jobs WHERE bench_run_id = {run} ORDER BY id")]
+    psql(DB, "INSERT INTO s1.results (job_id, attempt, sample, thinking_tokens, grade) VALUES "
+             + ", ".join(f"({j}, 1, 0, 50, {str(g).lower()})" for j, g in zip(jobs, grades)))
+    psql(DB, f"UPDATE s1.jobs SET state = 'succeeded', attempt = 1 WHERE bench_run_id = {run}")
+    return run
+
+
+def test_compare_gives_the_paired_difference_its_interval_and_p_per_budget():
+    suite = imported(10)
+    a = graded_run(suite, [True] * 10)
+    b = graded_run(suite, [True, True] + [False] * 8, temperature="0.5")
+    p = ctl("bench", "compare", str(a), str(b), "--json")
+    assert p.returncode == 0, p.stderr
+    assert f"warning: runs {a} and {b} differ in sampling" in p.stderr
+    out = json.loads(p.stdout)
+    [row] = out["budgets"]
+    assert (out["a"], out["b"], row["budget"], row["problems"]) == (a, b, 100, 10)
+    assert close(row["a"], 1.0) and close(row["b"], 0.2) and close(row["difference"], 0.8)
+    # 8 discordant problems, all one way: McNemar's exact p is 2 / 2^8 = 0.0078.
+    assert 0.004 < row["p"] < 0.013, row
+    assert 0.4 < row["ci_low"] < 0.8 and close(row["ci_high"], 1.0), row
+    assert ctl("bench", "compare", str(a), str(b), "--json").stdout == p.stdout, "fixed seed"
+    text = ctl("bench", "compare", str(a), str(b)).stdout
+    assert re.search(r"^\s+100\s+10\s+100\.0%\s+20\.0%\s+\+80\.0%", text, re.M), text
+    same = graded_run(suite, [True] * 10)
+    [row] = json.loads(ctl("bench", "compare", str(a), str(same), "--json").stdout)["budgets"]
+    assert row["difference"] == 0 and row["p"] == 1
+
+
+def test_compare_needs_two_existing_runs():
+    for args, code, needle in ((["1"], 2, "give two run ids"), (["1", "2", "3"], 2, "unexpected argument"),
+                               (["987654", "987655"], 5, "run 987654: no such benchmark run")):
+        p = ctl("bench", "compare", *args)
+        assert p.returncode == code, (args, p.stderr)
+        one_error_line(p, needle)
+
+
 # ---- bench regrade ----
 
 def test_regrade_stores_what_the_grader_says_now_and_only_what_changed():
