@@ -736,7 +736,8 @@ static const char compare_usage[] =
     "model, samples, sampling) are named on stderr first.\n\n"
     "  --json              print JSON\n" DB_HELP;
 
-static const struct option compare_options[] = {
+/* The flags of compare and regrade: --json, --db, --help. */
+static const struct option json_db_options[] = {
     {"json", no_argument, NULL, OPT_JSON},
     {"db", required_argument, NULL, OPT_DB},
     {"help", no_argument, NULL, 'h'},
@@ -811,7 +812,7 @@ static int compare_runs(PGconn *c, const view_args *a)
 int s1ctl_bench_compare(int argc, char **argv)
 {
     view_args a = {0};
-    int rc = view_parse(argc, argv, compare_usage, compare_options, 2, &a);
+    int rc = view_parse(argc, argv, compare_usage, json_db_options, 2, &a);
     if (rc) return rc < 0 ? S1CTL_EXIT_OK : rc;
     if (a.n_runs != 2)
         return s1ctl_fail(S1CTL_EXIT_USAGE, "give two run ids (see s1ctl bench list)");
@@ -836,17 +837,11 @@ static const char regrade_usage[] =
     "answers and grades that change, all in one transaction, and prints how many.\n\n"
     "  --json              print JSON\n" DB_HELP;
 
-static const struct option regrade_options[] = {
-    {"json", no_argument, NULL, OPT_JSON},
-    {"db", required_argument, NULL, OPT_DB},
-    {"help", no_argument, NULL, 'h'},
-    {NULL, 0, NULL, 0},
-};
 
 int s1ctl_bench_regrade(int argc, char **argv)
 {
     view_args a = {0};
-    int rc = view_parse(argc, argv, regrade_usage, regrade_options, 1, &a);
+    int rc = view_parse(argc, argv, regrade_usage, json_db_options, 1, &a);
     if (rc) return rc < 0 ? S1CTL_EXIT_OK : rc;
     if (!a.run_id) return s1ctl_fail(S1CTL_EXIT_USAGE, "no RUN_ID given (see s1ctl bench list)");
     _cleanup_pgconn_ PGconn *c = NULL;
