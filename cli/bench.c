@@ -218,7 +218,7 @@ int s1ctl_bench_run(int argc, char **argv)
 static const char list_usage[] =
     "Usage: s1ctl bench list [--suite NAME] [--limit N] [--json] [--db CONNINFO]\n"
     "Lists benchmark runs, newest first, with their suite, model, budgets and progress\n"
-    "(jobs succeeded, failed or cancelled, and still pending).\n\n"
+    "(jobs succeeded, failed, cancelled, and still pending).\n\n"
     "  --suite NAME        only runs of this suite\n"
     "  --limit N           at most N runs (default 50)\n"
     "  --json              print JSON\n" DB_HELP;

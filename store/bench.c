@@ -221,12 +221,13 @@ PGresult *s1_bench_run_get(PGconn *c, long long run_id, const char *suite, s1_er
 /* Runs with their progress by job state; NULL suite = every suite. */
 static const char SQL_RUN_LIST[] =
     "SELECT b.id, s.name AS suite, b.model, b.budgets, b.samples, t.jobs, t.succeeded,"
-    "       t.failed, t.pending, b.created_at, b.note"
+    "       t.failed, t.cancelled, t.pending, b.created_at, b.note"
     "  FROM s1.bench_runs b JOIN s1.suites s ON s.id = b.suite_id"
     " CROSS JOIN LATERAL ("
     "   SELECT count(*) AS jobs,"
     "          count(*) FILTER (WHERE j.state = 'succeeded') AS succeeded,"
-    "          count(*) FILTER (WHERE j.state IN ('failed', 'cancelled')) AS failed,"
+    "          count(*) FILTER (WHERE j.state = 'failed') AS failed,"
+    "          count(*) FILTER (WHERE j.state = 'cancelled') AS cancelled,"
     "          count(*) FILTER (WHERE j.state IN ('queued', 'running')) AS pending"
     "     FROM s1.jobs j WHERE j.bench_run_id = b.id) t"
     " WHERE ($1::text IS NULL OR s.name = $1)"

@@ -754,6 +754,10 @@ def test_bench_list_shows_runs_with_suite_budgets_and_progress():
     assert [r["id"] for r in rows] == [queued, run]
     assert rows[0]["budgets"] == [8, 16] and rows[0]["model"] == "m1"
     assert (rows[0]["jobs"], rows[0]["pending"], rows[1]["succeeded"]) == (4, 4, 6)
+    psql(DB, f"UPDATE s1.jobs SET state = 'cancelled' WHERE id = (SELECT min(id) FROM s1.jobs "
+             f"WHERE bench_run_id = {queued})")
+    rows = json.loads(ctl("bench", "list", "--json", "--suite", suite).stdout)
+    assert (rows[0]["failed"], rows[0]["cancelled"], rows[0]["pending"]) == (0, 1, 3), "cancelled is not failed"
     p = ctl("bench", "list", "--limit", "1")
     assert p.returncode == 0, p.stderr
     assert len(p.stdout.splitlines()) == 2 and p.stdout.startswith("id")
