@@ -17,8 +17,11 @@
 #include "commands.h"
 #include "ctl.h"
 #include "db.h"
+#include "answer.h"
 #include "job.h"
+#include "log.h"
 #include "policy_flags.h"
+#include "plot.h"
 #include "util.h"
 
 /* More rungs than this is a typo, not a ladder (the paper uses a handful):
@@ -196,14 +199,19 @@ int s1ctl_bench_run(int argc, char **argv)
 static const char list_usage[] =
     "Usage: s1ctl bench list [--suite NAME] [--limit N] [--json] [--db CONNINFO]\n"
     "Lists benchmark runs, newest first, with their suite, model, budgets and progress\n"
-    "(jobs succeeded, failed or cancelled, and still pending).\n\n"
+    "(jobs succeeded, failed, cancelled, and still pending).\n\n"
     "  --suite NAME        only runs of this suite\n"
     "  --limit N           at most N runs (default 50)\n"
     "  --json              print JSON\n" DB_HELP;
 
+/* Runs overlaid in one report at most. */
+enum { MAX_RUNS = 6 };
+
 typedef struct {
     const char *db, *suite, *plot;
-    long long limit, run_id;
+    long long limit, run_id; /* run_id: the first of run_ids, 0 for none */
+    long long run_ids[MAX_RUNS];
+    int n_runs;
     int json;
 } view_args;
 
@@ -252,22 +260,23 @@ static int view_flag(int o, char **argv, const char *usage, view_args *a)
     }
 }
 
-/* Flags of list and report (report alone takes --plot and a RUN_ID). 0; -1
- * after --help; or the exit code after printing why. */
-static int view_parse(int argc, char **argv, const char *usage, int is_report, view_args *a)
+/* Flags of list, report and regrade, from options; up to max_runs RUN_ID
+ * arguments. 0; -1 after --help; or the exit code after printing why. */
+static int view_parse(int argc, char **argv, const char *usage, const struct option *options,
+                      int max_runs, view_args *a)
 {
     int o;
-    while ((o = getopt_long(argc, argv, ":h", is_report ? report_options : list_options, NULL)) !=
-           -1) {
+    while ((o = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
         int rc = view_flag(o, argv, usage, a);
         if (rc != 1) return rc;
     }
-    int max_pos = is_report ? 1 : 0;
-    if (argc - optind > max_pos)
+    if (argc - optind > max_runs)
         return s1ctl_fail(S1CTL_EXIT_USAGE, "unexpected argument '%s' (see s1ctl bench --help)",
-                          argv[optind + max_pos]);
-    if (optind < argc && s1ctl_parse_int("run id", argv[optind], 1, INT64_MAX, &a->run_id) < 0)
-        return S1CTL_EXIT_USAGE;
+                          argv[optind + max_runs]);
+    for (; optind < argc; optind++)
+        if (s1ctl_parse_int("run id", argv[optind], 1, INT64_MAX, &a->run_ids[a->n_runs++]) < 0)
+            return S1CTL_EXIT_USAGE;
+    a->run_id = a->n_runs ? a->run_ids[0] : 0;
     if (a->run_id && a->suite)
         return s1ctl_fail(S1CTL_EXIT_USAGE, "give a RUN_ID or --suite NAME, not both");
     if (a->plot && !*a->plot) return s1ctl_fail(S1CTL_EXIT_USAGE, "--plot: must not be empty");
@@ -286,7 +295,7 @@ static json_t *rows_json(const PGresult *r)
 int s1ctl_bench_list(int argc, char **argv)
 {
     view_args a = {.limit = 50};
-    int rc = view_parse(argc, argv, list_usage, 0, &a);
+    int rc = view_parse(argc, argv, list_usage, list_options, 0, &a);
     if (rc) return rc < 0 ? S1CTL_EXIT_OK : rc;
     _cleanup_pgconn_ PGconn *c = NULL;
     if ((rc = s1ctl_connect(a.db, &c))) return rc;
@@ -305,7 +314,13 @@ typedef struct {
     PGresult *run;   /* one row of s1_bench_run_get; owned */
     PGresult *curve; /* s1_bench_run_curve; owned */
     s1_bench_point pts[BENCH_MAX_BUDGETS];
+    double lo[BENCH_MAX_BUDGETS], hi[BENCH_MAX_BUDGETS]; /* 95% interval of accuracy */
     int n;
+    /* With several samples per problem (k of them): per budget, the share
+     * of graded problems whose majority answer is right, and mean pass@k. */
+    int k;
+    long voted[BENCH_MAX_BUDGETS];
+    double maj[BENCH_MAX_BUDGETS], pass[BENCH_MAX_BUDGETS];
     int has_scaling, has_performance;
     double scaling, performance;
 } report;
@@ -336,38 +351,92 @@ static void report_compute(report *rp)
         p->budget = atoi(col(c, i, "budget"));
         p->has_accuracy = !null(c, i, "accuracy");
         p->accuracy = p->has_accuracy ? strtod(col(c, i, "accuracy"), NULL) : 0;
+        p->graded = atol(col(c, i, "graded"));
         p->has_thinking = !null(c, i, "mean_thinking_tokens");
         p->thinking = p->has_thinking ? strtod(col(c, i, "mean_thinking_tokens"), NULL) : 0;
+        s1_bench_wilson(p->accuracy, p->graded, &rp->lo[i], &rp->hi[i]);
     }
     rp->has_scaling = s1_bench_scaling(rp->pts, rp->n, &rp->scaling);
     rp->has_performance = s1_bench_performance(rp->pts, rp->n, &rp->performance);
 }
 
+/* The index of budget among the report's points; -1 when it has none. */
+static int point_of(const report *rp, int budget)
+{
+    for (int i = 0; i < rp->n; i++)
+        if (rp->pts[i].budget == budget) return i;
+    return -1;
+}
+
+/* One problem at one budget: rows [from, to) of the samples. Adds its
+ * majority vote and pass@k to the budget's sums (graded problems only). */
+static int vote_problem(report *rp, const PGresult *r, int from, int to)
+{
+    const char *answers[1024];
+    int n = 0, correct = 0, graded = 0;
+    for (int i = from; i < to && n < 1024; i++, n++) {
+        answers[n] = PQgetisnull(r, i, 3) ? NULL : PQgetvalue(r, i, 3);
+        graded += !PQgetisnull(r, i, 4);
+        correct += !PQgetisnull(r, i, 4) && *PQgetvalue(r, i, 4) == 't';
+    }
+    int at = point_of(rp, atoi(PQgetvalue(r, from, 0)));
+    if (at < 0 || !graded) return 0;
+    int winner, votes;
+    s1_err err = {{0}};
+    if (s1_answer_vote(answers, n, &winner, &votes, &err))
+        return s1ctl_fail(S1CTL_EXIT_FAILED, "%s", err.msg);
+    rp->voted[at]++;
+    rp->maj[at] += winner >= 0 && *PQgetvalue(r, from + winner, 4) == 't';
+    rp->pass[at] += s1_bench_pass_at_k(n, correct, rp->k < n ? rp->k : n);
+    return 0;
+}
+
+/* maj@k and pass@k per budget, from every sample of the run. Only runs
+ * with several samples per problem have them. 0, or the exit code. */
+static int report_votes(PGconn *c, report *rp)
+{
+    rp->k = atoi(col(rp->run, 0, "samples"));
+    if (rp->k < 2) return 0;
+    s1_err err = {{0}};
+    _cleanup_pgresult_ PGresult *r = s1_bench_run_samples(c, atoll(col(rp->run, 0, "id")), &err);
+    if (!r) return s1ctl_fail(S1CTL_EXIT_DB, "%s", err.msg);
+    int rc = 0, from = 0;
+    for (int i = 1; !rc && i <= PQntuples(r); i++)
+        if (i == PQntuples(r) || strcmp(PQgetvalue(r, i, 0), PQgetvalue(r, from, 0)) ||
+            strcmp(PQgetvalue(r, i, 1), PQgetvalue(r, from, 1))) {
+            rc = vote_problem(rp, r, from, i);
+            from = i;
+        }
+    for (int i = 0; i < rp->n; i++)
+        if (rp->voted[i]) rp->maj[i] /= (double)rp->voted[i], rp->pass[i] /= (double)rp->voted[i];
+    return rc;
+}
+
+/* Why a run was not found: by id, latest of a suite, or latest of all. */
+static int no_run(long long run_id, const char *suite)
+{
+    if (run_id)
+        return s1ctl_fail(S1CTL_EXIT_NOT_FOUND,
+                          "run %lld: no such benchmark run (see s1ctl bench list)", run_id);
+    if (suite)
+        return s1ctl_fail(S1CTL_EXIT_NOT_FOUND,
+                          "suite %s has no benchmark run (start one with s1ctl bench run)", suite);
+    return s1ctl_fail(S1CTL_EXIT_NOT_FOUND,
+                      "no benchmark run yet (start one with s1ctl bench run)");
+}
+
 /* Reads the run (by id, latest of a suite, or latest of all) and its curve.
  * 0, or the exit code after printing why. */
-static int report_load(PGconn *c, const view_args *a, report *rp)
+static int report_load(PGconn *c, long long run_id, const char *suite, report *rp)
 {
     s1_err err = {{0}};
-    rp->run = s1_bench_run_get(c, a->run_id, a->suite, &err);
+    rp->run = s1_bench_run_get(c, run_id, suite, &err);
     if (!rp->run) return s1ctl_fail(S1CTL_EXIT_DB, "%s", err.msg);
-    if (PQntuples(rp->run) == 0) {
-        if (a->run_id)
-            return s1ctl_fail(S1CTL_EXIT_NOT_FOUND,
-                              "run %lld: no such benchmark run "
-                              "(see s1ctl bench list)",
-                              a->run_id);
-        if (a->suite)
-            return s1ctl_fail(S1CTL_EXIT_NOT_FOUND,
-                              "suite %s has no benchmark run "
-                              "(start one with s1ctl bench run)",
-                              a->suite);
-        return s1ctl_fail(S1CTL_EXIT_NOT_FOUND, "no benchmark run yet (start one with "
-                                                "s1ctl bench run)");
-    }
+    if (PQntuples(rp->run) == 0) return no_run(run_id, suite);
     rp->curve = s1_bench_run_curve(c, atoll(PQgetvalue(rp->run, 0, 0)), &err);
     if (!rp->curve) return s1ctl_fail(S1CTL_EXIT_DB, "%s", err.msg);
     report_compute(rp);
-    return 0;
+    return report_votes(c, rp);
 }
 
 /* NULL when the figure is undefined (no graded sample, no pair of budgets). */
@@ -376,14 +445,27 @@ static json_t *maybe_real(int has, double v)
     return has ? json_real(v) : json_null();
 }
 
-static int report_json(const report *rp)
+static json_t *report_json(const report *rp)
 {
     json_t *o = s1ctl_row_json(rp->run, 0);
-    json_object_set_new(o, "curve", rows_json(rp->curve));
+    json_t *curve = rows_json(rp->curve);
+    for (int i = 0; i < rp->n; i++) {
+        json_t *row = json_array_get(curve, (size_t)i);
+        int has = rp->pts[i].has_accuracy;
+        json_object_set_new(row, "ci_low", maybe_real(has, rp->lo[i]));
+        json_object_set_new(row, "ci_high", maybe_real(has, rp->hi[i]));
+        if (rp->k < 2) continue;
+        json_object_set_new(row, "maj_at_k", maybe_real(rp->voted[i] > 0, rp->maj[i]));
+        json_object_set_new(row, "pass_at_k", maybe_real(rp->voted[i] > 0, rp->pass[i]));
+        json_object_set_new(row, "voted_problems", json_integer(rp->voted[i]));
+    }
+    if (rp->k >= 2) json_object_set_new(o, "k", json_integer(rp->k));
+    json_object_set_new(o, "curve", curve);
+    json_object_set_new(o, "ci", json_string("Wilson score interval, 95%, over graded samples"));
     json_object_set_new(o, "scaling", maybe_real(rp->has_scaling, rp->scaling));
     json_object_set_new(o, "scaling_unit", json_string("accuracy points per 1000 thinking tokens"));
     json_object_set_new(o, "performance", maybe_real(rp->has_performance, rp->performance));
-    return s1ctl_print_json(o);
+    return o;
 }
 
 /* A 0..1 column as "56.7%", or "-" when NULL. */
@@ -407,21 +489,46 @@ static void print_header(const PGresult *run)
            col(run, 0, "succeeded"), col(run, 0, "failed"), col(run, 0, "pending"));
 }
 
-static void print_curve(const PGresult *c)
+/* maj@k and pass@k of budget i as "56.7%", or "-" before any problem voted. */
+static const char *voted_pct(char *buf, size_t cap, const report *rp, int i, const double *v)
 {
-    char acc[16], ctl[16], think[24], done[40];
-    printf("%8s  %11s  %7s  %6s  %8s  %8s  %7s\n", "budget", "done/total", "samples", "graded",
-           "accuracy", "thinking", "control");
+    if (i >= rp->n || !rp->voted[i]) return "-";
+    snprintf(buf, cap, "%.1f%%", 100 * v[i]);
+    return buf;
+}
+
+static void print_curve(const report *rp)
+{
+    const PGresult *c = rp->curve;
+    char acc[16], ctl[16], think[24], done[40], ci[32], maj[16], pass[16], head[2][16];
+    printf("%8s  %11s  %7s  %6s  %8s  %13s  %8s  %7s", "budget", "done/total", "samples", "graded",
+           "accuracy", "95% interval", "thinking", "control");
+    snprintf(head[0], sizeof head[0], "maj@%d", rp->k);
+    snprintf(head[1], sizeof head[1], "pass@%d", rp->k);
+    if (rp->k >= 2) printf("  %8s  %8s", head[0], head[1]);
+    printf("\n");
     for (int i = 0; i < PQntuples(c); i++) {
         snprintf(done, sizeof done, "%s/%s", col(c, i, "succeeded"), col(c, i, "jobs"));
         if (null(c, i, "mean_thinking_tokens"))
             snprintf(think, sizeof think, "-");
         else
             snprintf(think, sizeof think, "%.1f", strtod(col(c, i, "mean_thinking_tokens"), NULL));
-        printf("%8s  %11s  %7s  %6s  %8s  %8s  %7s\n", col(c, i, "budget"), done,
+        if (i < rp->n && rp->pts[i].has_accuracy)
+            snprintf(ci, sizeof ci, "%.1f-%.1f%%", 100 * rp->lo[i], 100 * rp->hi[i]);
+        else
+            snprintf(ci, sizeof ci, "-");
+        printf("%8s  %11s  %7s  %6s  %8s  %13s  %8s  %7s", col(c, i, "budget"), done,
                col(c, i, "samples"), col(c, i, "graded"), pct(acc, sizeof acc, c, i, "accuracy"),
-               think, pct(ctl, sizeof ctl, c, i, "control"));
+               ci, think, pct(ctl, sizeof ctl, c, i, "control"));
+        if (rp->k >= 2)
+            printf("  %8s  %8s", voted_pct(maj, sizeof maj, rp, i, rp->maj),
+                   voted_pct(pass, sizeof pass, rp, i, rp->pass));
+        printf("\n");
     }
+    if (rp->k >= 2)
+        printf("maj@%d: the majority answer is right (votes grouped by the grader, ties to the\n"
+               "earliest sample); pass@%d: unbiased estimate that %d samples hold a right one\n",
+               rp->k, rp->k, rp->k);
 }
 
 static void print_figures(const report *rp)
@@ -463,218 +570,277 @@ static void print_chart(const report *rp)
     }
 }
 
-/* ---- the SVG plot ---- */
+/* ---- the SVG plot (cli/plot.c draws it) ---- */
 
-/* Canvas and plot area, in SVG user units. */
-enum { SVG_W = 720, SVG_H = 440, SVG_LEFT = 70, SVG_RIGHT = 30, SVG_TOP = 72, SVG_BOTTOM = 60 };
-
-/* s with the five XML special characters escaped, for text and attributes. */
-static void svg_text(FILE *f, const char *s)
+static bool unfinished(const report *rp)
 {
-    for (; *s; s++) {
-        switch (*s) {
-        case '<':
-            fputs("&lt;", f);
-            break;
-        case '>':
-            fputs("&gt;", f);
-            break;
-        case '&':
-            fputs("&amp;", f);
-            break;
-        case '"':
-            fputs("&quot;", f);
-            break;
-        case '\'':
-            fputs("&apos;", f);
-            break;
-        default:
-            fputc(*s, f);
-        }
-    }
+    return atol(col(rp->run, 0, "pending")) > 0;
 }
 
-/* The log-x range of the plot: the points' mean thinking tokens with a
- * margin, so no point sits on the frame. Thinking below 1 token is drawn at
- * 1 (log 0 has no place). */
-typedef struct {
-    double lo, hi; /* log10 of the axis ends */
-} svg_xrange;
-
-static double svg_thinking(const s1_bench_point *p)
+static void plot_points(const report *rp, s1ctl_plot_point *out)
 {
-    return p->thinking < 1 ? 1 : p->thinking;
-}
-
-static int svg_plotted(const s1_bench_point *p)
-{
-    return p->has_accuracy && p->has_thinking;
-}
-
-static svg_xrange svg_range(const report *rp)
-{
-    double lo = INFINITY, hi = -INFINITY;
-    for (int i = 0; i < rp->n; i++)
-        if (svg_plotted(&rp->pts[i])) {
-            lo = fmin(lo, log10(svg_thinking(&rp->pts[i])));
-            hi = fmax(hi, log10(svg_thinking(&rp->pts[i])));
-        }
-    if (!isfinite(lo)) lo = 2, hi = 4; /* nothing plotted: 100..10000 */
-    double pad = fmax((hi - lo) * 0.08, 0.1);
-    return (svg_xrange){lo - pad, hi + pad};
-}
-
-static double svg_x(svg_xrange r, double tokens)
-{
-    return SVG_LEFT + (log10(tokens) - r.lo) / (r.hi - r.lo) * (SVG_W - SVG_LEFT - SVG_RIGHT);
-}
-
-static double svg_y(double accuracy)
-{
-    return SVG_TOP + (1 - accuracy) * (SVG_H - SVG_TOP - SVG_BOTTOM);
-}
-
-/* Grid and tick labels: accuracy every 20 points; thinking tokens at powers
- * of two (budgets usually are), every other one when they would crowd. */
-static void svg_axes(FILE *f, svg_xrange r)
-{
-    int x0 = SVG_LEFT, x1 = SVG_W - SVG_RIGHT, y0 = SVG_TOP, y1 = SVG_H - SVG_BOTTOM;
-    fprintf(f, "<g stroke=\"#ddd\" stroke-width=\"1\">\n");
-    for (int a = 0; a <= 100; a += 20)
-        fprintf(f, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\"/>\n", x0, svg_y(a / 100.0),
-                x1, svg_y(a / 100.0));
-    int e0 = (int)ceil(r.lo / log10(2)), e1 = (int)floor(r.hi / log10(2));
-    int step = e1 - e0 > 8 ? 2 : 1;
-    for (int e = e0; e <= e1; e += step)
-        fprintf(f, "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\"/>\n", svg_x(r, ldexp(1, e)),
-                y0, svg_x(r, ldexp(1, e)), y1);
-    fprintf(f, "</g>\n<g font-family=\"sans-serif\" font-size=\"12\" fill=\"#333\">\n");
-    for (int a = 0; a <= 100; a += 20)
-        fprintf(f, "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">%d%%</text>\n", x0 - 6,
-                svg_y(a / 100.0) + 4, a);
-    for (int e = e0; e <= e1; e += step)
-        fprintf(f, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%.0f</text>\n",
-                svg_x(r, ldexp(1, e)), y1 + 18, ldexp(1, e));
-    fprintf(f,
-            "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\">mean thinking tokens (log scale)"
-            "</text>\n",
-            (x0 + x1) / 2, SVG_H - 14);
-    fprintf(f,
-            "<text x=\"18\" y=\"%d\" text-anchor=\"middle\" transform=\"rotate(-90 18 %d)\">"
-            "accuracy</text>\n",
-            (y0 + y1) / 2, (y0 + y1) / 2);
-    fprintf(f,
-            "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"none\" stroke=\"#333\"/>\n"
-            "</g>\n",
-            x0, y0, x1 - x0, y1 - y0);
-}
-
-/* The curve in budget order, each point labelled with its budget. */
-static void svg_points(FILE *f, const report *rp, svg_xrange r)
-{
-    fprintf(f, "<polyline fill=\"none\" stroke=\"#1f77b4\" stroke-width=\"2\" points=\"");
-    for (int i = 0; i < rp->n; i++)
-        if (svg_plotted(&rp->pts[i]))
-            fprintf(f, "%.1f,%.1f ", svg_x(r, svg_thinking(&rp->pts[i])),
-                    svg_y(rp->pts[i].accuracy));
-    fprintf(f, "\"/>\n<g font-family=\"sans-serif\" font-size=\"11\" fill=\"#1f77b4\">\n");
     for (int i = 0; i < rp->n; i++) {
         const s1_bench_point *p = &rp->pts[i];
-        if (!svg_plotted(p)) continue;
-        double x = svg_x(r, svg_thinking(p)), y = svg_y(p->accuracy);
-        fprintf(f,
-                "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"4\"><title>budget %d: %.1f%% at %.0f "
-                "thinking tokens</title></circle>\n",
-                x, y, p->budget, 100 * p->accuracy, p->thinking);
-        fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%d</text>\n", x, y - 9,
-                p->budget);
+        out[i] = (s1ctl_plot_point){.budget = p->budget,
+                                    .has_accuracy = p->has_accuracy,
+                                    .has_thinking = p->has_thinking,
+                                    .accuracy = p->accuracy,
+                                    .lo = rp->lo[i],
+                                    .hi = rp->hi[i],
+                                    .thinking = p->thinking,
+                                    .n = p->graded};
     }
-    fprintf(f, "</g>\n");
 }
 
-/* Title and the three figures under it. */
-static void svg_title(FILE *f, const report *rp)
+/* The lines above the chart: what was run, on what, how; the figures of a
+ * single run. Several runs share the line of what they have in common. */
+static void plot_text(const report *rps, int n, char *title, char *meta, char *figures, size_t cap)
 {
+    const PGresult *run = rps[0].run;
+    if (n == 1)
+        snprintf(title, cap, "%s, run %s: accuracy vs thinking tokens", col(run, 0, "suite"),
+                 col(run, 0, "id"));
+    else
+        snprintf(title, cap, "%s: accuracy vs thinking tokens, %d runs", col(run, 0, "suite"), n);
+    snprintf(meta, cap, "model %s, %s sample%s per job, sampling %s, created %.10s",
+             null(run, 0, "model") ? "any" : col(run, 0, "model"), col(run, 0, "samples"),
+             strcmp(col(run, 0, "samples"), "1") ? "s" : "",
+             strcmp(col(run, 0, "sampling"), "{}") ? col(run, 0, "sampling") : "greedy",
+             col(run, 0, "created_at"));
     char ctl[16], perf[32], scal[32];
-    pct(ctl, sizeof ctl, rp->run, 0, "control");
-    snprintf(perf, sizeof perf, rp->has_performance ? "%.1f%%" : "-", 100 * rp->performance);
-    snprintf(scal, sizeof scal, rp->has_scaling ? "%.2f" : "-", rp->scaling);
-    fprintf(f,
-            "<g font-family=\"sans-serif\" fill=\"#000\">\n<text x=\"%d\" y=\"22\" "
-            "font-size=\"15\">",
-            SVG_LEFT);
-    svg_text(f, col(rp->run, 0, "suite"));
-    fprintf(f, ", run %s", col(rp->run, 0, "id"));
-    if (!null(rp->run, 0, "model")) {
-        fputs(", ", f);
-        svg_text(f, col(rp->run, 0, "model"));
-    }
-    fprintf(f,
-            ": accuracy vs thinking tokens</text>\n<text x=\"%d\" y=\"42\" font-size=\"12\">"
-            "Control %s   Scaling %s   Performance %s</text>\n",
-            SVG_LEFT, null(rp->run, 0, "control") ? "-" : ctl, scal, perf);
-    if (rp->has_performance == 0)
-        fprintf(f,
-                "<text x=\"%d\" y=\"%d\" font-size=\"14\" text-anchor=\"middle\" "
-                "fill=\"#888\">no graded results yet</text>\n",
-                (SVG_LEFT + SVG_W - SVG_RIGHT) / 2, SVG_H / 2);
-    fprintf(f, "</g>\n");
+    pct(ctl, sizeof ctl, run, 0, "control");
+    snprintf(perf, sizeof perf, rps[0].has_performance ? "%.1f%%" : "-", 100 * rps[0].performance);
+    snprintf(scal, sizeof scal, rps[0].has_scaling ? "%.2f" : "-", rps[0].scaling);
+    snprintf(figures, cap, "Control %s   Scaling %s   Performance %s", ctl, scal, perf);
 }
 
-/* Writes the whole SVG to path; 0, or the exit code after printing why. */
-static int write_svg(const char *path, const report *rp)
+/* Writes the SVG chart of the runs to path; 0, or the exit code after
+ * printing why. */
+static int write_svg(const char *path, const report *rps, int n)
 {
-    FILE *f = fopen(path, "w");
-    if (!f) return s1ctl_fail(S1CTL_EXIT_USAGE, "--plot %s: %s", path, strerror(errno));
-    svg_xrange r = svg_range(rp);
-    fprintf(f,
-            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
-            "viewBox=\"0 0 %d %d\">\n<rect width=\"100%%\" height=\"100%%\" fill=\"#fff\"/>\n",
-            SVG_W, SVG_H, SVG_W, SVG_H);
-    svg_title(f, rp);
-    svg_axes(f, r);
-    svg_points(f, rp, r);
-    fputs("</svg>\n", f);
-    int bad = ferror(f);
-    if (fclose(f) != 0 || bad)
-        return s1ctl_fail(S1CTL_EXIT_USAGE, "--plot %s: write failed: %s", path, strerror(errno));
+    s1ctl_plot_point pts[MAX_RUNS][BENCH_MAX_BUDGETS];
+    s1ctl_plot_curve curves[MAX_RUNS];
+    char names[MAX_RUNS][128], title[256], meta[256], figures[128];
+    for (int k = 0; k < n; k++) {
+        plot_points(&rps[k], pts[k]);
+        snprintf(names[k], sizeof names[k], "run %s, model %s", col(rps[k].run, 0, "id"),
+                 null(rps[k].run, 0, "model") ? "any" : col(rps[k].run, 0, "model"));
+        curves[k] = (s1ctl_plot_curve){names[k], pts[k], rps[k].n, unfinished(&rps[k])};
+    }
+    plot_text(rps, n, title, meta, figures, sizeof title);
+    s1ctl_plot_text text = {title, n == 1 ? meta : NULL, n == 1 ? figures : NULL};
+    if (s1ctl_plot_svg(path, curves, n, &text))
+        return s1ctl_fail(S1CTL_EXIT_USAGE, "--plot %s: %s", path, strerror(errno));
     return 0;
 }
 
+/* Overlaid runs are compared as they are, but never silently: every setting
+ * in which a run differs from the first is named on stderr. */
+static void warn_differences(const report *rps, int n)
+{
+    static const char *const settings[] = {"suite", "model", "samples", "sampling"};
+    for (int k = 1; k < n; k++)
+        for (size_t s = 0; s < sizeof settings / sizeof *settings; s++) {
+            const char *a = col(rps[0].run, 0, settings[s]), *b = col(rps[k].run, 0, settings[s]);
+            if (strcmp(a, b) ||
+                null(rps[0].run, 0, settings[s]) != null(rps[k].run, 0, settings[s]))
+                log_warning("warning: runs %s and %s differ in %s: %s vs %s",
+                            col(rps[0].run, 0, "id"), col(rps[k].run, 0, "id"), settings[s],
+                            *a ? a : "(none)", *b ? b : "(none)");
+        }
+}
+
 static const char report_usage[] =
-    "Usage: s1ctl bench report [RUN_ID | --suite NAME] [--json] [--plot FILE.svg]\n"
-    "Prints a benchmark run (RUN_ID, else the latest run of --suite, else the latest\n"
-    "run) per budget: jobs done/total, accuracy over graded samples, mean thinking\n"
-    "tokens, and control (share of samples within their budget); then the s1 paper's\n"
-    "figures: Control, Scaling (mean slope of accuracy over thinking tokens between\n"
-    "budgets, in accuracy points per 1000 tokens) and Performance (best accuracy).\n"
-    "On a terminal a text chart follows, unless --plot writes an SVG chart instead.\n\n"
+    "Usage: s1ctl bench report [RUN_ID... | --suite NAME] [--json] [--plot FILE.svg]\n"
+    "Prints a benchmark run (RUN_ID, else the latest complete run of --suite, else\n"
+    "the latest complete run; the latest run when none is complete) per budget:\n"
+    "jobs done/total, accuracy over graded samples with its 95% interval (Wilson),\n"
+    "mean thinking tokens, control (share of samples within their budget) and, with\n"
+    "several samples per problem, maj@k and pass@k; then the s1 paper's figures: Control, Scaling "
+    "(mean slope of\n"
+    "accuracy over thinking tokens between budgets, in accuracy points per 1000\n"
+    "tokens) and Performance (best accuracy). On a terminal a text chart follows,\n"
+    "unless --plot writes an SVG chart instead. Several RUN_IDs (up to 6) are\n"
+    "reported one after the other and overlaid in one chart; settings in which\n"
+    "they differ are named on stderr.\n\n"
     "  --suite NAME        the latest run of this suite\n"
     "  --plot FILE.svg     write accuracy against thinking tokens (log scale) as SVG\n"
-    "  --json              print JSON\n" DB_HELP;
+    "  --json              print JSON (an array when several runs are given)\n" DB_HELP;
+
+static int report_print(const view_args *a, const report *rps, int n)
+{
+    if (a->json) {
+        if (n == 1) return s1ctl_print_json(report_json(&rps[0]));
+        json_t *arr = json_array();
+        for (int k = 0; k < n; k++)
+            json_array_append_new(arr, report_json(&rps[k]));
+        return s1ctl_print_json(arr);
+    }
+    for (int k = 0; k < n; k++) {
+        if (k) printf("\n");
+        print_header(rps[k].run);
+        print_curve(&rps[k]);
+        print_figures(&rps[k]);
+        if (!a->plot && isatty(STDOUT_FILENO)) print_chart(&rps[k]);
+    }
+    return S1CTL_EXIT_OK;
+}
 
 int s1ctl_bench_report(int argc, char **argv)
 {
     view_args a = {0};
-    int rc = view_parse(argc, argv, report_usage, 1, &a);
+    int rc = view_parse(argc, argv, report_usage, report_options, MAX_RUNS, &a);
     if (rc) return rc < 0 ? S1CTL_EXIT_OK : rc;
     _cleanup_pgconn_ PGconn *c = NULL;
     if ((rc = s1ctl_connect(a.db, &c))) return rc;
-    report rp = {0};
-    if ((rc = report_load(c, &a, &rp))) goto done;
-    if (a.plot && (rc = write_svg(a.plot, &rp))) goto done;
-    if (a.json) {
-        rc = report_json(&rp);
-        goto done;
-    }
-    print_header(rp.run);
-    print_curve(rp.curve);
-    print_figures(&rp);
-    if (!a.plot && isatty(STDOUT_FILENO)) print_chart(&rp);
-done:
-    report_free(&rp);
+    report rps[MAX_RUNS] = {0};
+    int n = a.n_runs ? a.n_runs : 1;
+    for (int k = 0; !rc && k < n; k++)
+        rc = report_load(c, a.n_runs ? a.run_ids[k] : 0, a.suite, &rps[k]);
+    if (!rc) warn_differences(rps, n);
+    if (!rc && a.plot) rc = write_svg(a.plot, rps, n);
+    if (!rc) rc = report_print(&a, rps, n);
+    for (int k = 0; k < n; k++)
+        report_free(&rps[k]);
     return rc;
+}
+
+/* ---- bench compare ---- */
+
+static const char compare_usage[] =
+    "Usage: s1ctl bench compare RUN_A RUN_B [--json] [--db CONNINFO]\n"
+    "Per budget both runs have, over the problems both have graded: each run's\n"
+    "accuracy, the difference A - B with its 95% interval (paired bootstrap over\n"
+    "problems) and a two-sided p-value (paired sign-flip randomization test; the\n"
+    "exact McNemar test when each problem has one sample). 10,000 draws with a fixed\n"
+    "seed: the same figures every time. Settings in which the runs differ (suite,\n"
+    "model, samples, sampling) are named on stderr first.\n\n"
+    "  --json              print JSON\n" DB_HELP;
+
+/* The flags of compare and regrade: --json, --db, --help. */
+static const struct option json_db_options[] = {
+    {"json", no_argument, NULL, OPT_JSON},
+    {"db", required_argument, NULL, OPT_DB},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+
+/* One budget's comparison from rows [from, to) of the pairs. */
+typedef struct {
+    int budget, problems;
+    double a, b;
+    s1_bench_paired_test t;
+} compared;
+
+static compared compare_budget(const PGresult *r, int from, int to, double *d)
+{
+    compared c = {.budget = atoi(PQgetvalue(r, from, 0)), .problems = to - from};
+    for (int i = from; i < to; i++) {
+        double a = strtod(PQgetvalue(r, i, 2), NULL), b = strtod(PQgetvalue(r, i, 3), NULL);
+        c.a += a / c.problems;
+        c.b += b / c.problems;
+        d[i - from] = a - b;
+    }
+    s1_bench_compare(d, c.problems, &c.t);
+    return c;
+}
+
+static void print_compared(const compared *c, int n, long long run_a, long long run_b)
+{
+    printf("run %lld (A) against run %lld (B), over the problems both graded\n", run_a, run_b);
+    printf("%8s  %8s  %7s  %7s  %7s  %17s  %7s\n", "budget", "problems", "A", "B", "A - B",
+           "95% interval", "p");
+    for (int i = 0; i < n; i++)
+        printf("%8d  %8d  %6.1f%%  %6.1f%%  %+6.1f%%  [%+6.1f, %+6.1f]  %7.4f\n", c[i].budget,
+               c[i].problems, 100 * c[i].a, 100 * c[i].b, 100 * c[i].t.mean, 100 * c[i].t.lo,
+               100 * c[i].t.hi, c[i].t.p);
+    if (!n) printf("no budget has problems graded in both runs\n");
+}
+
+static json_t *compared_json(const compared *c, int n, long long run_a, long long run_b)
+{
+    json_t *arr = json_array();
+    for (int i = 0; i < n; i++)
+        json_array_append_new(arr, json_pack("{s:i,s:i,s:f,s:f,s:f,s:f,s:f,s:f}", "budget",
+                                             c[i].budget, "problems", c[i].problems, "a", c[i].a,
+                                             "b", c[i].b, "difference", c[i].t.mean, "ci_low",
+                                             c[i].t.lo, "ci_high", c[i].t.hi, "p", c[i].t.p));
+    return json_pack("{s:I,s:I,s:o}", "a", (json_int_t)run_a, "b", (json_int_t)run_b, "budgets",
+                     arr);
+}
+
+/* Splits the pairs by budget and compares each. 0, or the exit code. */
+static int compare_runs(PGconn *c, const view_args *a)
+{
+    s1_err err = {{0}};
+    _cleanup_pgresult_ PGresult *r = s1_bench_paired(c, a->run_ids[0], a->run_ids[1], &err);
+    if (!r) return s1ctl_fail(S1CTL_EXIT_DB, "%s", err.msg);
+    int rows = PQntuples(r), n = 0;
+    compared out[BENCH_MAX_BUDGETS];
+    double *d = malloc((size_t)(rows ? rows : 1) * sizeof *d);
+    if (!d) return s1ctl_fail(S1CTL_EXIT_FAILED, "out of memory");
+    for (int from = 0, i = 1; i <= rows && n < BENCH_MAX_BUDGETS; i++)
+        if (i == rows || strcmp(PQgetvalue(r, i, 0), PQgetvalue(r, from, 0))) {
+            out[n++] = compare_budget(r, from, i, d);
+            from = i;
+        }
+    free(d);
+    if (a->json) return s1ctl_print_json(compared_json(out, n, a->run_ids[0], a->run_ids[1]));
+    print_compared(out, n, a->run_ids[0], a->run_ids[1]);
+    return S1CTL_EXIT_OK;
+}
+
+int s1ctl_bench_compare(int argc, char **argv)
+{
+    view_args a = {0};
+    int rc = view_parse(argc, argv, compare_usage, json_db_options, 2, &a);
+    if (rc) return rc < 0 ? S1CTL_EXIT_OK : rc;
+    if (a.n_runs != 2)
+        return s1ctl_fail(S1CTL_EXIT_USAGE, "give two run ids (see s1ctl bench list)");
+    _cleanup_pgconn_ PGconn *c = NULL;
+    if ((rc = s1ctl_connect(a.db, &c))) return rc;
+    report rps[2] = {0};
+    for (int k = 0; !rc && k < 2; k++)
+        rc = report_load(c, a.run_ids[k], NULL, &rps[k]);
+    if (!rc) warn_differences(rps, 2);
+    if (!rc) rc = compare_runs(c, &a);
+    report_free(&rps[0]);
+    report_free(&rps[1]);
+    return rc;
+}
+
+/* ---- bench regrade ---- */
+
+static const char regrade_usage[] =
+    "Usage: s1ctl bench regrade RUN_ID [--json] [--db CONNINFO]\n"
+    "Extracts and grades every result of the run again with this s1ctl's grader\n"
+    "(docs/grading.md), after the grader has improved; stores only the extracted\n"
+    "answers and grades that change, all in one transaction, and prints how many.\n\n"
+    "  --json              print JSON\n" DB_HELP;
+
+int s1ctl_bench_regrade(int argc, char **argv)
+{
+    view_args a = {0};
+    int rc = view_parse(argc, argv, regrade_usage, json_db_options, 1, &a);
+    if (rc) return rc < 0 ? S1CTL_EXIT_OK : rc;
+    if (!a.run_id) return s1ctl_fail(S1CTL_EXIT_USAGE, "no RUN_ID given (see s1ctl bench list)");
+    _cleanup_pgconn_ PGconn *c = NULL;
+    if ((rc = s1ctl_connect(a.db, &c))) return rc;
+    s1_err err = {{0}};
+    _cleanup_pgresult_ PGresult *run = s1_bench_run_get(c, a.run_id, NULL, &err);
+    if (!run) return s1ctl_fail(S1CTL_EXIT_DB, "%s", err.msg);
+    if (PQntuples(run) == 0)
+        return s1ctl_fail(S1CTL_EXIT_NOT_FOUND,
+                          "run %lld: no such benchmark run (see s1ctl bench list)", a.run_id);
+    s1_bench_regraded g;
+    if (s1_bench_regrade(c, a.run_id, &g, &err)) return s1ctl_fail(S1CTL_EXIT_DB, "%s", err.msg);
+    if (a.json)
+        return s1ctl_print_json(json_pack("{s:I,s:I,s:I,s:I}", "run", (json_int_t)a.run_id,
+                                          "results", (json_int_t)g.results, "correct",
+                                          (json_int_t)g.correct, "changed", (json_int_t)g.changed));
+    printf("run %lld: %lld results regraded, %lld correct, %lld changed\n", a.run_id, g.results,
+           g.correct, g.changed);
+    return S1CTL_EXIT_OK;
 }
 
 static const char bench_help[] =
@@ -682,7 +848,9 @@ static const char bench_help[] =
     "Benchmark runs: a suite at a ladder of thinking budgets.\n"
     "  run SUITE --budgets N,N,...   queue a ladder job per problem (--separate: per budget)\n"
     "  report [RUN_ID | --suite S]   accuracy against thinking tokens, and a plot\n"
-    "  list                          runs with their progress\n";
+    "  list                          runs with their progress\n"
+    "  regrade RUN_ID                grade every result again with this grader\n"
+    "  compare RUN_A RUN_B           per-budget differences with a paired test\n";
 
 int s1ctl_bench(int argc, char **argv)
 {
@@ -690,6 +858,8 @@ int s1ctl_bench(int argc, char **argv)
         {"run", "bench run", s1ctl_bench_run},
         {"report", "bench report", s1ctl_bench_report},
         {"list", "bench list", s1ctl_bench_list},
+        {"regrade", "bench regrade", s1ctl_bench_regrade},
+        {"compare", "bench compare", s1ctl_bench_compare},
     };
     return s1ctl_subcommand("bench", subs, sizeof subs / sizeof *subs, bench_help, argc, argv);
 }

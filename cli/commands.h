@@ -42,6 +42,9 @@ int s1ctl_bench(int argc, char **argv);
 int s1ctl_bench_run(int argc, char **argv);
 int s1ctl_bench_report(int argc, char **argv);
 int s1ctl_bench_list(int argc, char **argv);
+int s1ctl_bench_regrade(int argc, char **argv);
+int s1ctl_bench_compare(int argc, char **argv);
+int s1ctl_export(int argc, char **argv);
 
 /* A subcommand of a command group: its word, the name messages use ("suite
  * import") and its entry point. */
@@ -71,10 +74,20 @@ s1ctl_deadline s1ctl_deadline_in(double timeout);
  * not and returns -1. */
 int s1ctl_parse_timeout(const char *s, double *out);
 
-/* Follows job id until it ends (progress bar on a terminal, lines otherwise,
- * one JSON object with json); 0 when it succeeded, 1 when it failed or was
- * cancelled, 7 when the deadline passed first (a last line or object says in
- * which state). Shared by `wait` and `submit --wait`. */
-int s1ctl_wait_job(PGconn *c, long long id, int json, const s1ctl_deadline *deadline);
+/* How `wait` and `submit --wait` show progress: JSON at the end; only the
+ * last lines; progress lines (not on a terminal) at most every interval s. */
+typedef struct {
+    int json, quiet;
+    double interval;
+} s1ctl_wait_opts;
+
+#define S1CTL_WAIT_INTERVAL 10.0
+
+/* Follows the jobs until they end (bars redrawn on a terminal, lines
+ * otherwise, JSON at the end with json); 0 when all succeeded, 1 when one
+ * failed or was cancelled, 7 when the deadline passed first (a last line or
+ * object says in which state). Shared by `wait` and `submit --wait`. */
+int s1ctl_wait_jobs(PGconn *c, const long long *ids, int n, const s1ctl_wait_opts *o,
+                    const s1ctl_deadline *deadline);
 
 #endif

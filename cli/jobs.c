@@ -150,14 +150,21 @@ static void print_sample(const PGresult *r, int row, int trace)
                         : *col(r, row, "grade") == 't' ? "correct"
                                                        : "wrong";
     const char *budget = col(r, row, "budget");
-    printf("sample %s, budget %s, ignore-stop %s: answer %s (%s); thinking %s, forced %s, "
-           "answer %s tokens, %s waits, forced end %s, stop %s\n",
-           col(r, row, "sample"), *budget ? budget : "none", col(r, row, "ignore_stop"),
-           col(r, row, "extracted_answer"), grade, col(r, row, "thinking_tokens"),
-           col(r, row, "forced_tokens"), col(r, row, "answer_tokens"), col(r, row, "waits"),
-           forced_end(r, row), col(r, row, "stop_reason"));
-    if (trace) printf("--- trace\n%s\n", col(r, row, "trace"));
-    printf("--- answer\n%s\n", col(r, row, "answer"));
+    printf("sample %s, budget %s, ignore-stop %s: answer ", col(r, row, "sample"),
+           *budget ? budget : "none", col(r, row, "ignore_stop"));
+    s1ctl_print_text(col(r, row, "extracted_answer"));
+    printf(" (%s); thinking %s, forced %s, answer %s tokens, %s waits, forced end %s, stop %s\n",
+           grade, col(r, row, "thinking_tokens"), col(r, row, "forced_tokens"),
+           col(r, row, "answer_tokens"), col(r, row, "waits"), forced_end(r, row),
+           col(r, row, "stop_reason"));
+    if (trace) {
+        printf("--- trace\n");
+        s1ctl_print_text(col(r, row, "trace"));
+        printf("\n");
+    }
+    printf("--- answer\n");
+    s1ctl_print_text(col(r, row, "answer"));
+    printf("\n");
 }
 
 typedef struct {

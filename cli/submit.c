@@ -197,17 +197,13 @@ static void print_ids(char **files, int n, const long long *ids, int json)
     s1ctl_print_json(a);
 }
 
-/* Waits for each job in turn, all under one --timeout; the highest exit code
+/* Follows every job at once, all under one --timeout; the highest exit code
  * wins (7 when a job was left unfinished, else 1 when any did not succeed). */
 static int wait_all(PGconn *c, const long long *ids, int n, int json, double timeout)
 {
-    int worst = S1CTL_EXIT_OK;
     s1ctl_deadline deadline = s1ctl_deadline_in(timeout);
-    for (int i = 0; i < n; i++) {
-        int rc = s1ctl_wait_job(c, ids[i], json, &deadline);
-        if (rc > worst) worst = rc;
-    }
-    return worst;
+    s1ctl_wait_opts o = {.json = json, .interval = S1CTL_WAIT_INTERVAL};
+    return s1ctl_wait_jobs(c, ids, n, &o, &deadline);
 }
 
 static void free_texts(char **texts, int n)
@@ -233,6 +229,7 @@ int s1ctl_submit(int argc, char **argv)
              !(rc = insert_all(c, &a, argv + optind, texts, n, ids))) {
         /* With --wait --json the waits print one object per job instead. */
         if (!(a.wait && a.json)) print_ids(argv + optind, n, ids, a.json);
+        s1ctl_warn_unserved(c, a.job.queue ? a.job.queue : "default", a.job.model);
         if (a.wait) rc = wait_all(c, ids, n, a.json, a.timeout);
     }
     if (texts) free_texts(texts, n);

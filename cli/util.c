@@ -72,29 +72,13 @@ static int by_value(const void *a, const void *b)
 
 int s1ctl_parse_list(const char *flag, const char *list, int min, int max_n, int *out, int *n)
 {
-    if (!*list) {
-        s1ctl_fail(S1CTL_EXIT_USAGE, "%s: the list is empty", flag);
+    long long v[S1CTL_MAX_LIST];
+    int k;
+    if (s1ctl_parse_int_list(flag, list, min, INT32_MAX, v,
+                             max_n < S1CTL_MAX_LIST ? max_n : S1CTL_MAX_LIST, &k) < 0)
         return -1;
-    }
-    int k = 0;
-    /* Item by item rather than strtok, which would skip the empty item of a
-     * "512,,1024" typo instead of refusing it. */
-    for (const char *item = list;;) {
-        const char *comma = strchr(item, ',');
-        size_t len = comma ? (size_t)(comma - item) : strlen(item);
-        char word[32];
-        long long v;
-        if (k == max_n) {
-            s1ctl_fail(S1CTL_EXIT_USAGE, "%s: more than %d values", flag, max_n);
-            return -1;
-        }
-        /* A word too long for any int is cut, and still refused as too large. */
-        snprintf(word, sizeof word, "%.*s", (int)len, item);
-        if (s1ctl_parse_int(flag, word, min, INT32_MAX, &v) < 0) return -1;
-        out[k++] = (int)v;
-        if (!comma) break;
-        item = comma + 1;
-    }
+    for (int i = 0; i < k; i++)
+        out[i] = (int)v[i];
     qsort(out, (size_t)k, sizeof *out, by_value);
     int m = 0;
     for (int i = 0; i < k; i++)
@@ -296,7 +280,33 @@ void s1ctl_print_record(const PGresult *r, int row)
 {
     for (int i = 0; i < PQnfields(r); i++) {
         if (PQgetisnull(r, row, i)) continue;
-        printf("%-18s %s\n", PQfname(r, i), PQgetvalue(r, row, i));
+        printf("%-18s ", PQfname(r, i));
+        s1ctl_print_text(PQgetvalue(r, row, i));
+        putchar('\n');
+    }
+}
+
+/* The length of the control character at s (C0 but line break and tab, DEL,
+ * or a two-byte C1 such as U+009B, which terminals read as ESC '['), or 0.
+ * Model text printed raw could move the cursor, recolour or retitle the
+ * terminal, or worse. */
+static size_t control_at(const char *s)
+{
+    unsigned char c = (unsigned char)*s;
+    if ((c < 0x20 && c != '\n' && c != '\t') || c == 0x7f) return 1;
+    return c == 0xc2 && (unsigned char)s[1] >= 0x80 && (unsigned char)s[1] <= 0x9f ? 2 : 0;
+}
+
+void s1ctl_print_text(const char *s)
+{
+    for (; *s; s++) {
+        size_t n = control_at(s);
+        if (!n) {
+            putchar(*s);
+            continue;
+        }
+        printf(n == 1 ? "\\x%02x" : "\\u%04x", n == 1 ? (unsigned char)*s : (unsigned char)s[1]);
+        s += n - 1;
     }
 }
 
@@ -321,14 +331,18 @@ static size_t cell(const char *v, char *buf)
         while (n > 0 && ((unsigned char)v[n] & 0xC0) == 0x80)
             n--;
     }
-    for (size_t i = 0; i < n; i++)
-        buf[i] = (v[i] == '\n' || v[i] == '\t') ? ' ' : v[i];
-    buf[n] = '\0';
-    if (n < strlen(v)) {
-        memcpy(buf + n, "...", 4);
-        n += 3;
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++, o++) {
+        size_t ctl = control_at(v + i);
+        buf[o] = ctl ? '?' : (v[i] == '\n' || v[i] == '\t') ? ' ' : v[i];
+        if (ctl) i += ctl - 1;
     }
-    return n;
+    buf[o] = '\0';
+    if (n < strlen(v)) {
+        memcpy(buf + o, "...", 4);
+        o += 3;
+    }
+    return o;
 }
 
 void s1ctl_print_table(const PGresult *r)
@@ -351,4 +365,54 @@ void s1ctl_print_table(const PGresult *r)
             cell(PQgetvalue(r, row, i), buf);
             print_cell(buf, width[i], i + 1 == nf);
         }
+}
+
+/* Item by item rather than strtok, which would skip the empty item of a
+ * "512,,1024" typo instead of refusing it. */
+int s1ctl_parse_int_list(const char *flag, const char *list, long long min, long long max,
+                         long long *out, int cap, int *n)
+{
+    if (!*list) {
+        s1ctl_fail(S1CTL_EXIT_USAGE, "%s: the list is empty", flag);
+        return -1;
+    }
+    int k = 0;
+    for (const char *item = list;;) {
+        const char *comma = strchr(item, ',');
+        size_t len = comma ? (size_t)(comma - item) : strlen(item);
+        char word[32];
+        if (k == cap) {
+            s1ctl_fail(S1CTL_EXIT_USAGE, "%s: more than %d values", flag, cap);
+            return -1;
+        }
+        /* A word too long for any number is cut, and still refused as too large. */
+        snprintf(word, sizeof word, "%.*s", (int)len, item);
+        if (s1ctl_parse_int(flag, word, min, max, &out[k++]) < 0) return -1;
+        if (!comma) break;
+        item = comma + 1;
+    }
+    *n = k;
+    return 0;
+}
+
+/* A job no daemon serves waits for ever without a word: say so. A failed
+ * check says nothing; it is advice, not the command's work. */
+void s1ctl_warn_unserved(PGconn *c, const char *queue, const char *model)
+{
+    s1_err err = {{0}};
+    _cleanup_free_ char *live = NULL;
+    if (s1_ctl_served(c, queue, model && *model ? model : NULL, &live, &err) != 0) return;
+    char what[512];
+    if (model && *model)
+        snprintf(what, sizeof what, "queue \"%s\" with model \"%s\"", queue, model);
+    else
+        snprintf(what, sizeof what, "queue \"%s\"", queue);
+    if (*live)
+        log_warning("warning: no live s1d serves %s (live ones serve: %s); the job waits until "
+                    "one does",
+                    what, live);
+    else
+        log_warning("warning: no live s1d serves %s: none is connected to this database (start "
+                    "one, e.g. systemctl start s1d)",
+                    what);
 }

@@ -24,6 +24,7 @@ int s1ctl_parse_int(const char *flag, const char *s, long long min, long long ma
  * dropped, so a ladder is strictly increasing; at most max_n. *n gets the
  * count; -1 after printing why the list is bad. */
 int s1ctl_parse_list(const char *flag, const char *list, int min, int max_n, int *out, int *n);
+enum { S1CTL_MAX_LIST = 256 }; /* the longest sorted list s1ctl_parse_list takes */
 
 /* 0 when budget thinking tokens and the answer reserve (max_answer, else
  * the engine's default) fit the context of the models serving queue, or
@@ -37,6 +38,11 @@ int s1ctl_parse_double(const char *flag, const char *s, double min, double max, 
  * only: 1 with *out = arg, or -1 after printing "FLAG: not valid UTF-8 at
  * byte N". */
 int s1ctl_text_flag(const char *flag, const char *arg, const char **out);
+
+/* A comma-separated list of integers in [min, max], at most cap of them, in
+ * the order given: 0, or -1 after printing why (naming flag). */
+int s1ctl_parse_int_list(const char *flag, const char *list, long long min, long long max,
+                         long long *out, int cap, int *n);
 
 /* Exactly one positional job id after the flags; prints why not. 0 or the exit code. */
 int s1ctl_one_id(int argc, char **argv, long long *id);
@@ -58,6 +64,10 @@ int s1ctl_connect(const char *db, PGconn **out);
 /* Maps a store/ return code (-1, S1_CTL_NOT_FOUND, S1_CTL_REFUSED) to an exit code. */
 int s1ctl_store_exit(int rc);
 
+/* Warns on stderr when no live s1d serves queue and model (NULL or "": any),
+ * naming what the live ones serve. */
+void s1ctl_warn_unserved(PGconn *c, const char *queue, const char *model);
+
 /* A row as a JSON object, values typed after their columns (numbers,
  * booleans, json, int arrays; the rest as strings; NULL as null). */
 json_t *s1ctl_row_json(const PGresult *r, int row);
@@ -66,6 +76,10 @@ json_t *s1ctl_row_json(const PGresult *r, int row);
 int s1ctl_print_json(json_t *j);
 /* Prints the row as "column  value" lines (NULLs skipped). */
 void s1ctl_print_record(const PGresult *r, int row);
+/* Prints model or user text (a trace, an answer) to stdout with control
+ * characters shown as \\xNN or \\uNNNN, so no text can drive the terminal;
+ * line breaks and tabs stay. --json and export give the text as it is. */
+void s1ctl_print_text(const char *s);
 /* Prints the rows as an aligned table with a header; long values are cut. */
 void s1ctl_print_table(const PGresult *r);
 

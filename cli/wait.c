@@ -3,6 +3,7 @@
 #include <getopt.h>
 #include <math.h>
 #include <poll.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,183 +64,343 @@ static int ended(const s1_ctl_progress *p)
            !strcmp(p->state, "cancelled");
 }
 
-/* Redraws the terminal's progress line in place. */
-static void draw_bar(long long id, const s1_ctl_progress *p)
+/* One job being followed: what was read last, what was shown last, and the
+ * first reading of its generation, for the rate. */
+typedef struct {
+    long long id;
+    s1_ctl_progress p, shown;
+    int done;           /* its last word is said */
+    int code;           /* its exit code once done */
+    long long rate_ms;  /* when generation was first seen running, 0 before */
+    int rate_tokens;    /* tokens generated then */
+    long long shown_ms; /* when a line about it was printed last */
+    int checked;        /* whether a live daemon serves it was asked */
+} watched;
+
+/* How to show: bars redrawn on a terminal, plain lines otherwise (a change
+ * of state at once, progress at most every interval_ms), nothing but the
+ * last word with quiet, one JSON value with json. */
+typedef struct {
+    int tty, json, quiet;
+    long long interval_ms;
+    int drawn; /* bar lines on the terminal below which the cursor sits */
+} display;
+
+/* Tokens per second since the job was first seen generating; 0 until known. */
+static double rate(const watched *w)
 {
-    char bar[BAR_WIDTH + 1];
-    int filled = p->budget > 0 ? (int)((long long)p->thinking * BAR_WIDTH / p->budget) : 0;
-    if (filled > BAR_WIDTH) filled = BAR_WIDTH;
-    memset(bar, '#', (size_t)filled);
-    memset(bar + filled, '-', (size_t)(BAR_WIDTH - filled));
-    bar[BAR_WIDTH] = '\0';
-    if (p->budget > 0)
-        printf("\r\033[Kjob %lld %-9s [%s] %d/%d thinking tokens", id, p->state, bar, p->thinking,
-               p->budget);
+    long long ms = now_ms() - w->rate_ms;
+    return w->rate_ms && ms >= 500 ? (w->p.generated - w->rate_tokens) * 1000.0 / (double)ms : 0;
+}
+
+/* ", 41 tokens/s, at most 12 s of thinking left" when the rate is known. */
+static void speed_text(char *buf, size_t cap, const watched *w)
+{
+    double r = rate(w);
+    int left = w->p.budget - w->p.thinking;
+    if (r <= 0)
+        *buf = '\0';
+    else if (w->p.budget > 0 && left > 0)
+        snprintf(buf, cap, ", %.0f tokens/s, at most %.0f s of thinking left", r, left / r);
     else
-        printf("\r\033[Kjob %lld %-9s %d thinking tokens", id, p->state, p->thinking);
+        snprintf(buf, cap, ", %.0f tokens/s", r);
+}
+
+/* The thinking part: "[####------] 50/100 thinking tokens" with a budget. */
+static void progress_text(char *buf, size_t cap, const watched *w, int bar)
+{
+    const s1_ctl_progress *p = &w->p;
+    char b[BAR_WIDTH + 1] = "";
+    if (bar && p->budget > 0) {
+        int filled = (int)((long long)p->thinking * BAR_WIDTH / p->budget);
+        if (filled > BAR_WIDTH) filled = BAR_WIDTH;
+        memset(b, '#', (size_t)filled);
+        memset(b + filled, '-', (size_t)(BAR_WIDTH - filled));
+        b[BAR_WIDTH] = '\0';
+    }
+    int n = p->budget > 0 ? snprintf(buf, cap, "%s%s%s%d/%d thinking tokens", bar ? "[" : "", b,
+                                     bar ? "] " : "", p->thinking, p->budget)
+                          : snprintf(buf, cap, "%d thinking tokens", p->thinking);
+    /* Past thinking (the answer phase, or forced text) the count goes on. */
+    if (n > 0 && (size_t)n < cap && p->generated > p->thinking)
+        snprintf(buf + n, cap - (size_t)n, ", %d generated", p->generated);
+}
+
+/* A job's terminal line (no line break): its bar, or its last word. */
+static void bar_line(const watched *w)
+{
+    char prog[128], speed[96];
+    if (w->done) {
+        printf("\r\033[Kjob %lld %s%s%s", w->id, w->p.state, *w->p.error ? ": " : "", w->p.error);
+        return;
+    }
+    progress_text(prog, sizeof prog, w, 1);
+    speed_text(speed, sizeof speed, w);
+    printf("\r\033[Kjob %lld %-9s %s%s", w->id, w->p.state, prog, speed);
+}
+
+/* Redraws every job's line in place: up to the first line, then each. */
+static void draw_bars(display *d, const watched *ws, int n)
+{
+    if (d->drawn > 1) printf("\033[%dA", d->drawn - 1);
+    for (int i = 0; i < n; i++) {
+        bar_line(&ws[i]);
+        if (i + 1 < n) printf("\n");
+    }
+    d->drawn = n;
     fflush(stdout);
 }
 
-/* Plain lines (stdout is a file or a pipe): one per change. */
-static void print_line(long long id, const s1_ctl_progress *p)
+/* A plain line when the state changed, or progress did and the last line
+ * about the job is interval_ms old. */
+static void print_line(display *d, watched *w)
 {
-    if (p->budget > 0)
-        printf("job %lld: %s, %d/%d thinking tokens\n", id, p->state, p->thinking, p->budget);
+    int state_changed = strcmp(w->p.state, w->shown.state) != 0;
+    int progressed = w->p.thinking != w->shown.thinking || w->p.generated != w->shown.generated;
+    if (!state_changed && (!progressed || now_ms() - w->shown_ms < d->interval_ms)) return;
+    char prog[128], speed[96];
+    progress_text(prog, sizeof prog, w, 0);
+    speed_text(speed, sizeof speed, w);
+    printf("job %lld: %s, %s%s\n", w->id, w->p.state, prog, speed);
+    fflush(stdout);
+    w->shown = w->p;
+    w->shown_ms = now_ms();
+}
+
+/* The last word of a job as a line. */
+static void say_done(const watched *w, const s1ctl_deadline *dl)
+{
+    if (w->code == S1CTL_EXIT_TIMEOUT)
+        /* A job still queued is one no daemon took: the likely fix is to start one. */
+        printf("job %lld is still %s after %.10g s%s\n", w->id, w->p.state, dl->timeout,
+               !strcmp(w->p.state, "queued") ? " (no daemon has claimed it)" : "");
     else
-        printf("job %lld: %s, %d thinking tokens\n", id, p->state, p->thinking);
+        printf("job %lld %s%s%s\n", w->id, w->p.state, *w->p.error ? ": " : "", w->p.error);
     fflush(stdout);
 }
 
-/* Shows p unless it is what was shown last. */
-static void show(long long id, const s1_ctl_progress *p, s1_ctl_progress *last, int tty, int json)
+static json_t *job_json(const watched *w)
 {
-    if (json || (!strcmp(p->state, last->state) && p->thinking == last->thinking)) return;
-    *last = *p;
-    if (tty)
-        draw_bar(id, p);
-    else
-        print_line(id, p);
+    json_t *o = json_pack("{s:I,s:s,s:i,s:i,s:i,s:s?}", "id", (json_int_t)w->id, "state",
+                          w->p.state, "thinking", w->p.thinking, "generated", w->p.generated,
+                          "budget", w->p.budget, "error", *w->p.error ? w->p.error : NULL);
+    if (w->code == S1CTL_EXIT_TIMEOUT) json_object_set_new(o, "timed_out", json_true());
+    return o;
 }
 
-/* Whether a notification about job id is waiting in libpq's buffer (they
+/* The end of the wait: the terminal's bars with their last words (and why
+ * a job was given up on), or the JSON value (an object for one job, an array
+ * for several). The worst exit wins. */
+static int conclude(display *d, const watched *ws, int n, const s1ctl_deadline *dl)
+{
+    int worst = S1CTL_EXIT_OK;
+    for (int i = 0; i < n; i++)
+        if (ws[i].code > worst) worst = ws[i].code;
+    if (d->tty && !d->json && !d->quiet) {
+        draw_bars(d, ws, n);
+        printf("\n");
+        for (int i = 0; i < n; i++)
+            if (ws[i].code == S1CTL_EXIT_TIMEOUT) say_done(&ws[i], dl);
+    }
+    if (d->json) {
+        json_t *arr = json_array();
+        for (int i = 0; i < n; i++)
+            json_array_append_new(arr, job_json(&ws[i]));
+        json_t *out = n == 1 ? json_incref(json_array_get(arr, 0)) : json_incref(arr);
+        json_decref(arr);
+        s1ctl_print_json(out);
+    }
+    fflush(stdout);
+    return worst;
+}
+
+/* Whether a notification about one of the jobs waits in libpq's buffer (they
  * also arrive during queries); consumes all of them. */
-static int drain_notifies(PGconn *c, long long id)
+static int drain_notifies(PGconn *c, const watched *ws, int n)
 {
     PGnotify *note;
     int ours = 0;
     while ((note = PQnotifies(c))) {
-        ours |= strtoll(note->extra, NULL, 10) == id;
+        long long id = strtoll(note->extra, NULL, 10);
+        for (int i = 0; i < n; i++)
+            ours |= ws[i].id == id && !ws[i].done;
         PQfreemem(note);
     }
     return ours;
 }
 
-/* Blocks until a notification about job id arrives, POLL_MS pass or the
- * deadline does. */
-static int wait_notify(PGconn *c, long long id, const s1ctl_deadline *d, s1_err *err)
+/* Blocks until a notification about one of the jobs arrives, POLL_MS pass,
+ * a line is due (interval) or the deadline comes. */
+static int wait_notify(PGconn *c, const watched *ws, int n, long long most_ms,
+                       const s1ctl_deadline *d, s1_err *err)
 {
     struct pollfd pfd = {.fd = PQsocket(c), .events = POLLIN};
-    while (!drain_notifies(c, id)) {
-        long long left = left_ms(d);
+    while (!drain_notifies(c, ws, n)) {
+        long long left = left_ms(d), wait = most_ms;
         if (left == 0) return 0;
-        int n = poll(&pfd, 1, left > 0 && left < POLL_MS ? (int)left : POLL_MS);
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) return s1_errf(err, "waiting for job %lld: %s", id, strerror(errno));
-        if (n == 0) return 0;
-        if (!PQconsumeInput(c)) return s1_db_errf(err, c, NULL, "waiting for job %lld", id);
+        if (left > 0 && left < wait) wait = left;
+        int k = poll(&pfd, 1, (int)wait);
+        if (k < 0 && errno == EINTR) continue;
+        if (k < 0) return s1_errf(err, "waiting for jobs: %s", strerror(errno));
+        if (k == 0) return 0;
+        if (!PQconsumeInput(c)) return s1_db_errf(err, c, NULL, "waiting for jobs");
     }
     return 0;
 }
 
-/* The last word: one line, or the JSON object. */
-static int finish(long long id, const s1_ctl_progress *p, int tty, int json)
-{
-    int ok = !strcmp(p->state, "succeeded");
-    if (json) {
-        s1ctl_print_json(json_pack("{s:I,s:s,s:i,s:i,s:s?}", "id", (json_int_t)id, "state",
-                                   p->state, "thinking", p->thinking, "budget", p->budget, "error",
-                                   *p->error ? p->error : NULL));
-    } else {
-        if (tty) printf("\n");
-        printf("job %lld %s%s%s\n", id, p->state, *p->error ? ": " : "", p->error);
-    }
-    fflush(stdout);
-    return ok ? S1CTL_EXIT_OK : S1CTL_EXIT_FAILED;
-}
-
-/* The last word when the deadline passed before the job ended; the object
- * gains "timed_out": true. */
-static int give_up(long long id, const s1_ctl_progress *p, const s1ctl_deadline *d, int tty,
-                   int json)
-{
-    if (json) {
-        s1ctl_print_json(json_pack("{s:I,s:s,s:i,s:i,s:s?,s:b}", "id", (json_int_t)id, "state",
-                                   p->state, "thinking", p->thinking, "budget", p->budget, "error",
-                                   *p->error ? p->error : NULL, "timed_out", 1));
-    } else {
-        if (tty) printf("\n");
-        /* A job still queued is one no daemon took: the likely fix is to start one. */
-        printf("job %lld is still %s after %.10g s%s\n", id, p->state, d->timeout,
-               !strcmp(p->state, "queued") ? " (no daemon has claimed it)" : "");
-    }
-    fflush(stdout);
-    return S1CTL_EXIT_TIMEOUT;
-}
-
-int s1ctl_wait_job(PGconn *c, long long id, int json, const s1ctl_deadline *deadline)
+/* Reads every job not done yet; ends those that ended or, past the
+ * deadline, the rest. 0 or the exit code after printing why. */
+static int read_all(PGconn *c, display *d, watched *ws, int n, const s1ctl_deadline *dl)
 {
     s1_err err = {{0}};
-    s1_ctl_progress p, last = {{0}};
-    int tty = isatty(STDOUT_FILENO);
-    /* LISTEN before the first read, so no change after that read is missed. */
-    if (s1_ctl_listen_progress(c, &err) < 0) return s1ctl_fail(S1CTL_EXIT_DB, "%s", err.msg);
-    for (;;) {
-        int rc = s1_ctl_progress_get(c, id, &p, &err);
+    for (int i = 0; i < n; i++) {
+        watched *w = &ws[i];
+        if (w->done) continue;
+        int rc = s1_ctl_progress_get(c, w->id, &w->p, &err);
         if (rc < 0) return s1ctl_fail(s1ctl_store_exit(rc), "%s", err.msg);
-        if (ended(&p)) return finish(id, &p, tty, json);
+        if (!w->checked && !strcmp(w->p.state, "queued"))
+            s1ctl_warn_unserved(c, w->p.queue, w->p.model);
+        w->checked = 1;
+        if (!w->rate_ms && !strcmp(w->p.state, "running"))
+            w->rate_ms = now_ms(), w->rate_tokens = w->p.generated;
         /* Checked after the read, so a job that ended in time never times out. */
-        if (left_ms(deadline) == 0) return give_up(id, &p, deadline, tty, json);
-        show(id, &p, &last, tty, json);
-        if (wait_notify(c, id, deadline, &err) < 0) return s1ctl_fail(S1CTL_EXIT_DB, "%s", err.msg);
+        if (ended(&w->p) || left_ms(dl) == 0) {
+            w->done = 1;
+            w->code = !ended(&w->p)                      ? S1CTL_EXIT_TIMEOUT
+                      : !strcmp(w->p.state, "succeeded") ? S1CTL_EXIT_OK
+                                                         : S1CTL_EXIT_FAILED;
+            if (!d->json && (!d->tty || d->quiet)) say_done(w, dl);
+        } else if (!d->tty && !d->quiet && !d->json) {
+            print_line(d, w);
+        }
     }
+    return 0;
 }
 
+int s1ctl_wait_jobs(PGconn *c, const long long *ids, int n, const s1ctl_wait_opts *o,
+                    const s1ctl_deadline *deadline)
+{
+    watched *ws = calloc((size_t)n, sizeof *ws);
+    if (!ws) return s1ctl_fail(S1CTL_EXIT_FAILED, "out of memory");
+    display d = {.tty = isatty(STDOUT_FILENO),
+                 .json = o->json,
+                 .quiet = o->quiet,
+                 .interval_ms = (long long)(o->interval * 1000)};
+    for (int i = 0; i < n; i++)
+        ws[i].id = ids[i];
+    s1_err err = {{0}};
+    int rc = 0, left = n;
+    /* LISTEN before the first read, so no change after that read is missed. */
+    if (s1_ctl_listen_progress(c, &err) < 0) rc = s1ctl_fail(S1CTL_EXIT_DB, "%s", err.msg);
+    while (!rc && left > 0) {
+        if ((rc = read_all(c, &d, ws, n, deadline))) break;
+        left = 0;
+        for (int i = 0; i < n; i++)
+            left += !ws[i].done;
+        if (!left) break;
+        if (d.tty && !d.json && !d.quiet) draw_bars(&d, ws, n);
+        long long most =
+            d.tty || !d.interval_ms || d.interval_ms > POLL_MS ? POLL_MS : d.interval_ms;
+        if (wait_notify(c, ws, n, most, deadline, &err) < 0)
+            rc = s1ctl_fail(S1CTL_EXIT_DB, "%s", err.msg);
+    }
+    if (!rc) rc = conclude(&d, ws, n, deadline);
+    free(ws);
+    return rc;
+}
+
+/* The most jobs one wait follows. */
+enum { MAX_WAIT = 64 };
+
 static const char wait_usage[] =
-    "Usage: s1ctl wait [--timeout SECONDS] [--json] [--db CONNINFO] ID\n"
-    "Follows job ID until it ends: a progress bar of thinking tokens against the budget\n"
-    "on a terminal, a line per change otherwise. Exit 0 when it succeeded, 1 when it\n"
-    "failed or was cancelled, 7 when --timeout passed first.\n\n"
+    "Usage: s1ctl wait [--timeout SECONDS] [--quiet] [--interval SECONDS] [--json]\n"
+    "                  [--db CONNINFO] ID...\n"
+    "Follows jobs until they end. On a terminal: a line per job redrawn in place,\n"
+    "with a bar of thinking tokens against the budget, the tokens generated past\n"
+    "thinking (forced text and answer), tokens/s and an upper bound on the thinking\n"
+    "time left. Otherwise: a line at each change of state and at most one progress\n"
+    "line per --interval, then a last line per job. Exit 0 when every job succeeded,\n"
+    "1 when one failed or was cancelled, 7 when --timeout passed first.\n\n"
     "  --timeout SECONDS   give up after SECONDS (a positive number; default: never),\n"
-    "                      printing the state the job is still in\n"
-    "  --json              print one JSON object when the job ends or the wait times out\n"
+    "                      printing the state each unfinished job is still in\n"
+    "  --quiet             only the last line of each job\n"
+    "  --interval SECONDS  progress lines when not on a terminal at most this often\n"
+    "                      (default 10; 0: at every change)\n"
+    "  --json              print JSON when the jobs end or the wait times out: an\n"
+    "                      object for one job, an array for several\n"
     "  --db CONNINFO       database (default $DATABASE_URL, then libpq's PG* variables)\n"
     "  --help              this text\n";
 
-/* The flags and the job id; 0, -1 after --help, or the exit code after
+typedef struct {
+    const char *db;
+    double timeout;
+    s1ctl_wait_opts o;
+    long long ids[MAX_WAIT];
+    int n;
+} wait_args;
+
+/* One flag; 0, -1 after --help, or the exit code after printing why. */
+static int wait_flag(int o, char **argv, wait_args *a)
+{
+    switch (o) {
+    case 't':
+        return s1ctl_parse_timeout(optarg, &a->timeout) < 0 ? S1CTL_EXIT_USAGE : 0;
+    case 'i':
+        return s1ctl_parse_double("--interval", optarg, 0, 86400, &a->o.interval) < 0
+                   ? S1CTL_EXIT_USAGE
+                   : 0;
+    case 'q':
+        a->o.quiet = 1;
+        return 0;
+    case 'd':
+        a->db = optarg;
+        return 0;
+    case 'j':
+        a->o.json = 1;
+        return 0;
+    case 'h':
+        fputs(wait_usage, stdout);
+        return -1;
+    default:
+        return s1ctl_bad_flag(argv, o);
+    }
+}
+
+/* The flags and the job ids; 0, -1 after --help, or the exit code after
  * printing why. */
-static int parse_args(int argc, char **argv, const char **db, int *json, double *timeout,
-                      long long *id)
+static int parse_args(int argc, char **argv, wait_args *a)
 {
     static const struct option options[] = {
         {"timeout", required_argument, NULL, 't'},
+        {"interval", required_argument, NULL, 'i'},
+        {"quiet", no_argument, NULL, 'q'},
         {"db", required_argument, NULL, 'd'},
         {"json", no_argument, NULL, 'j'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    int o;
-    while ((o = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
-        switch (o) {
-        case 't':
-            if (s1ctl_parse_timeout(optarg, timeout) < 0) return S1CTL_EXIT_USAGE;
-            break;
-        case 'd':
-            *db = optarg;
-            break;
-        case 'j':
-            *json = 1;
-            break;
-        case 'h':
-            fputs(wait_usage, stdout);
-            return -1;
-        default:
-            return s1ctl_bad_flag(argv, o);
-        }
-    }
-    return s1ctl_one_id(argc, argv, id);
+    int o, rc;
+    while ((o = getopt_long(argc, argv, ":h", options, NULL)) != -1)
+        if ((rc = wait_flag(o, argv, a))) return rc;
+    if (optind == argc)
+        return s1ctl_fail(S1CTL_EXIT_USAGE, "no job id given (see s1ctl wait --help)");
+    if (argc - optind > MAX_WAIT)
+        return s1ctl_fail(S1CTL_EXIT_USAGE, "more than %d job ids; wait for them in groups",
+                          MAX_WAIT);
+    for (; optind < argc; optind++)
+        if (s1ctl_parse_int("job id", argv[optind], 1, INT64_MAX, &a->ids[a->n++]) < 0)
+            return S1CTL_EXIT_USAGE;
+    return 0;
 }
 
 int s1ctl_wait(int argc, char **argv)
 {
-    const char *db = NULL;
-    int json = 0;
-    double timeout = 0;
-    long long id;
-    int rc = parse_args(argc, argv, &db, &json, &timeout, &id);
+    wait_args a = {.o = {.interval = S1CTL_WAIT_INTERVAL}};
+    int rc = parse_args(argc, argv, &a);
     if (rc) return rc < 0 ? S1CTL_EXIT_OK : rc;
     _cleanup_pgconn_ PGconn *c = NULL;
-    if ((rc = s1ctl_connect(db, &c))) return rc;
+    if ((rc = s1ctl_connect(a.db, &c))) return rc;
     /* The clock starts once connected: --timeout bounds the wait, not the connect. */
-    s1ctl_deadline deadline = s1ctl_deadline_in(timeout);
-    return s1ctl_wait_job(c, id, json, &deadline);
+    s1ctl_deadline deadline = s1ctl_deadline_in(a.timeout);
+    return s1ctl_wait_jobs(c, a.ids, a.n, &a.o, &deadline);
 }

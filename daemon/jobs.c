@@ -304,22 +304,17 @@ void s1d_jobs_stop_claiming(s1d_jobs *t)
 /* ---- engine events ------------------------------------------------------------ */
 
 /* The final answer of run i (a sample at a rung) and its grade when the job
- * has a reference (no answer found grades false). Extraction trouble is
- * logged, not fatal. */
+ * has a reference (store/answer.h's one rule, as `bench regrade` applies
+ * it). Extraction trouble is logged, not fatal. */
 static void grade_run(s1d_job *j, int i)
 {
     const s1_result *r = j->results[i];
     s1_err err = {0};
-    j->grade[i] = -1;
-    if (r->answer && s1_answer_extract(r->answer, &j->extracted[i], &err) < 0)
-        log_warning("job %" PRId64 " sample %d rung %d: %s", j->row.id, r->sample, r->rung,
-                    err.msg);
-    if (!j->row.reference) return;
-    int g = j->extracted[i] ? s1_answer_grade(j->extracted[i], j->row.reference, &err) : 0;
-    if (g < 0)
+    int grade;
+    if (s1_answer_judge(r->answer, j->row.reference, &j->extracted[i], &grade, &err) < 0)
         log_warning("job %" PRId64 " sample %d rung %d: grading: %s", j->row.id, r->sample, r->rung,
                     err.msg);
-    j->grade[i] = (signed char)(g > 0);
+    j->grade[i] = (signed char)(j->row.reference ? grade > 0 : -1);
 }
 
 /* A result lands in the slot of its sample and rung; one the job has no

@@ -2,6 +2,7 @@
 
 #include <ctype.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -334,7 +335,8 @@ static int parse_number(const char *s, double *v)
     return 1;
 }
 
-int s1_answer_grade(const char *answer, const char *reference, s1_err *err)
+/* 1 when a and r are equal after normalization or as numbers. */
+static int same_answer(const char *answer, const char *reference, s1_err *err)
 {
     _cleanup_free_ char *a = NULL, *r = NULL;
     if (s1_answer_normalize(answer, &a, err) < 0 || s1_answer_normalize(reference, &r, err) < 0)
@@ -344,4 +346,130 @@ int s1_answer_grade(const char *answer, const char *reference, s1_err *err)
     double x, y;
     if (!parse_number(a, &x) || !parse_number(r, &y)) return 0;
     return fabs(x - y) <= 1e-9 * fmax(1.0, fmax(fabs(x), fabs(y)));
+}
+
+/* n without trailing blanks and periods. */
+static size_t trim_end(const char *s, size_t n)
+{
+    while (n && (isspace((unsigned char)s[n - 1]) || s[n - 1] == '.'))
+        n--;
+    return n;
+}
+
+/* Index of the '{' that the '}' at s[close] closes, or SIZE_MAX. */
+static size_t open_brace(const char *s, size_t close)
+{
+    int depth = 0;
+    for (size_t i = close + 1; i-- > 0;) {
+        if (s[i] == '}') depth++;
+        if (s[i] == '{' && --depth == 0) return i;
+    }
+    return SIZE_MAX;
+}
+
+/* A unit's words: letters, blanks and periods, at least one letter. */
+static int is_unit_text(const char *s, size_t n)
+{
+    int letters = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (is_letter(s[i]))
+            letters++;
+        else if (!isspace((unsigned char)s[i]) && s[i] != '.')
+            return 0;
+    }
+    return letters > 0;
+}
+
+/* The length of s[0..n) without a unit at its end: a wrapper of words
+ * ("\text{ minutes}", "\mbox{cm}^2") or words after a blank ("12 apples").
+ * n when there is none. */
+static size_t unit_start(const char *s, size_t n)
+{
+    static const char *const powers[] = {"^2", "^3", "^{2}", "^{3}"};
+    for (int i = 0; i < 4; i++) {
+        size_t k = strlen(powers[i]);
+        if (n > k && !strncmp(s + n - k, powers[i], k)) {
+            n -= k;
+            break;
+        }
+    }
+    if (n && s[n - 1] == '}') {
+        size_t open = open_brace(s, n - 1);
+        for (size_t w = 0; open != SIZE_MAX && w < sizeof wrappers / sizeof *wrappers; w++) {
+            size_t k = strlen(wrappers[w]) - 1; /* the name, without its '{' */
+            if (open >= k && !strncmp(s + open - k, wrappers[w], k) &&
+                is_unit_text(s + open + 1, n - open - 2))
+                return open - k;
+        }
+        return SIZE_MAX;
+    }
+    size_t start = n;
+    while (start && (is_letter(s[start - 1]) || s[start - 1] == ' '))
+        start--;
+    return start < n && start && isspace((unsigned char)s[start]) ? start : SIZE_MAX;
+}
+
+/* The number a unit follows ("204 \text{ minutes}" -> "204"), malloc'ed;
+ * NULL when answer is not a number with a unit. */
+static char *number_before_unit(const char *answer)
+{
+    size_t n = trim_end(answer, strlen(answer));
+    size_t cut = unit_start(answer, n);
+    if (cut == SIZE_MAX || cut == 0) return NULL;
+    char *number = dup_trimmed(answer, cut);
+    _cleanup_free_ char *norm = NULL;
+    s1_err ignored = {{0}};
+    double v;
+    if (number && s1_answer_normalize(number, &norm, &ignored) == 0 && parse_number(norm, &v))
+        return number;
+    free(number);
+    return NULL;
+}
+
+int s1_answer_grade(const char *answer, const char *reference, s1_err *err)
+{
+    int rc = same_answer(answer, reference, err);
+    if (rc) return rc;
+    /* A unit on either side is not part of a numeric answer. */
+    _cleanup_free_ char *a = number_before_unit(answer), *r = number_before_unit(reference);
+    if (a && (rc = same_answer(a, reference, err))) return rc;
+    if (r && (rc = same_answer(answer, r, err))) return rc;
+    return a && r ? same_answer(a, r, err) : 0;
+}
+
+int s1_answer_judge(const char *text, const char *reference, char **extracted, int *grade,
+                    s1_err *err)
+{
+    *extracted = NULL;
+    *grade = -1;
+    if (text && s1_answer_extract(text, extracted, err) < 0) return -1;
+    if (!reference) return 0;
+    int g = *extracted ? s1_answer_grade(*extracted, reference, err) : 0;
+    if (g < 0) return -1;
+    *grade = g;
+    return 0;
+}
+
+/* Each answer joins the group of the first earlier answer it grades equal
+ * to; groups are named by that first member. Quadratic in n, which is a
+ * problem's samples (at most 1024). */
+int s1_answer_vote(const char *const *answers, int n, int *winner, int *votes, s1_err *err)
+{
+    _cleanup_free_ int *count = calloc((size_t)(n > 0 ? n : 1), sizeof *count);
+    if (!count) return s1_errf(err, "answer: out of memory voting over %d samples", n);
+    *winner = -1, *votes = 0;
+    for (int i = 0; i < n; i++) {
+        if (!answers[i]) continue;
+        int group = i;
+        for (int g = 0; g < i && group == i; g++) {
+            if (!count[g]) continue;
+            int eq = s1_answer_grade(answers[i], answers[g], err);
+            if (eq < 0) return -1;
+            if (eq) group = g;
+        }
+        count[group]++;
+        if (count[group] > *votes || (count[group] == *votes && group < *winner))
+            *winner = group, *votes = count[group];
+    }
+    return 0;
 }

@@ -1,10 +1,13 @@
 #include "bench.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "answer.h"
+#include "cleanup.h"
 #include "ctl.h"
 #include "db.h"
 
@@ -194,6 +197,9 @@ int s1_bench_run_create(PGconn *c, const s1_bench_run_spec *s, long long *run_id
 /* The latest run matching the filters (NULL = any): by id, by suite, or the
  * newest of all. Progress counts jobs; Control is over every sample of the
  * run with thinking tokens, the paper's share of budgets respected. */
+/* "The latest run" is the latest complete one (nothing pending, something
+ * succeeded): a run still going or cancelled whole is picked only when no
+ * run is complete. */
 static const char SQL_RUN_GET[] =
     "SELECT b.id, s.name AS suite, b.model, b.budgets, b.samples, b.policy, b.sampling, b.note,"
     "       b.created_at, t.jobs, t.succeeded, t.failed, t.pending, t.control"
@@ -208,7 +214,7 @@ static const char SQL_RUN_GET[] =
     "     FROM s1.jobs j LEFT JOIN s1.results r ON r.job_id = j.id"
     "    WHERE j.bench_run_id = b.id) t"
     " WHERE ($1::bigint IS NULL OR b.id = $1::bigint) AND ($2::text IS NULL OR s.name = $2)"
-    " ORDER BY b.id DESC LIMIT 1";
+    " ORDER BY (t.pending = 0 AND t.succeeded > 0) DESC, b.id DESC LIMIT 1";
 
 PGresult *s1_bench_run_get(PGconn *c, long long run_id, const char *suite, s1_err *err)
 {
@@ -221,12 +227,13 @@ PGresult *s1_bench_run_get(PGconn *c, long long run_id, const char *suite, s1_er
 /* Runs with their progress by job state; NULL suite = every suite. */
 static const char SQL_RUN_LIST[] =
     "SELECT b.id, s.name AS suite, b.model, b.budgets, b.samples, t.jobs, t.succeeded,"
-    "       t.failed, t.pending, b.created_at, b.note"
+    "       t.failed, t.cancelled, t.pending, b.created_at, b.note"
     "  FROM s1.bench_runs b JOIN s1.suites s ON s.id = b.suite_id"
     " CROSS JOIN LATERAL ("
     "   SELECT count(*) AS jobs,"
     "          count(*) FILTER (WHERE j.state = 'succeeded') AS succeeded,"
-    "          count(*) FILTER (WHERE j.state IN ('failed', 'cancelled')) AS failed,"
+    "          count(*) FILTER (WHERE j.state = 'failed') AS failed,"
+    "          count(*) FILTER (WHERE j.state = 'cancelled') AS cancelled,"
     "          count(*) FILTER (WHERE j.state IN ('queued', 'running')) AS pending"
     "     FROM s1.jobs j WHERE j.bench_run_id = b.id) t"
     " WHERE ($1::text IS NULL OR s.name = $1)"
@@ -258,12 +265,19 @@ static const char SQL_RUN_CURVE[] =
     " WHERE b.id = $1"
     " ORDER BY u.budget";
 
-PGresult *s1_bench_run_curve(PGconn *c, long long run_id, s1_err *err)
+/* Runs a statement whose one parameter is the run. */
+static PGresult *exec_run(PGconn *c, const char *what, const char *sql, long long run_id,
+                          s1_err *err)
 {
     char rid[24];
     ll_param(rid, sizeof rid, run_id);
     const char *params[] = {rid};
-    return s1_db_exec(c, "reading the run's scaling curve", SQL_RUN_CURVE, 1, params, err);
+    return s1_db_exec(c, what, sql, 1, params, err);
+}
+
+PGresult *s1_bench_run_curve(PGconn *c, long long run_id, s1_err *err)
+{
+    return exec_run(c, "reading the run's scaling curve", SQL_RUN_CURVE, run_id, err);
 }
 
 /* Below this many thinking tokens apart, two budgets spent the same and
@@ -289,6 +303,20 @@ int s1_bench_scaling(const s1_bench_point *pts, int n, double *out)
     return 1;
 }
 
+void s1_bench_wilson(double p, long n, double *lo, double *hi)
+{
+    const double z = 1.959964; /* the normal quantile of 97.5% */
+    if (n <= 0) {
+        *lo = 0, *hi = 1;
+        return;
+    }
+    double z2n = z * z / (double)n;
+    double center = (p + z2n / 2) / (1 + z2n);
+    double half = z * sqrt(p * (1 - p) / (double)n + z2n / (4 * (double)n)) / (1 + z2n);
+    *lo = fmax(0, center - half);
+    *hi = fmin(1, center + half);
+}
+
 int s1_bench_performance(const s1_bench_point *pts, int n, double *out)
 {
     int found = 0;
@@ -298,4 +326,157 @@ int s1_bench_performance(const s1_bench_point *pts, int n, double *out)
             found = 1;
         }
     return found;
+}
+
+/* ---- samples, votes ---- */
+
+static const char SQL_RUN_SAMPLES[] =
+    "SELECT (j.policy ->> 'max_think')::int AS budget, j.suite_problem_id AS problem, r.sample,"
+    "       r.extracted_answer, r.grade"
+    "  FROM s1.jobs j JOIN s1.results r ON r.job_id = j.id"
+    " WHERE j.bench_run_id = $1"
+    " ORDER BY 1, 2, r.sample";
+
+PGresult *s1_bench_run_samples(PGconn *c, long long run_id, s1_err *err)
+{
+    return exec_run(c, "reading the run's samples", SQL_RUN_SAMPLES, run_id, err);
+}
+
+/* As a product, so no binomial coefficient overflows: C(n-c,k)/C(n,k) =
+ * prod over i in (n-c, n] of (1 - k/i). */
+double s1_bench_pass_at_k(int n, int c, int k)
+{
+    if (n - c < k) return 1.0;
+    double miss = 1.0;
+    for (int i = n - c + 1; i <= n; i++)
+        miss *= 1.0 - (double)k / i;
+    return 1.0 - miss;
+}
+
+/* ---- comparing two runs ---- */
+
+static const char SQL_PAIRED[] =
+    "WITH acc AS ("
+    "  SELECT j.bench_run_id AS run, (j.policy ->> 'max_think')::int AS budget,"
+    "         j.suite_problem_id AS problem, avg(r.grade::int) AS accuracy"
+    "    FROM s1.jobs j JOIN s1.results r ON r.job_id = j.id"
+    "   WHERE j.bench_run_id IN ($1, $2) AND r.grade IS NOT NULL"
+    "   GROUP BY 1, 2, 3)"
+    " SELECT a.budget, a.problem, a.accuracy AS a, b.accuracy AS b"
+    "   FROM acc a JOIN acc b ON b.budget = a.budget AND b.problem = a.problem"
+    "  WHERE a.run = $1 AND b.run = $2"
+    "  ORDER BY 1, 2";
+
+PGresult *s1_bench_paired(PGconn *c, long long run_a, long long run_b, s1_err *err)
+{
+    char a[24], b[24];
+    ll_param(a, sizeof a, run_a);
+    ll_param(b, sizeof b, run_b);
+    const char *params[] = {a, b};
+    return s1_db_exec(c, "pairing the runs' problems", SQL_PAIRED, 2, params, err);
+}
+
+enum { DRAWS = 10000 };
+
+/* xorshift64*: a fixed, portable stream, so a comparison prints the same
+ * figures on every machine and every run. */
+static uint64_t next_random(uint64_t *s)
+{
+    *s ^= *s >> 12;
+    *s ^= *s << 25;
+    *s ^= *s >> 27;
+    return *s * 2685821657736338717ULL;
+}
+
+static int by_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+void s1_bench_compare(const double *d, int n, s1_bench_paired_test *out)
+{
+    *out = (s1_bench_paired_test){.p = 1};
+    if (n <= 0) return;
+    double sum = 0;
+    for (int i = 0; i < n; i++)
+        sum += d[i];
+    out->mean = sum / n;
+    out->lo = out->hi = out->mean;
+    double *means = malloc(DRAWS * sizeof *means);
+    if (!means) return; /* no interval and p = 1: nothing claimed */
+    uint64_t seed = 0x5131d5eedULL;
+    int extreme = 0;
+    for (int k = 0; k < DRAWS; k++) {
+        double boot = 0, flip = 0;
+        for (int i = 0; i < n; i++) {
+            boot += d[next_random(&seed) % (uint64_t)n];
+            flip += next_random(&seed) >> 63 ? d[i] : -d[i];
+        }
+        means[k] = boot / n;
+        extreme += fabs(flip) >= fabs(sum) - 1e-12;
+    }
+    qsort(means, DRAWS, sizeof *means, by_double);
+    out->lo = means[(int)(0.025 * DRAWS)];
+    out->hi = means[(int)(0.975 * DRAWS) - 1];
+    out->p = (extreme + 1.0) / (DRAWS + 1.0);
+    free(means);
+}
+
+/* ---- regrading ---- */
+
+/* Every result of a run with what grading reads and what it wrote. */
+static const char SQL_RUN_RESULTS[] =
+    "SELECT r.id, r.answer, j.reference_answer, r.extracted_answer, r.grade"
+    "  FROM s1.results r JOIN s1.jobs j ON j.id = r.job_id"
+    " WHERE j.bench_run_id = $1 ORDER BY r.id";
+
+/* Only the two columns the grader owns; the row is the one read above. */
+static const char SQL_REGRADE[] =
+    "UPDATE s1.results SET extracted_answer = $2, grade = $3::boolean WHERE id = $1";
+
+/* 1 when the stored extracted answer and grade differ from the new ones. */
+static int grade_changed(const PGresult *r, int row, const char *extracted, int grade)
+{
+    const char *old_grade = PQgetisnull(r, row, 4) ? NULL : PQgetvalue(r, row, 4);
+    const char *new_grade = grade < 0 ? NULL : grade ? "t" : "f";
+    int same_answer = PQgetisnull(r, row, 3)
+                          ? !extracted
+                          : extracted && !strcmp(PQgetvalue(r, row, 3), extracted);
+    int same_grade = old_grade ? new_grade && !strcmp(old_grade, new_grade) : !new_grade;
+    return !same_answer || !same_grade;
+}
+
+static int regrade_row(PGconn *c, const PGresult *r, int row, s1_bench_regraded *out, s1_err *err)
+{
+    const char *text = PQgetisnull(r, row, 1) ? NULL : PQgetvalue(r, row, 1);
+    const char *ref = PQgetisnull(r, row, 2) ? NULL : PQgetvalue(r, row, 2);
+    char *extracted = NULL;
+    int grade, rc = s1_answer_judge(text, ref, &extracted, &grade, err);
+    out->results++;
+    out->correct += grade > 0;
+    if (!rc && grade_changed(r, row, extracted, grade)) {
+        const char *params[] = {PQgetvalue(r, row, 0), extracted,
+                                grade < 0 ? NULL
+                                : grade   ? "true"
+                                          : "false"};
+        rc = s1_db_run(c, "regrading a result", SQL_REGRADE, 3, params, err);
+        out->changed += !rc;
+    }
+    free(extracted);
+    return rc;
+}
+
+int s1_bench_regrade(PGconn *c, long long run_id, s1_bench_regraded *out, s1_err *err)
+{
+    *out = (s1_bench_regraded){0};
+    if (s1_db_run(c, "regrading", "BEGIN", 0, NULL, err)) return -1;
+    _cleanup_pgresult_ PGresult *r =
+        exec_run(c, "reading the run's results", SQL_RUN_RESULTS, run_id, err);
+    int rc = r ? 0 : -1;
+    for (int i = 0; !rc && r && i < PQntuples(r); i++)
+        rc = regrade_row(c, r, i, out, err);
+    s1_err ignored = {{0}};
+    if (rc) return s1_db_run(c, "regrading", "ROLLBACK", 0, NULL, &ignored), -1;
+    return s1_db_run(c, "regrading", "COMMIT", 0, NULL, err);
 }

@@ -88,9 +88,16 @@ typedef struct {
     int budget;
     int has_accuracy; /* graded samples exist */
     double accuracy;  /* 0..1 */
+    long graded;      /* graded samples behind accuracy */
     int has_thinking; /* samples with thinking tokens exist */
     double thinking;  /* mean thinking tokens */
 } s1_bench_point;
+
+/* The Wilson score interval at 95% of a share p (0..1) of n trials:
+ * [*lo, *hi]; with n = 0, [0, 1]. Chosen over the normal approximation
+ * because benchmark points are small (30 AIME problems) and often near 0 or
+ * 1, where that one leaves [0, 1] or collapses to a point. */
+void s1_bench_wilson(double p, long n, double *lo, double *hi);
 
 /* The s1 paper's Scaling: the mean, over pairs of budgets that both have an
  * accuracy and a mean thinking count (pairs whose means are equal have no
@@ -102,5 +109,41 @@ int s1_bench_scaling(const s1_bench_point *pts, int n, double *out);
 /* The paper's Performance: the best accuracy (0..1). 1 with *out set, 0
  * when no budget has graded samples. */
 int s1_bench_performance(const s1_bench_point *pts, int n, double *out);
+
+/* Every result of the run with what voting reads: budget, problem
+ * (suite_problem_id), sample, extracted_answer, grade; ordered by budget,
+ * problem, sample. */
+PGresult *s1_bench_run_samples(PGconn *c, long long run_id, s1_err *err);
+
+/* Per budget and problem that both runs have, each run's accuracy over its
+ * graded samples: budget, problem (suite_problem_id), a, b (0..1); ordered
+ * by budget, problem. */
+PGresult *s1_bench_paired(PGconn *c, long long run_a, long long run_b, s1_err *err);
+
+/* A paired comparison of two runs over n shared problems, d[i] = a - b:
+ * the mean difference, its 95% interval from a paired bootstrap over
+ * problems, and the two-sided p-value of a sign-flip randomization test
+ * (the exact McNemar test when each problem has one sample). Deterministic:
+ * a fixed seed, 10,000 draws. */
+typedef struct {
+    double mean, lo, hi, p;
+} s1_bench_paired_test;
+void s1_bench_compare(const double *d, int n, s1_bench_paired_test *out);
+
+/* The unbiased pass@k of a problem with n samples of which c are correct:
+ * 1 - C(n-c, k) / C(n, k), the chance that k samples drawn without
+ * replacement hold a correct one (Chen et al., 2021). k <= n. */
+double s1_bench_pass_at_k(int n, int c, int k);
+
+/* What a regrade found: results read, how many of them now grade correct,
+ * and how many rows changed (extracted answer or grade). */
+typedef struct {
+    long long results, correct, changed;
+} s1_bench_regraded;
+
+/* Extracts and grades every result of run run_id again with this binary's
+ * grader (store/answer.h, docs/grading.md) and stores what changed, in one
+ * transaction: all rows regraded or none. */
+int s1_bench_regrade(PGconn *c, long long run_id, s1_bench_regraded *out, s1_err *err);
 
 #endif

@@ -203,7 +203,7 @@ int s1_ctl_listen_progress(PGconn *c, s1_err *err)
 static const char SQL_PROGRESS[] =
     "SELECT state, progress_thinking,"
     "       coalesce((policy ->> 'max_think')::int, (policy -> 'budgets' ->> -1)::int, 0),"
-    "       coalesce(error, '')"
+    "       coalesce(error, ''), progress_tokens, queue, coalesce(model, '')"
     "  FROM s1.jobs WHERE id = $1";
 
 int s1_ctl_progress_get(PGconn *c, long long id, s1_ctl_progress *p, s1_err *err)
@@ -222,5 +222,27 @@ int s1_ctl_progress_get(PGconn *c, long long id, s1_ctl_progress *p, s1_err *err
     p->thinking = atoi(PQgetvalue(r, 0, 1));
     p->budget = atoi(PQgetvalue(r, 0, 2));
     snprintf(p->error, sizeof p->error, "%s", PQgetvalue(r, 0, 3));
+    p->generated = atoi(PQgetvalue(r, 0, 4));
+    snprintf(p->queue, sizeof p->queue, "%s", PQgetvalue(r, 0, 5));
+    snprintf(p->model, sizeof p->model, "%s", PQgetvalue(r, 0, 6));
     return 0;
+}
+
+/* A job waits silently for ever when no daemon serves its queue and model:
+ * submit and wait say so, naming what the live daemons do serve. */
+static const char SQL_SERVED[] =
+    "SELECT count(*) FILTER (WHERE $1 = ANY (queues) AND ($2::text IS NULL OR model = $2)),"
+    "       coalesce(string_agg(DISTINCT coalesce(model, '?') || ' on ' ||"
+    "                           array_to_string(queues, ', '), '; '), '')"
+    "  FROM s1.worker_status WHERE alive";
+
+int s1_ctl_served(PGconn *c, const char *queue, const char *model, char **live, s1_err *err)
+{
+    const char *params[] = {queue, model};
+    _cleanup_pgresult_ PGresult *r =
+        s1_db_exec(c, "reading the live workers", SQL_SERVED, 2, params, err);
+    if (!r) return -1;
+    if (atoll(PQgetvalue(r, 0, 0)) > 0) return 1;
+    *live = strdup(PQgetvalue(r, 0, 1));
+    return *live ? 0 : s1_errf(err, "out of memory");
 }

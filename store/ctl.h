@@ -59,16 +59,26 @@ int s1_ctl_cancel(PGconn *c, long long id, const char **now_state, s1_err *err);
  * (s1.retry_job). */
 int s1_ctl_retry(PGconn *c, long long id, s1_err *err);
 
-/* What `s1ctl wait` shows: state, thinking progress, budget (0 = none), error. */
+/* What `s1ctl wait` shows: state, thinking progress, tokens generated so
+ * far (thinking, forced and answer; the most of any sample), budget (0 =
+ * none), error. */
 typedef struct {
     char state[16];
     int thinking;
+    int generated;
     int budget;
     char error[256];
+    char queue[256], model[256]; /* model "" = any */
 } s1_ctl_progress;
 
 /* LISTEN s1_progress, so no state change after this call is missed. */
 int s1_ctl_listen_progress(PGconn *c, s1_err *err);
 int s1_ctl_progress_get(PGconn *c, long long id, s1_ctl_progress *p, s1_err *err);
+
+/* Whether a live daemon (s1.worker_status.alive) serves jobs of queue and
+ * model (NULL: any model). 1 when one does; 0 when none does, with *live
+ * (malloc'ed) saying what the live daemons serve ("s1-32B on default, gpu;
+ * ...", or "" when none is alive); -1 with err. */
+int s1_ctl_served(PGconn *c, const char *queue, const char *model, char **live, s1_err *err);
 
 #endif

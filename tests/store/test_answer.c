@@ -128,6 +128,46 @@ static void test_non_numbers_grade_equal_only_after_normalization(void **state)
     assert_grade("", "5", 0);
 }
 
+static void test_a_unit_after_a_number_is_not_part_of_the_answer(void **state)
+{
+    (void)state;
+    assert_grade("204 \\text{ minutes}", "204", 1);
+    assert_grade("5\\mbox{ cm}^2", "5", 1);
+    assert_grade("12 apples", "12", 1);
+    assert_grade("0.5 \\text{ dollars}", "\\frac{1}{2}", 1);
+    assert_grade("30", "30 \\text{ degrees}", 1);
+    assert_grade("7 \\text{ cm}", "7 \\mathrm{m}", 1); /* units are dropped, not compared */
+    assert_grade("204 \\text{ minutes}", "205", 0);
+    assert_grade("5x", "5", 0);           /* a variable, not a unit */
+    assert_grade("\\text{even}", "0", 0); /* nothing before the words */
+    assert_grade("2\\sqrt{2}", "2", 0);
+    assert_grade("(3, 4) cm", "(3,4)", 0); /* a unit only follows a number */
+}
+
+static void assert_vote(const char *const *answers, int n, int want_winner, int want_votes)
+{
+    s1_err err = {{0}};
+    int winner, votes;
+    assert_int_equal(s1_answer_vote(answers, n, &winner, &votes, &err), 0);
+    if (winner != want_winner || votes != want_votes)
+        fail_msg("vote: winner %d with %d votes, expected %d with %d", winner, votes, want_winner,
+                 want_votes);
+}
+
+static void test_votes_group_answers_the_grader_calls_equal_and_ties_go_to_the_first(void **state)
+{
+    (void)state;
+    const char *const same_value[] = {"\\dfrac{1}{2}", "3", "0.5", "1/2"};
+    assert_vote(same_value, 4, 0, 3); /* three ways of writing 1/2 */
+    const char *const tie[] = {"7", "8", "8", "7"};
+    assert_vote(tie, 4, 0, 2); /* 2 against 2: the group of sample 0 */
+    const char *const later_majority[] = {"4", NULL, "5", "5 \\text{ cm}"};
+    assert_vote(later_majority, 4, 2, 2);
+    const char *const none[] = {NULL, NULL};
+    assert_vote(none, 2, -1, 0);
+    assert_vote(none, 0, -1, 0);
+}
+
 static void test_model_answers_grade_against_references(void **state)
 {
     (void)state;
@@ -249,6 +289,8 @@ int main(void)
         cmocka_unit_test(test_notation_is_normalized_away),
         cmocka_unit_test(test_numbers_grade_equal_by_value),
         cmocka_unit_test(test_non_numbers_grade_equal_only_after_normalization),
+        cmocka_unit_test(test_a_unit_after_a_number_is_not_part_of_the_answer),
+        cmocka_unit_test(test_votes_group_answers_the_grader_calls_equal_and_ties_go_to_the_first),
         cmocka_unit_test(test_model_answers_grade_against_references),
         cmocka_unit_test(test_reference_solutions_grade_equal_to_their_answers),
         cmocka_unit_test(test_restyled_reference_answers_still_grade_equal),

@@ -5,6 +5,7 @@ written by SQL as daemons would: accuracy, control, the paper's Control,
 Scaling and Performance, JSON, the SVG plot; and the nightly systemd units."""
 import itertools
 import json
+import math
 import os
 import pty
 import re
@@ -404,6 +405,14 @@ def expected_curve():
     return out
 
 
+def wilson(p, n):
+    """The 95% Wilson score interval of a share p of n trials."""
+    z = 1.959964
+    center = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, center - half), min(1.0, center + half)
+
+
 def expected_scaling(curve):
     """Mean over budget pairs of the accuracy slope, in points per 1000 tokens."""
     slopes = [(curve[b][0] - curve[a][0]) * 100 / ((curve[b][1] - curve[a][1]) / 1000)
@@ -454,6 +463,9 @@ def test_report_json_gives_accuracy_control_scaling_and_performance():
         assert (c["jobs"], c["succeeded"], c["samples"], c["graded"]) == (2, 2, 4, graded)
         assert close(c["accuracy"], acc) and close(c["mean_thinking_tokens"], think)
         assert close(c["control"], control)
+        lo, hi = wilson(acc, graded)
+        assert close(c["ci_low"], lo) and close(c["ci_high"], hi)
+    assert out["ci"].startswith("Wilson")
     assert close(out["control"], 11 / 12)
     assert close(out["scaling"], expected_scaling(want))
     assert close(out["performance"], 0.75)
@@ -476,8 +488,10 @@ def test_report_text_has_a_row_per_budget_and_the_three_figures():
     assert p.returncode == 0, p.stderr
     rows = {line.split()[0]: line.split() for line in p.stdout.splitlines()
             if re.match(r"^\s+\d+\s", line)}
-    assert rows["100"][1:] == ["2/2", "4", "4", "25.0%", "80.0", "75.0%"]
-    assert rows["200"][1:] == ["2/2", "4", "3", "66.7%", "170.0", "100.0%"]
+    lo, hi = wilson(0.25, 4)
+    assert rows["100"][1:8] == ["2/2", "4", "4", "25.0%", f"{100 * lo:.1f}-{100 * hi:.1f}%", "80.0", "75.0%"]
+    lo, hi = wilson(2 / 3, 3)
+    assert rows["200"][1:8] == ["2/2", "4", "3", "66.7%", f"{100 * lo:.1f}-{100 * hi:.1f}%", "170.0", "100.0%"]
     scaling = expected_scaling(expected_curve())
     assert f"Control 91.7%   Scaling {scaling:.2f}" in p.stdout and "Performance 75.0%" in p.stdout
     assert "accuracy by budget" not in p.stdout, "the text chart is for terminals"
@@ -524,12 +538,90 @@ def test_report_plot_writes_a_well_formed_svg_with_a_labelled_point_per_budget()
     circles = root.findall(f".//{ns}circle")
     assert len(circles) == 3
     texts = [t.text for t in root.iter(f"{ns}text")]
-    assert {"100", "200", "400"} <= set(texts)
+    # The graded samples differ per budget (4, 3, 4): each label says its n.
+    assert {"100 (n=4)", "200 (n=3)", "400 (n=4)"} <= set(texts), texts
     assert any(t and "Control 91.7%" in t and "Performance 75.0%" in t for t in texts)
     # log-x: x grows with thinking tokens, and y is higher (smaller) for better accuracy.
     xs = [float(c.get("cx")) for c in circles]
     ys = [float(c.get("cy")) for c in circles]
     assert xs == sorted(xs) and ys[1] < ys[0] and ys[2] < ys[1]
+
+
+def test_maj_at_k_votes_by_grader_equivalence_and_pass_at_k_is_unbiased():
+    psql(DB, "INSERT INTO s1.suites (name) VALUES ('votes') ON CONFLICT DO NOTHING")
+    psql(DB, "INSERT INTO s1.suite_problems (suite_id, name, problem, reference_answer) "
+             "SELECT id, n, 'p' || n, r FROM s1.suites, (VALUES ('a', '1/2'), ('b', '7'), ('c', '9')) AS v(n, r) "
+             "WHERE name = 'votes' ON CONFLICT DO NOTHING")
+    run = int(ctl("bench", "run", "votes", "--budgets", "100", "--samples", "4").stdout)
+    jobs = dict(psql(DB, "SELECT p.name, j.id FROM s1.jobs j JOIN s1.suite_problems p ON p.id = j.suite_problem_id"
+                         f" WHERE j.bench_run_id = {run}"))
+    # a: three ways of writing 1/2 outvote 3 (as strings, all four differ);
+    # b: 8 twice beats 7 once (the majority is wrong); c: 9 once of four.
+    samples = {"a": [("3", "f"), ("\\dfrac{1}{2}", "t"), ("0.5", "t"), ("1/2", "t")],
+               "b": [("7", "t"), ("8", "f"), ("8", "f"), (None, "f")],
+               "c": [("1", "f"), ("2", "f"), ("9", "t"), ("4", "f")]}
+    values = []
+    for name, rows in samples.items():
+        for i, (ans, g) in enumerate(rows):
+            a = "NULL" if ans is None else f"'{ans}'"
+            values.append(f"({jobs[name]}, 1, {i}, {a}, '{g}', 10)")
+    psql(DB, "INSERT INTO s1.results (job_id, attempt, sample, extracted_answer, grade, thinking_tokens)"
+             " VALUES " + ", ".join(values))
+    psql(DB, f"UPDATE s1.jobs SET state = 'succeeded', attempt = 1 WHERE bench_run_id = {run}")
+    out = json.loads(ctl("bench", "report", "--json", str(run)).stdout)
+    [point] = out["curve"]
+    assert out["k"] == 4 and point["voted_problems"] == 3
+    assert close(point["maj_at_k"], 1 / 3), point  # only a's majority is right
+    assert close(point["pass_at_k"], 1.0)  # every problem has a right sample among its 4
+    assert close(point["accuracy"], 5 / 12)
+    text = ctl("bench", "report", str(run)).stdout
+    assert re.search(r"^\s+100 .* 33\.3%\s+100\.0%$", text, re.M), text
+    assert "maj@4" in text and "pass@4" in text
+
+
+def test_pass_at_k_is_the_chance_that_k_of_n_samples_hold_a_right_one():
+    run = completed_run()[1]
+    out = json.loads(ctl("bench", "report", "--json", str(run)).stdout)
+    # FIXTURE at 100: problem 1 has grades (t, f), problem 2 (f, f): pass@2 = (1 + 0) / 2
+    [p100] = [c for c in out["curve"] if c["budget"] == 100]
+    assert close(p100["pass_at_k"], 0.5) and close(p100["maj_at_k"], 0.0)
+
+
+def test_report_plot_ticks_read_in_1_2_5_steps_and_each_point_has_its_interval():
+    _, run = completed_run()
+    path = os.path.join(TMP, "ticks.svg")
+    assert ctl("bench", "report", "--plot", path, str(run)).returncode == 0
+    root = ET.parse(path).getroot()
+    ns = "{http://www.w3.org/2000/svg}"
+    texts = [t.text for t in root.iter(f"{ns}text")]
+    assert "100" in texts and "200" in texts, texts  # thinking 80..300: 1-2-5 ticks
+    assert not any(t in texts for t in ("64", "128", "256")), "no power-of-two ticks"
+    whiskers = [p for p in root.iter(f"{ns}path") if p.get("d", "").startswith("M")]
+    assert len(whiskers) == 3
+    titles = [t.text for t in root.iter(f"{ns}title")]
+    lo, hi = wilson(0.25, 4)
+    assert any(f"(95% interval {100 * lo:.1f}-{100 * hi:.1f}%, n=4)" in t for t in titles), titles
+
+
+def test_report_overlays_several_runs_with_a_legend_and_names_what_differs():
+    _, first = completed_run()
+    _, second = completed_run()
+    psql(DB, f"UPDATE s1.bench_runs SET sampling = '{{\"temperature\": 0.5}}' WHERE id = {second}")
+    third = int(ctl("bench", "run", imported(1), "--budgets", "100").stdout)  # nothing ran yet
+    path = os.path.join(TMP, "overlay.svg")
+    p = ctl("bench", "report", "--plot", path, str(first), str(second), str(third))
+    assert p.returncode == 0, p.stderr
+    assert f"warning: runs {first} and {second} differ in sampling: {{}} vs {{\"temperature\": 0.5}}" in p.stderr
+    assert f"warning: runs {first} and {third} differ in suite" in p.stderr
+    assert p.stdout.count("Control ") == 3
+    root = ET.parse(path).getroot()
+    ns = "{http://www.w3.org/2000/svg}"
+    texts = [t.text for t in root.iter(f"{ns}text")]
+    assert f"run {first}, model any" in texts and f"run {second}, model any" in texts
+    assert f"run {third}, model any (unfinished)" in texts
+    assert len(root.findall(f".//{ns}circle")) == 6
+    out = json.loads(ctl("bench", "report", "--json", str(first), str(second)).stdout)
+    assert [r["id"] for r in out] == [first, second]
 
 
 def test_report_plot_escapes_the_suite_name():
@@ -551,7 +643,19 @@ def test_report_of_a_run_without_results_has_no_figures_yet():
     assert all(c["accuracy"] is None and c["samples"] == 0 for c in out["curve"])
     p = ctl("bench", "report", str(run))
     assert "Control -   Scaling -   Performance -" in p.stdout
-    assert re.search(r"^\s+10\s+0/2\s+0\s+0\s+-\s+-\s+-$", p.stdout, re.M)
+    assert re.search(r"^\s+10\s+0/2\s+0\s+0\s+-\s+-\s+-\s+-$", p.stdout, re.M)
+
+
+def test_the_latest_run_is_the_latest_complete_one_unless_none_is():
+    suite, done = completed_run()
+    going = int(ctl("bench", "run", suite, "--budgets", "10").stdout)
+    cancelled = int(ctl("bench", "run", suite, "--budgets", "20").stdout)
+    psql(DB, f"UPDATE s1.jobs SET state = 'cancelled' WHERE bench_run_id = {cancelled}")
+    assert json.loads(ctl("bench", "report", "--json", "--suite", suite).stdout)["id"] == done
+    assert going < cancelled
+    other = imported(1)
+    only_going = int(ctl("bench", "run", other, "--budgets", "10").stdout)
+    assert json.loads(ctl("bench", "report", "--json", "--suite", other).stdout)["id"] == only_going
 
 
 def test_report_picks_the_latest_run_of_a_suite_or_of_all():
@@ -560,14 +664,16 @@ def test_report_picks_the_latest_run_of_a_suite_or_of_all():
     second = int(ctl("bench", "run", suite, "--budgets", "20").stdout)
     assert first < second
     assert json.loads(ctl("bench", "report", "--json", "--suite", suite).stdout)["id"] == second
-    assert json.loads(ctl("bench", "report", "--json").stdout)["id"] == \
-        int(psql(DB, "SELECT max(id) FROM s1.bench_runs")[0][0])
+    latest_complete = psql(DB, "SELECT max(b.id) FROM s1.bench_runs b WHERE NOT EXISTS (SELECT FROM s1.jobs j "
+                               "WHERE j.bench_run_id = b.id AND j.state IN ('queued', 'running')) AND EXISTS "
+                               "(SELECT FROM s1.jobs j WHERE j.bench_run_id = b.id AND j.state = 'succeeded')")
+    assert json.loads(ctl("bench", "report", "--json").stdout)["id"] == int(latest_complete[0][0])
 
 
 def test_report_refuses_bad_arguments_with_one_line():
     cases = [(["12", "--suite", "x"], 2, "give a RUN_ID or --suite NAME, not both"),
              (["zero"], 2, "run id: 'zero' is not an integer"),
-             (["1", "2"], 2, "unexpected argument '2'"),
+             (["1", "2", "3", "4", "5", "6", "7"], 2, "unexpected argument '7'"),
              (["--limit", "3"], 2, "unknown flag --limit"),
              (["987654"], 5, "run 987654: no such benchmark run"),
              (["--suite", "no-such-suite"], 5, "suite no-such-suite has no benchmark run"),
@@ -575,6 +681,83 @@ def test_report_refuses_bad_arguments_with_one_line():
     for args, code, needle in cases:
         p = ctl("bench", "report", *args)
         assert p.returncode == code, (args, p.returncode, p.stderr)
+        one_error_line(p, needle)
+
+
+# ---- bench compare ----
+
+def graded_run(suite, grades, **flags):
+    """A run of suite at budget 100 whose problems' one sample grades as given."""
+    extra = [x for k, v in flags.items() for x in (f"--{k}", v)]
+    run = int(ctl("bench", "run", suite, "--budgets", "100", *extra).stdout)
+    jobs = [r[0] for r in psql(DB, f"SELECT id FROM s1.jobs WHERE bench_run_id = {run} ORDER BY id")]
+    psql(DB, "INSERT INTO s1.results (job_id, attempt, sample, thinking_tokens, grade) VALUES "
+             + ", ".join(f"({j}, 1, 0, 50, {str(g).lower()})" for j, g in zip(jobs, grades)))
+    psql(DB, f"UPDATE s1.jobs SET state = 'succeeded', attempt = 1 WHERE bench_run_id = {run}")
+    return run
+
+
+def test_compare_gives_the_paired_difference_its_interval_and_p_per_budget():
+    suite = imported(10)
+    a = graded_run(suite, [True] * 10)
+    b = graded_run(suite, [True, True] + [False] * 8, temperature="0.5")
+    p = ctl("bench", "compare", str(a), str(b), "--json")
+    assert p.returncode == 0, p.stderr
+    assert f"warning: runs {a} and {b} differ in sampling" in p.stderr
+    out = json.loads(p.stdout)
+    [row] = out["budgets"]
+    assert (out["a"], out["b"], row["budget"], row["problems"]) == (a, b, 100, 10)
+    assert close(row["a"], 1.0) and close(row["b"], 0.2) and close(row["difference"], 0.8)
+    # 8 discordant problems, all one way: McNemar's exact p is 2 / 2^8 = 0.0078.
+    assert 0.004 < row["p"] < 0.013, row
+    assert 0.4 < row["ci_low"] < 0.8 and close(row["ci_high"], 1.0), row
+    assert ctl("bench", "compare", str(a), str(b), "--json").stdout == p.stdout, "fixed seed"
+    text = ctl("bench", "compare", str(a), str(b)).stdout
+    assert re.search(r"^\s+100\s+10\s+100\.0%\s+20\.0%\s+\+80\.0%", text, re.M), text
+    same = graded_run(suite, [True] * 10)
+    [row] = json.loads(ctl("bench", "compare", str(a), str(same), "--json").stdout)["budgets"]
+    assert row["difference"] == 0 and row["p"] == 1
+
+
+def test_compare_needs_two_existing_runs():
+    for args, code, needle in ((["1"], 2, "give two run ids"), (["1", "2", "3"], 2, "unexpected argument"),
+                               (["987654", "987655"], 5, "run 987654: no such benchmark run")):
+        p = ctl("bench", "compare", *args)
+        assert p.returncode == code, (args, p.stderr)
+        one_error_line(p, needle)
+
+
+# ---- bench regrade ----
+
+def test_regrade_stores_what_the_grader_says_now_and_only_what_changed():
+    suite = imported(1)  # the problem's reference answer is "1"
+    run = int(ctl("bench", "run", suite, "--budgets", "100").stdout)
+    [[jid]] = psql(DB, f"SELECT id FROM s1.jobs WHERE bench_run_id = {run}")
+    psql(DB, f"UPDATE s1.jobs SET reference_answer = '204' WHERE id = {jid}")
+    # As an older grader left them: a unit made sample 0 wrong; sample 1 had
+    # no answer text; sample 2 is already right.
+    psql(DB, "INSERT INTO s1.results (job_id, attempt, sample, answer, extracted_answer, grade) VALUES "
+             f"({jid}, 1, 0, 'Final Answer: \\boxed{{204 \\text{{ minutes}}}}', '204minutes', false),"
+             f"({jid}, 1, 1, NULL, NULL, false),"
+             f"({jid}, 1, 2, 'so \\boxed{{204}}', '204', true)")
+    p = ctl("bench", "regrade", str(run), "--json")
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout) == {"run": run, "results": 3, "correct": 2, "changed": 1}
+    rows = psql(DB, f"SELECT sample, extracted_answer, grade FROM s1.results WHERE job_id = {jid} ORDER BY sample")
+    assert rows == [["0", "204 \\text{ minutes}", "t"], ["1", "", "f"], ["2", "204", "t"]], rows
+    p = ctl("bench", "regrade", str(run))
+    assert p.stdout == f"run {run}: 3 results regraded, 2 correct, 0 changed\n", p.stdout
+
+
+def test_regrade_refuses_a_missing_run_and_bad_arguments():
+    p = ctl("bench", "regrade", "987654")
+    assert p.returncode == 5
+    one_error_line(p, "run 987654: no such benchmark run")
+    for args, needle in ((["regrade"], "no RUN_ID given"), (["regrade", "x"], "run id"),
+                         (["regrade", "1", "2"], "unexpected argument '2'"),
+                         (["regrade", "--plot", "a.svg", "1"], "--plot")):
+        p = ctl("bench", *args)
+        assert p.returncode == 2, (args, p.stderr)
         one_error_line(p, needle)
 
 
@@ -595,6 +778,10 @@ def test_bench_list_shows_runs_with_suite_budgets_and_progress():
     assert [r["id"] for r in rows] == [queued, run]
     assert rows[0]["budgets"] == [8, 16] and rows[0]["model"] == "m1"
     assert (rows[0]["jobs"], rows[0]["pending"], rows[1]["succeeded"]) == (4, 4, 6)
+    psql(DB, f"UPDATE s1.jobs SET state = 'cancelled' WHERE id = (SELECT min(id) FROM s1.jobs "
+             f"WHERE bench_run_id = {queued})")
+    rows = json.loads(ctl("bench", "list", "--json", "--suite", suite).stdout)
+    assert (rows[0]["failed"], rows[0]["cancelled"], rows[0]["pending"]) == (0, 1, 3), "cancelled is not failed"
     p = ctl("bench", "list", "--limit", "1")
     assert p.returncode == 0, p.stderr
     assert len(p.stdout.splitlines()) == 2 and p.stdout.startswith("id")

@@ -3,12 +3,13 @@ on jobs moved through their states by SQL as a daemon would."""
 import json
 import os
 import pty
+import re
 import select
 import subprocess
 
 import psycopg2
 
-from ctltest import RUNNING, binary, insert_job, migrated_db, one_error_line, psql, s1ctl
+from ctltest import RUNNING, SOURCE, binary, insert_job, migrated_db, one_error_line, psql, s1ctl
 from s1test import tap_main
 
 DB = migrated_db("jobs")
@@ -87,6 +88,26 @@ def test_result_prints_each_sample_and_the_trace_on_request():
     assert "sample 1, budget none, ignore-stop 0: answer 15" in p.stdout
     assert "thinking hard" not in p.stdout
     assert "thinking hard" in s1ctl("result", "--trace", str(jid), db=DB).stdout
+
+
+def test_model_text_cannot_drive_the_terminal_in_list_show_and_result():
+    evil = "\x1b]0;owned\x07\x1b[2J\u009b31m"
+    trace = "think\x1b]0;x\x07\nmore\tcols"
+    with psycopg2.connect(DB) as conn, conn.cursor() as cur:
+        cur.execute("INSERT INTO s1.jobs (problem, state) VALUES (%s, 'succeeded') RETURNING id",
+                    ("solve " + evil,))
+        jid = cur.fetchone()[0]
+        cur.execute("INSERT INTO s1.results (job_id, attempt, sample, answer, extracted_answer, trace)"
+                    " VALUES (%s, 1, 0, %s, %s, %s)", (jid, "Final Answer: 4" + evil, "4" + evil, trace))
+    conn.close()
+    for args in (["result", "--trace", str(jid)], ["show", str(jid)], ["list", "--limit", "5"]):
+        out = s1ctl(*args, db=DB).stdout
+        assert not any(c in out for c in "\x1b\x07\u009b"), (args, out)
+    out = s1ctl("result", "--trace", str(jid), db=DB).stdout
+    assert "answer 4\\x1b]0;owned\\x07\\x1b[2J\\u009b31m (ungraded)" in out, out
+    assert "think\\x1b]0;x\\x07\nmore\tcols" in out, out
+    got = json.loads(s1ctl("result", "--json", "--trace", str(jid), db=DB).stdout)["results"][0]["trace"]
+    assert got == trace, "JSON keeps the text as it is"
 
 
 def test_result_json_has_every_sample_with_typed_values():
@@ -206,10 +227,37 @@ def test_wait_shows_progress_sent_by_the_daemon():
     jid = insert_job(DB, state="running", policy='{"max_think": 100}')
     progress = (f"UPDATE s1.jobs SET progress_thinking = 42 WHERE id = {jid}; "
                 f"SELECT pg_notify('s1_progress', '{jid} 42')")
-    code, lines, err = wait_playing_daemon(jid, [progress, set_state("state = 'succeeded'")])
+    code, lines, err = wait_playing_daemon(jid, [progress, set_state("state = 'succeeded'")], "--interval", "0")
     assert code == 0, err
     assert lines == [f"job {jid}: running, 0/100 thinking tokens", f"job {jid}: running, 42/100 thinking tokens",
                      f"job {jid} succeeded"], lines
+
+
+def test_wait_follows_several_jobs_and_exits_with_the_worst():
+    a, b = insert_job(DB, state="running"), insert_job(DB, state="running")
+    p = subprocess.Popen([binary("s1ctl"), "wait", "--db", DB, "--interval", "3600", str(a), str(b)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert [p.stdout.readline(), p.stdout.readline()] == [f"job {a}: running, 0 thinking tokens\n",
+                                                          f"job {b}: running, 0 thinking tokens\n"]
+    psql(DB, f"UPDATE s1.jobs SET state = 'succeeded' WHERE id = {a}")
+    assert p.stdout.readline() == f"job {a} succeeded\n"
+    psql(DB, f"UPDATE s1.jobs SET state = 'failed', error = 'x' WHERE id = {b}")
+    out, _ = p.communicate(timeout=60)
+    assert out == f"job {b} failed: x\n" and p.returncode == 1
+
+
+def test_wait_quiet_says_only_the_last_words_and_json_gives_an_array():
+    a, b = insert_job(DB, state="succeeded"), insert_job(DB, state="cancelled")
+    p = s1ctl("wait", "--quiet", str(a), str(b), db=DB)
+    assert p.returncode == 1 and p.stdout == f"job {a} succeeded\njob {b} cancelled\n", p.stdout
+    out = json.loads(s1ctl("wait", "--json", str(a), str(b), db=DB).stdout)
+    assert [(o["id"], o["state"]) for o in out] == [(a, "succeeded"), (b, "cancelled")]
+    p = s1ctl("wait", str(a), "987654", db=DB)
+    assert p.returncode == 5
+    for args, needle in (([], "no job id given"), (["x"], "job id"), (["--interval", "-1", str(a)], "--interval")):
+        p = s1ctl("wait", *args, db=DB)
+        assert p.returncode == 2, (args, p.stderr)
+        one_error_line(p, needle)
 
 
 def test_wait_exits_1_when_the_job_fails_or_is_cancelled():
@@ -221,10 +269,10 @@ def test_wait_exits_1_when_the_job_fails_or_is_cancelled():
     assert s1ctl("wait", str(jid), db=DB).returncode == 1
 
 
-def run_on_a_terminal(args, when_shown=None, sql=None):
-    """Runs s1ctl with stdout on a pseudo-terminal; once its output shows
-    when_shown, runs sql (the test playing the daemon). Returns (exit code,
-    output)."""
+def run_on_a_terminal(args, on_output=None):
+    """Runs s1ctl with stdout on a pseudo-terminal, calling on_output with all
+    the output so far after each read (the test playing the daemon). Returns
+    (exit code, output)."""
     pid, fd = pty.fork()
     if pid == 0:
         os.execv(binary("s1ctl"), [binary("s1ctl"), *args])
@@ -237,18 +285,29 @@ def run_on_a_terminal(args, when_shown=None, sql=None):
         if not chunk:
             break
         out += chunk
-        if when_shown and when_shown.encode() in out:
-            psql(DB, sql)
-            when_shown = None
+        if on_output:
+            on_output(out.decode(errors="replace"))
     os.close(fd)
     return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]), out.decode()
+
+
+def once_shown(needle, sql):
+    """An on_output that runs sql once the output shows needle."""
+    pending = [True]
+
+    def step(out):
+        if pending[0] and needle in out:
+            psql(DB, sql)
+            pending[0] = False
+    return step
 
 
 def test_wait_on_a_terminal_draws_a_progress_bar_of_thinking_against_budget():
     jid = insert_job(DB, state="running", policy='{"max_think": 100}')
     psql(DB, f"UPDATE s1.jobs SET progress_thinking = 50 WHERE id = {jid}")
-    code, out = run_on_a_terminal(["wait", "--db", DB, str(jid)], "50/100 thinking tokens",
-                                  f"UPDATE s1.jobs SET state = 'succeeded' WHERE id = {jid}")
+    code, out = run_on_a_terminal(["wait", "--db", DB, str(jid)],
+                                  once_shown("50/100 thinking tokens",
+                                             f"UPDATE s1.jobs SET state = 'succeeded' WHERE id = {jid}"))
     assert code == 0
     assert f"\r\x1b[Kjob {jid} running" in out
     assert "[" + "#" * 15 + "-" * 15 + "] 50/100 thinking tokens" in out
@@ -258,7 +317,30 @@ def test_wait_on_a_terminal_draws_a_progress_bar_of_thinking_against_budget():
 def test_wait_json_prints_one_object_at_the_end():
     jid = insert_job(DB, state="succeeded", policy='{"max_think": 5}')
     out = json.loads(s1ctl("wait", "--json", str(jid), db=DB).stdout)
-    assert out == {"id": jid, "state": "succeeded", "thinking": 0, "budget": 5, "error": None}
+    assert out == {"id": jid, "state": "succeeded", "thinking": 0, "generated": 0, "budget": 5, "error": None}
+
+
+def test_wait_on_a_terminal_redraws_a_line_per_job_with_the_rate():
+    a, b = insert_job(DB, state="running", policy='{"max_think": 1000}'), insert_job(DB, state="running")
+    tokens = [0]
+
+    def daemon(out):
+        """Progress until the rate is known (after half a second), then the end."""
+        if tokens[0] < 0 or f"job {b} running" not in out:
+            return
+        if "tokens/s" in out:
+            psql(DB, f"UPDATE s1.jobs SET state = 'succeeded' WHERE id IN ({a}, {b})")
+            tokens[0] = -1
+            return
+        tokens[0] += 10
+        psql(DB, f"UPDATE s1.jobs SET progress_thinking = {tokens[0]}, progress_tokens = {tokens[0]} "
+                 f"WHERE id = {a}; SELECT pg_notify('s1_progress', '{a} {tokens[0]}')")
+    code, text = run_on_a_terminal(["wait", "--db", DB, str(a), str(b)], daemon)
+    assert code == 0
+    assert "\x1b[1A" in text, "the cursor goes back up to redraw both lines"
+    assert re.search(rf"job {a} running +\[#*-*\] \d+/1000 thinking tokens, \d+ tokens/s, at most \d+ s "
+                     "of thinking left", text), text
+    assert f"\r\x1b[Kjob {a} succeeded" in text and text.rstrip().endswith(f"job {b} succeeded"), text
 
 
 def test_wait_for_a_missing_job_is_exit_5():
@@ -270,10 +352,33 @@ def test_wait_timeout_on_a_queued_job_with_no_daemon_exits_7_naming_its_state():
     # Generous bounds: the point is that it ends, not how fast.
     p = s1ctl("wait", "--timeout", "0.5", str(jid), db=DB, timeout=30)
     assert p.returncode == 7, (p.returncode, p.stdout, p.stderr)
-    assert p.stderr == ""
+    assert p.stderr == ('s1ctl wait: warning: no live s1d serves queue "default": none is connected to '
+                        'this database (start one, e.g. systemctl start s1d)\n'), p.stderr
     assert p.stdout.splitlines() == [f"job {jid}: queued, 0/100 thinking tokens",
                                      f"job {jid} is still queued after 0.5 s (no daemon has claimed it)"]
     assert psql(DB, f"SELECT state FROM s1.jobs WHERE id = {jid}") == [["queued"]]
+
+
+def test_a_job_no_live_daemon_serves_is_flagged_naming_what_the_live_ones_serve():
+    name = "w" + str(os.getpid())
+    psql(DB, "INSERT INTO s1.workers (name, state, model, queues, heartbeat_at) VALUES "
+             f"('{name}', 'running', 's1-32B', '{{gpu,default}}', now()), "
+             f"('{name}old', 'running', 'other', '{{lost}}', now() - interval '1 hour')")
+    try:
+        served = insert_job(DB, queue="gpu")
+        p = s1ctl("wait", "--timeout", "0.1", str(served), db=DB, timeout=30)
+        assert p.returncode == 7 and p.stderr == "", p.stderr
+        lost = insert_job(DB, queue="lost")
+        p = s1ctl("wait", "--timeout", "0.1", str(lost), db=DB, timeout=30)
+        assert p.stderr == ('s1ctl wait: warning: no live s1d serves queue "lost" (live ones serve: '
+                            's1-32B on gpu, default); the job waits until one does\n'), p.stderr
+        p = s1ctl("submit", "--queue", "gpu", "--model", "s1-7B", os.path.join(SOURCE, "examples", "problem.txt"),
+                  db=DB)
+        assert p.returncode == 0
+        assert p.stderr == ('s1ctl submit: warning: no live s1d serves queue "gpu" with model "s1-7B" '
+                            '(live ones serve: s1-32B on gpu, default); the job waits until one does\n'), p.stderr
+    finally:
+        psql(DB, f"DELETE FROM s1.workers WHERE name LIKE '{name}%'")
 
 
 def test_wait_timeout_on_a_running_job_says_running_and_json_marks_timed_out():
@@ -283,8 +388,8 @@ def test_wait_timeout_on_a_running_job_says_running_and_json_marks_timed_out():
     assert p.stdout.splitlines()[-1] == f"job {jid} is still running after 1 s"
     p = s1ctl("wait", "--json", "--timeout", "0.2", str(jid), db=DB, timeout=30)
     assert p.returncode == 7
-    assert json.loads(p.stdout) == {"id": jid, "state": "running", "thinking": 0, "budget": 100,
-                                    "error": None, "timed_out": True}
+    assert json.loads(p.stdout) == {"id": jid, "state": "running", "thinking": 0, "generated": 0,
+                                    "budget": 100, "error": None, "timed_out": True}
 
 
 def test_wait_timeout_is_not_hit_by_a_job_that_ends_first():
