@@ -15,7 +15,7 @@
  * are more than the caches hold, so every timing includes memory. */
 #define PROBE_LAYERS 16
 /* Timed rounds per set, after one untimed round; the fastest counts: the
- * one the rest of the machine disturbed least. */
+ * one the rest of the machine (sharing the memory) disturbed least. */
 #define ROUNDS 8
 
 enum { QKV, O, GATE_UP, DOWN, N_GROUPS };
@@ -36,10 +36,12 @@ typedef struct {
     void *xbuf;
 } probe;
 
+/* The calling thread's CPU time: while the OS runs other processes on a
+ * busy machine, the clock of a timing stops. */
 static double now(void)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 

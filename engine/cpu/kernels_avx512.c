@@ -191,6 +191,22 @@ INL __mmask16 lanes(int n)
     return n >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << n) - 1);
 }
 
+/* 16 floats at p, the lanes of m: unmasked when m is full, since masked
+ * loads and stores cost more on some cores (AMD Zen) and K/V stream from
+ * memory. */
+INL __m512 load16(const float *p, __mmask16 m)
+{
+    return m == 0xffff ? _mm512_loadu_ps(p) : _mm512_maskz_loadu_ps(m, p);
+}
+
+INL void store16(float *p, __mmask16 m, __m512 v)
+{
+    if (m == 0xffff)
+        _mm512_storeu_ps(p, v);
+    else
+        _mm512_mask_storeu_ps(p, m, v);
+}
+
 /* Scores of gn (constant where inlined) query heads from g, for 16 slots. */
 INL void qk_tile(float *s, int lds, const float *q, int g, int gn, int hd, const float *kt, int ldk,
                  __mmask16 m)
@@ -200,14 +216,14 @@ INL void qk_tile(float *s, int lds, const float *q, int g, int gn, int hd, const
     for (int j = 0; j < gn; j++)
         acc[j] = _mm512_setzero_ps();
     for (int d = 0; d < hd; d++) {
-        __m512 kv = _mm512_maskz_loadu_ps(m, kt + d * ldk);
+        __m512 kv = load16(kt + d * ldk, m);
         UNROLL
         for (int j = 0; j < gn; j++)
             acc[j] = _mm512_fmadd_ps(_mm512_set1_ps(q[(g + j) * hd + d]), kv, acc[j]);
     }
     UNROLL
     for (int j = 0; j < gn; j++)
-        _mm512_mask_storeu_ps(s + (g + j) * lds, m, acc[j]);
+        store16(s + (g + j) * lds, m, acc[j]);
 }
 
 TGT static void qk_avx512(float *s, int lds, const float *q, int G, int hd, const float *kt,
@@ -254,18 +270,17 @@ TGT static void pv_avx512(float *out, const float *p, const float *v, int hd, in
         UNROLL
         for (int u = 0; u < 4; u++) {
             m[u] = lanes(hd - c - 16 * u > 0 ? hd - c - 16 * u : 0);
-            acc[u] = _mm512_maskz_loadu_ps(m[u], out + c + 16 * u);
+            acc[u] = load16(out + c + 16 * u, m[u]);
         }
         for (int i = 0; i < n; i++) {
             __m512 pi = _mm512_set1_ps(p[i]);
             UNROLL
             for (int u = 0; u < 4; u++)
-                acc[u] = _mm512_fmadd_ps(pi, _mm512_maskz_loadu_ps(m[u], v + i * hd + c + 16 * u),
-                                         acc[u]);
+                acc[u] = _mm512_fmadd_ps(pi, load16(v + i * hd + c + 16 * u, m[u]), acc[u]);
         }
         UNROLL
         for (int u = 0; u < 4; u++)
-            _mm512_mask_storeu_ps(out + c + 16 * u, m[u], acc[u]);
+            store16(out + c + 16 * u, m[u], acc[u]);
     }
 }
 
@@ -297,15 +312,14 @@ TGT static void softmax_avx512(float *p, int n, float scale)
     __m512 m = _mm512_set1_ps(_mm512_reduce_max_ps(max)), sc = _mm512_set1_ps(scale);
     for (int i = 0; i < n; i += 16) {
         __mmask16 k = lanes(n - i);
-        __m512 e = exp16(_mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, p + i), m), sc));
+        __m512 e = exp16(_mm512_mul_ps(_mm512_sub_ps(load16(p + i, k), m), sc));
         e = _mm512_maskz_mov_ps(k, e);
         sum = _mm512_add_ps(sum, e);
-        _mm512_mask_storeu_ps(p + i, k, e);
+        store16(p + i, k, e);
     }
     __m512 inv = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(sum));
     for (int i = 0; i < n; i += 16)
-        _mm512_mask_storeu_ps(p + i, lanes(n - i),
-                              _mm512_mul_ps(_mm512_maskz_loadu_ps(lanes(n - i), p + i), inv));
+        store16(p + i, lanes(n - i), _mm512_mul_ps(load16(p + i, lanes(n - i)), inv));
 }
 
 const s1_cpu_kernels s1_cpu_kernels_avx512bf16 = {
