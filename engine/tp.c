@@ -171,7 +171,7 @@ static int open_rank(tp_backend *t, const s1_model *m, const s1_cpu_plan *plan, 
 s1_backend *s1_tp_backend_open(const s1_model *m, const s1_backend_cfg *cfg, s1_err *err)
 {
     s1_cpu_plan plan;
-    if (s1_shard_check(&m->cfg, cfg->tp, err) < 0 || s1_cpu_plan_make(&m->cfg, cfg, &plan, err) < 0)
+    if (s1_shard_check(&m->cfg, cfg->tp, err) < 0 || s1_cpu_plan_make(m, cfg, &plan, err) < 0)
         return NULL;
     tp_backend *t = calloc(1, sizeof *t);
     if (!t) {

@@ -52,7 +52,7 @@ s1_backend *s1_cpu_backend_open(const s1_model *m, const s1_backend_cfg *cfg, s1
 {
     if (cfg->tp > 1) return s1_tp_backend_open(m, cfg, err);
     s1_cpu_plan plan;
-    if (s1_cpu_plan_make(&m->cfg, cfg, &plan, err) < 0) return NULL;
+    if (s1_cpu_plan_make(m, cfg, &plan, err) < 0) return NULL;
     cpu_backend *c = calloc(1, sizeof *c);
     if (!c) {
         s1_errf(err, "cpu: out of memory");

@@ -159,13 +159,26 @@ const s1_cpu_kernels *s1_cpu_kernels_get(const char *name)
     return NULL;
 }
 
+bool s1_cpu_kernels_known(const char *name)
+{
+    for (size_t i = 0; i < sizeof all_kernels / sizeof *all_kernels; i++)
+        if (!strcmp(all_kernels[i]->name, name)) return true;
+    return false;
+}
+
+int s1_cpu_kernels_supported(const s1_cpu_kernels **out, int cap)
+{
+    int n = 0;
+    for (size_t i = 0; i < sizeof all_kernels / sizeof *all_kernels && n < cap; i++)
+        if (supported(all_kernels[i])) out[n++] = all_kernels[i];
+    return n;
+}
+
 const s1_cpu_kernels *s1_cpu_kernels_best(void)
 {
-    const char *want = getenv("S1_CPU_KERNELS");
-    if (want && *want) return s1_cpu_kernels_get(want);
-    for (size_t i = 0; i < sizeof all_kernels / sizeof *all_kernels; i++)
-        if (supported(all_kernels[i])) return all_kernels[i];
-    return &s1_cpu_kernels_portable;
+    const s1_cpu_kernels *k = &s1_cpu_kernels_portable;
+    s1_cpu_kernels_supported(&k, 1);
+    return k;
 }
 
 const void *s1_cpu_prep_x(const s1_cpu_kernels *k, s1_dtype dt, const float *x, int n, int64_t cols,

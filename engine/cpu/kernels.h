@@ -1,6 +1,7 @@
 /* engine/cpu/kernels.h — the CPU backend's inner loops, one table per
- * instruction set, picked at run time from the CPU's features: AVX-512 with
- * BF16 dot products, AVX2+FMA (+F16C), or portable C.
+ * instruction set: AVX-512 with BF16 dot products, AVX2+FMA (+F16C), or
+ * portable C, each available where the CPU has the features; which one runs
+ * is measured at load (engine/cpu/choose.h).
  *
  * Numerics: activations and sums are f32 on every path. AVX-512 BF16
  * multiplies bf16 pairs only, so for bf16 weights its input x is split into
@@ -52,12 +53,16 @@ typedef struct {
     void (*softmax)(float *p, int n, float scale);
 } s1_cpu_kernels;
 
-/* The best table this CPU supports, or the one $S1_CPU_KERNELS names
- * (portable, avx2 or avx512bf16: how tests force a path); NULL when this
- * CPU cannot run the one named. */
+/* The first table of the feature order (AVX-512 BF16, AVX2, portable)
+ * that this CPU supports; engine/cpu/choose.h picks by measurement. */
 const s1_cpu_kernels *s1_cpu_kernels_best(void);
 /* The table called name, or NULL when this CPU (or build) cannot run it. */
 const s1_cpu_kernels *s1_cpu_kernels_get(const char *name);
+/* Whether name is a table of this build, whether or not this CPU runs it. */
+bool s1_cpu_kernels_known(const char *name);
+/* The tables this CPU runs, in feature order: writes up to cap of them to
+ * out and returns how many. */
+int s1_cpu_kernels_supported(const s1_cpu_kernels **out, int cap);
 
 extern const s1_cpu_kernels s1_cpu_kernels_portable;
 extern const s1_cpu_kernels s1_cpu_kernels_avx2;

@@ -21,12 +21,6 @@
 /* Elements of w per step: 32 bf16 pairs, or 16 f32/f16. */
 #define STEP(dt) ((dt) == S1_DTYPE_BF16 ? 32 : 16)
 
-/* The mask of the first n lanes of a step (n < 32). */
-INL __mmask32 head_mask(int64_t n)
-{
-    return (__mmask32)((1u << n) - 1);
-}
-
 /* One step of weights from row[k]: as bf16 pairs (bf16) or f32, masked. */
 INL __m512 load_w(const char *row, int64_t k, __mmask32 mask, s1_dtype dt)
 {
@@ -54,6 +48,43 @@ INL void madd(__m512 *acc, __m512 *lo_acc, __m512 w, const char *x, int64_t k, i
     *lo_acc = _mm512_dpbf16_ps(*lo_acc, wb, (__m512bh)_mm512_maskz_loadu_epi16(mask, h + K + k));
 }
 
+/* One step at k (lanes of mask) for the tile's nr rows and nt inputs. */
+INL void tile_step(__m512 acc[NR][NT], __m512 lo_acc[NR][NT], const char *const *wr,
+                   const char *const *xr, int64_t k, int64_t K, __mmask32 mask, int nr, int nt,
+                   s1_dtype dt)
+{
+    __m512 wv[NR];
+    UNROLL
+    for (int i = 0; i < nr; i++)
+        wv[i] = load_w(wr[i], k, mask, dt);
+    UNROLL
+    for (int j = 0; j < nt; j++) {
+        UNROLL
+        for (int i = 0; i < nr; i++)
+            madd(&acc[i][j], &lo_acc[i][j], wv[i], xr[j], k, K, mask, dt);
+    }
+}
+
+/* Elements of w's first row before a 64-byte boundary (32 for f16, whose
+ * steps are 32 bytes): where the whole steps start. Whole steps from an
+ * aligned address never straddle cache lines, and only they run unmasked:
+ * masked loads of weights streaming from memory, or loads split over two
+ * lines, cost AMD Zen cores up to two thirds of the rate (measured). The
+ * split depends on the tensor alone, so each output is summed the same way
+ * in any tile, whatever the batch. */
+INL int64_t head_len(const s1_tensor *w, s1_dtype dt)
+{
+    int64_t size = dt == S1_DTYPE_F32 ? 4 : 2, line = dt == S1_DTYPE_F16 ? 32 : 64;
+    int64_t mis = (int64_t)((uintptr_t)w->data % (uintptr_t)line) / size;
+    return mis ? STEP(dt) - mis : 0;
+}
+
+/* The lanes [from, to) of a step, 0 <= from < to <= STEP. */
+INL __mmask32 lanes_between(int64_t from, int64_t to)
+{
+    return (__mmask32)((to >= 32 ? ~0u : (1u << to) - 1) & ~((1u << from) - 1));
+}
+
 /* out[t..t+nt, r..r+nr]; nr and nt are constants where it is inlined. */
 INL void tile(const s1_cpu_mm *m, int64_t r, int t, int nr, int nt, s1_dtype dt)
 {
@@ -74,19 +105,15 @@ INL void tile(const s1_cpu_mm *m, int64_t r, int t, int nr, int nt, s1_dtype dt)
         for (int j = 0; j < nt; j++)
             acc[i][j] = lo_acc[i][j] = _mm512_setzero_ps();
     }
-    for (int64_t k = 0; k < K; k += STEP(dt)) {
-        __mmask32 mask = K - k >= STEP(dt) ? (__mmask32)~0u : head_mask(K - k);
-        __m512 wv[NR];
-        UNROLL
-        for (int i = 0; i < nr; i++)
-            wv[i] = load_w(wr[i], k, mask, dt);
-        UNROLL
-        for (int j = 0; j < nt; j++) {
-            UNROLL
-            for (int i = 0; i < nr; i++)
-                madd(&acc[i][j], &lo_acc[i][j], wv[i], xr[j], k, K, mask, dt);
-        }
+    int64_t k = head_len(w, dt);
+    if (k) { /* the step ending at the boundary, its lanes before element 0 masked off */
+        int64_t before = STEP(dt) - k;
+        tile_step(acc, lo_acc, wr, xr, -before, K,
+                  lanes_between(before, K + before < STEP(dt) ? K + before : STEP(dt)), nr, nt, dt);
     }
+    for (; k + STEP(dt) <= K; k += STEP(dt))
+        tile_step(acc, lo_acc, wr, xr, k, K, (__mmask32)~0u, nr, nt, dt);
+    if (k < K) tile_step(acc, lo_acc, wr, xr, k, K, lanes_between(0, K - k), nr, nt, dt);
     UNROLL
     for (int i = 0; i < nr; i++) {
         UNROLL
@@ -164,6 +191,22 @@ INL __mmask16 lanes(int n)
     return n >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << n) - 1);
 }
 
+/* 16 floats at p, the lanes of m: unmasked when m is full, since masked
+ * loads and stores cost more on some cores (AMD Zen) and K/V stream from
+ * memory. */
+INL __m512 load16(const float *p, __mmask16 m)
+{
+    return m == 0xffff ? _mm512_loadu_ps(p) : _mm512_maskz_loadu_ps(m, p);
+}
+
+INL void store16(float *p, __mmask16 m, __m512 v)
+{
+    if (m == 0xffff)
+        _mm512_storeu_ps(p, v);
+    else
+        _mm512_mask_storeu_ps(p, m, v);
+}
+
 /* Scores of gn (constant where inlined) query heads from g, for 16 slots. */
 INL void qk_tile(float *s, int lds, const float *q, int g, int gn, int hd, const float *kt, int ldk,
                  __mmask16 m)
@@ -173,14 +216,14 @@ INL void qk_tile(float *s, int lds, const float *q, int g, int gn, int hd, const
     for (int j = 0; j < gn; j++)
         acc[j] = _mm512_setzero_ps();
     for (int d = 0; d < hd; d++) {
-        __m512 kv = _mm512_maskz_loadu_ps(m, kt + d * ldk);
+        __m512 kv = load16(kt + d * ldk, m);
         UNROLL
         for (int j = 0; j < gn; j++)
             acc[j] = _mm512_fmadd_ps(_mm512_set1_ps(q[(g + j) * hd + d]), kv, acc[j]);
     }
     UNROLL
     for (int j = 0; j < gn; j++)
-        _mm512_mask_storeu_ps(s + (g + j) * lds, m, acc[j]);
+        store16(s + (g + j) * lds, m, acc[j]);
 }
 
 TGT static void qk_avx512(float *s, int lds, const float *q, int G, int hd, const float *kt,
@@ -227,18 +270,17 @@ TGT static void pv_avx512(float *out, const float *p, const float *v, int hd, in
         UNROLL
         for (int u = 0; u < 4; u++) {
             m[u] = lanes(hd - c - 16 * u > 0 ? hd - c - 16 * u : 0);
-            acc[u] = _mm512_maskz_loadu_ps(m[u], out + c + 16 * u);
+            acc[u] = load16(out + c + 16 * u, m[u]);
         }
         for (int i = 0; i < n; i++) {
             __m512 pi = _mm512_set1_ps(p[i]);
             UNROLL
             for (int u = 0; u < 4; u++)
-                acc[u] = _mm512_fmadd_ps(pi, _mm512_maskz_loadu_ps(m[u], v + i * hd + c + 16 * u),
-                                         acc[u]);
+                acc[u] = _mm512_fmadd_ps(pi, load16(v + i * hd + c + 16 * u, m[u]), acc[u]);
         }
         UNROLL
         for (int u = 0; u < 4; u++)
-            _mm512_mask_storeu_ps(out + c + 16 * u, m[u], acc[u]);
+            store16(out + c + 16 * u, m[u], acc[u]);
     }
 }
 
@@ -270,15 +312,14 @@ TGT static void softmax_avx512(float *p, int n, float scale)
     __m512 m = _mm512_set1_ps(_mm512_reduce_max_ps(max)), sc = _mm512_set1_ps(scale);
     for (int i = 0; i < n; i += 16) {
         __mmask16 k = lanes(n - i);
-        __m512 e = exp16(_mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, p + i), m), sc));
+        __m512 e = exp16(_mm512_mul_ps(_mm512_sub_ps(load16(p + i, k), m), sc));
         e = _mm512_maskz_mov_ps(k, e);
         sum = _mm512_add_ps(sum, e);
-        _mm512_mask_storeu_ps(p + i, k, e);
+        store16(p + i, k, e);
     }
     __m512 inv = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(sum));
     for (int i = 0; i < n; i += 16)
-        _mm512_mask_storeu_ps(p + i, lanes(n - i),
-                              _mm512_mul_ps(_mm512_maskz_loadu_ps(lanes(n - i), p + i), inv));
+        store16(p + i, lanes(n - i), _mm512_mul_ps(load16(p + i, lanes(n - i)), inv));
 }
 
 const s1_cpu_kernels s1_cpu_kernels_avx512bf16 = {

@@ -3,6 +3,8 @@
 #include <math.h>
 #include <stdatomic.h>
 
+#include "profile.h"
+
 void s1_cpu_tensor_f32(float *out, const s1_tensor *t)
 {
     const void *row = s1_tensor_row(t, 0);
@@ -22,6 +24,7 @@ void s1_cpu_embed(float *x, const s1_tensor *embed, const int32_t *tok, int n)
 
 void s1_cpu_rmsnorm(float *out, const float *x, const float *w, int n, int d, float eps)
 {
+    double t0 = s1_cpu_profile_start();
     for (int i = 0; i < n; i++) {
         const float *xi = x + (size_t)i * d;
         double ss = 0;
@@ -31,6 +34,7 @@ void s1_cpu_rmsnorm(float *out, const float *x, const float *w, int n, int d, fl
         for (int c = 0; c < d; c++)
             out[(size_t)i * d + c] = xi[c] * inv * w[c];
     }
+    s1_cpu_profile_stop(S1_CPU_OP_NORM, t0);
 }
 
 void s1_cpu_rope_tables(float *cos_out, float *sin_out, const int32_t *pos, int n, int hd,
@@ -129,9 +133,11 @@ static void matmul_group(s1_pool *pool, const s1_cpu_kernels *k, const float *x,
 void s1_cpu_matmul(s1_pool *pool, const s1_cpu_kernels *k, const float *x, int n, void *xbuf,
                    const s1_cpu_proj *p, int n_proj)
 {
+    double t0 = s1_cpu_profile_start();
     for (int i = 0, e; i < n_proj; i = e) {
         for (e = i + 1; e < n_proj && e - i < MAX_PROJ && p[e].w->dtype == p[i].w->dtype; e++)
             ;
         matmul_group(pool, k, x, n, xbuf, p + i, e - i);
     }
+    s1_cpu_profile_stop(S1_CPU_OP_MATMUL, t0);
 }

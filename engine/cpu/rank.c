@@ -7,8 +7,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "choose.h"
 #include "ops.h"
 #include "pool.h"
+#include "profile.h"
 
 /* A layer's small weights as f32: norms, and this rank's biases. */
 typedef struct {
@@ -66,18 +68,13 @@ double s1_cpu_plan_kv_bytes(const s1_model_config *c, const s1_cpu_plan *plan)
            plan->n_blocks;
 }
 
-int s1_cpu_plan_make(const s1_model_config *c, const s1_backend_cfg *cfg, s1_cpu_plan *plan,
-                     s1_err *err)
+int s1_cpu_plan_make(const s1_model *m, const s1_backend_cfg *cfg, s1_cpu_plan *plan, s1_err *err)
 {
+    const s1_model_config *c = &m->cfg;
     if (cfg->threads < 0 || cfg->block_size < 0 || cfg->n_blocks < 0)
         return s1_errf(err, "cpu: threads, block_size and n_blocks must not be negative");
-    plan->kernels = s1_cpu_kernels_best();
-    if (!plan->kernels)
-        return s1_errf(err,
-                       "cpu: S1_CPU_KERNELS=%s cannot run on this CPU (use portable, avx2 or "
-                       "avx512bf16, or unset it)",
-                       getenv("S1_CPU_KERNELS"));
     plan->threads = cfg->threads ? cfg->threads : cores();
+    if (!(plan->kernels = s1_cpu_kernels_choose(m, err))) return -1;
     plan->block_size = cfg->block_size ? cfg->block_size : S1_CPU_DEFAULT_BLOCK_SIZE;
     plan->n_blocks = cfg->n_blocks;
     if (!plan->n_blocks) {
@@ -387,10 +384,12 @@ static void attention_block(s1_cpu_rank *r, const s1_batch *b, int l, s1_cpu_red
     s1_cpu_matmul(r->pool, r->kern, sc->xn, n, sc->xbuf, qkv, 3);
     s1_cpu_rope(sc->q, n, s->n_heads, hd, sc->cos, sc->sin);
     s1_cpu_rope(sc->k, n, s->n_kv_heads, hd, sc->cos, sc->sin);
+    double t0 = s1_cpu_profile_start();
     kv_write(r, b, l);
     attend_job j = {.r = r, .b = b, .layer = l};
     atomic_init(&j.next, 0);
     s1_pool_run(r->pool, attend_part, &j);
+    s1_cpu_profile_stop(S1_CPU_OP_ATTENTION, t0);
     const s1_cpu_proj o = {sc->part, d, &w->wo, NULL};
     s1_cpu_matmul(r->pool, r->kern, sc->att, n, sc->xbuf, &o, 1);
     const float *sum = reduce ? reduce(ctx, s->rank, sc->part, (size_t)n * d) : sc->part;
@@ -433,6 +432,7 @@ void s1_cpu_rank_forward(s1_cpu_rank *r, const s1_batch *b, s1_cpu_reduce_fn *re
     const s1_model_config *c = &r->m->cfg;
     int n = b->n_tokens;
     if (!n) return;
+    double t0 = s1_cpu_profile_start();
     s1_cpu_embed(r->sc.x, &r->s->w.embed, b->tokens, n);
     s1_cpu_rope_tables(r->sc.cos, r->sc.sin, b->pos, n, r->s->head_dim, c->rope_theta);
     for (int l = 0; l < c->n_layers; l++) {
@@ -440,6 +440,7 @@ void s1_cpu_rank_forward(s1_cpu_rank *r, const s1_batch *b, s1_cpu_reduce_fn *re
         mlp_block(r, b, l, reduce, ctx);
     }
     if (b->n_out) lm_head(r, b);
+    s1_cpu_profile_stop(S1_CPU_OP_FORWARD, t0);
 }
 
 void s1_cpu_rank_copy_block(s1_cpu_rank *r, int32_t src, int32_t dst)

@@ -37,11 +37,10 @@ typedef struct {
     int max_batch_tokens; /* scratch sized at open; a larger batch grows it */
 } s1_cpu_plan;
 
-/* Resolves cfg's defaults for model c: threads (0 = cores), block_size,
+/* Resolves cfg's defaults for model m: threads (0 = cores), block_size,
  * n_blocks (0 = S1_CPU_KV_DEFAULT_SHARE of memory), max_batch_tokens, the
- * kernels ($S1_CPU_KERNELS or the best this CPU runs). */
-int s1_cpu_plan_make(const s1_model_config *c, const s1_backend_cfg *cfg, s1_cpu_plan *plan,
-                     s1_err *err);
+ * kernels ($S1_CPU_KERNELS, else measured on m: engine/cpu/choose.h). */
+int s1_cpu_plan_make(const s1_model *m, const s1_backend_cfg *cfg, s1_cpu_plan *plan, s1_err *err);
 
 /* Bytes of the KV cache of plan on model c, all ranks together. */
 double s1_cpu_plan_kv_bytes(const s1_model_config *c, const s1_cpu_plan *plan);

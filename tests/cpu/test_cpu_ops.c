@@ -64,13 +64,16 @@ static void reference(const s1_tensor *w, const float *x, const float *bias, dou
         }
 }
 
-static void check_matmul(const s1_cpu_kernels *k, s1_dtype dt)
+/* Weights start `offset` bytes past a cache line: kernels that align their
+ * loads split each row differently for each offset. */
+static void check_matmul(const s1_cpu_kernels *k, s1_dtype dt, size_t offset)
 {
-    static float wbuf[ROWS * STRIDE], x[N * COLS], bias[ROWS], out[N * ROWS], one[ROWS];
+    static float wbuf[ROWS * STRIDE + 16] __attribute__((aligned(64)));
+    static float x[N * COLS], bias[ROWS], out[N * ROWS], one[ROWS];
     static float xbuf[N * COLS]; /* 4 bytes per input element */
     static double ref[N * ROWS], scale[N * ROWS];
     unsigned seed = 7 + (unsigned)dt;
-    s1_tensor w = make_weights(dt, wbuf, 99);
+    s1_tensor w = make_weights(dt, (char *)wbuf + offset, 99);
     for (int i = 0; i < N * COLS; i++)
         x[i] = rnd(&seed);
     for (int i = 0; i < ROWS; i++)
@@ -85,8 +88,8 @@ static void check_matmul(const s1_cpu_kernels *k, s1_dtype dt)
     k->matmul(&m, 0, ROWS);
     for (int i = 0; i < N * ROWS; i++)
         if (fabs(out[i] - ref[i]) > 1e-5 * scale[i] + 1e-6)
-            fail_msg("%s %s: out[%d] = %.9g, reference %.9g", k->name, s1_dtype_name(dt), i, out[i],
-                     ref[i]);
+            fail_msg("%s %s at +%zu: out[%d] = %.9g, reference %.9g", k->name, s1_dtype_name(dt),
+                     offset, i, out[i], ref[i]);
     /* each row alone gives the same bits as within the batch */
     for (int t = 0; t < N; t++) {
         s1_cpu_mm m1 = {.out = one,
@@ -100,7 +103,7 @@ static void check_matmul(const s1_cpu_kernels *k, s1_dtype dt)
     }
 }
 
-static void test_matmul_matches_the_reference_on_every_kernel_set_and_dtype(void **state)
+static void test_matmul_matches_the_reference_on_every_kernel_set_dtype_and_alignment(void **state)
 {
     (void)state;
     int ran = 0;
@@ -108,9 +111,13 @@ static void test_matmul_matches_the_reference_on_every_kernel_set_and_dtype(void
         const s1_cpu_kernels *k = s1_cpu_kernels_get(kernel_names[i]);
         if (!k) continue;
         ran++;
-        check_matmul(k, S1_DTYPE_F32);
-        check_matmul(k, S1_DTYPE_F16);
-        check_matmul(k, S1_DTYPE_BF16);
+        for (size_t offset = 0; offset < 64; offset += 4) {
+            check_matmul(k, S1_DTYPE_F32, offset);
+            check_matmul(k, S1_DTYPE_F16, offset);
+            check_matmul(k, S1_DTYPE_BF16, offset);
+        }
+        check_matmul(k, S1_DTYPE_F16, 2);
+        check_matmul(k, S1_DTYPE_BF16, 34);
     }
     assert_true(ran >= 1);
     assert_non_null(s1_cpu_kernels_get("portable"));
@@ -312,7 +319,7 @@ static void test_the_pool_runs_each_thread_once_per_run(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_matmul_matches_the_reference_on_every_kernel_set_and_dtype),
+        cmocka_unit_test(test_matmul_matches_the_reference_on_every_kernel_set_dtype_and_alignment),
         cmocka_unit_test(test_parallel_projections_give_the_bits_of_one_thread),
         cmocka_unit_test(test_attention_kernels_match_the_reference_on_every_kernel_set),
         cmocka_unit_test(test_softmax_matches_the_reference_on_every_kernel_set),

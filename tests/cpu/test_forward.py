@@ -111,13 +111,14 @@ def runs_here(kernels):
     return r.returncode == 0
 
 
-def test_every_kernel_set_agrees_with_the_others():
+def test_every_kernel_set_agrees_with_the_others_and_generates_the_same_tokens():
     d = model("bf16")
-    best, _ = dump(d, [PROMPT])
+    best, gen = dump(d, [PROMPT], "--generate", 12)
     for k in ("portable", "avx2", "avx512bf16"):
         if runs_here(k):
-            got, _ = dump(d, [PROMPT], env={"S1_CPU_KERNELS": k})
+            got, g = dump(d, [PROMPT], "--generate", 12, env={"S1_CPU_KERNELS": k})
             assert rel(got, best) < 1e-4, k
+            assert g == gen, (k, g, gen)
 
 
 def test_interleaved_sequences_on_scattered_blocks_match_each_run_alone():
