@@ -331,8 +331,8 @@ int s1_bench_performance(const s1_bench_point *pts, int n, double *out)
 /* ---- samples, votes ---- */
 
 static const char SQL_RUN_SAMPLES[] =
-    "SELECT (j.policy ->> 'max_think')::int AS budget, j.suite_problem_id AS problem, r.sample,"
-    "       r.extracted_answer, r.grade"
+    "SELECT coalesce(r.budget, (j.policy ->> 'max_think')::int) AS budget,"
+    "       j.suite_problem_id AS problem, r.sample, r.extracted_answer, r.grade"
     "  FROM s1.jobs j JOIN s1.results r ON r.job_id = j.id"
     " WHERE j.bench_run_id = $1"
     " ORDER BY 1, 2, r.sample";
@@ -357,7 +357,7 @@ double s1_bench_pass_at_k(int n, int c, int k)
 
 static const char SQL_PAIRED[] =
     "WITH acc AS ("
-    "  SELECT j.bench_run_id AS run, (j.policy ->> 'max_think')::int AS budget,"
+    "  SELECT j.bench_run_id AS run, coalesce(r.budget, (j.policy ->> 'max_think')::int) AS budget,"
     "         j.suite_problem_id AS problem, avg(r.grade::int) AS accuracy"
     "    FROM s1.jobs j JOIN s1.results r ON r.job_id = j.id"
     "   WHERE j.bench_run_id IN ($1, $2) AND r.grade IS NOT NULL"

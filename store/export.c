@@ -7,13 +7,16 @@
 #include "cleanup.h"
 #include "db.h"
 
-/* One row per result, the problem and its job's settings beside the counts.
+/* One row per result (a sample at a rung of a ladder), the problem and its
+ * job's settings beside the counts; budget and ignore_stop are those of the
+ * single run the row equals.
  * $1 is the run (NULL for jobs), $2 the job ids (NULL for a run); $3 says
  * whether the trace is wanted, so one statement serves both shapes. */
 static const char SQL_EXPORT[] =
     "SELECT j.bench_run_id AS run, r.job_id, p.name AS problem_id, j.problem,"
-    "       j.reference_answer AS reference, (j.policy ->> 'max_think')::int AS budget,"
-    "       r.sample, r.attempt, r.prompt_tokens, r.thinking_tokens, r.forced_tokens,"
+    "       j.reference_answer AS reference,"
+    "       coalesce(r.budget, (j.policy ->> 'max_think')::int) AS budget, r.ignore_stop,"
+    "       r.rung, r.sample, r.attempt, r.prompt_tokens, r.thinking_tokens, r.forced_tokens,"
     "       r.answer_tokens, r.waits, r.forced_end, r.stop_reason, r.answer, r.extracted_answer,"
     "       r.grade, j.policy, j.sampling, r.model, r.backend, r.gpus, r.queue_wait_ms, r.ttft_ms,"
     "       r.decode_tps, r.created_at AS finished_at,"
@@ -22,7 +25,7 @@ static const char SQL_EXPORT[] =
     "  LEFT JOIN s1.suite_problems p ON p.id = j.suite_problem_id"
     " WHERE ($1::bigint IS NOT NULL AND j.bench_run_id = $1::bigint)"
     "    OR ($2::bigint[] IS NOT NULL AND j.id = ANY ($2::bigint[]))"
-    " ORDER BY r.job_id, r.sample";
+    " ORDER BY r.job_id, r.sample, r.rung";
 
 /* The job ids as an array literal, "{1,2,3}" (malloc'ed). */
 static char *ids_literal(const long long *ids, int n)

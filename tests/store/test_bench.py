@@ -552,7 +552,7 @@ def test_maj_at_k_votes_by_grader_equivalence_and_pass_at_k_is_unbiased():
     psql(DB, "INSERT INTO s1.suite_problems (suite_id, name, problem, reference_answer) "
              "SELECT id, n, 'p' || n, r FROM s1.suites, (VALUES ('a', '1/2'), ('b', '7'), ('c', '9')) AS v(n, r) "
              "WHERE name = 'votes' ON CONFLICT DO NOTHING")
-    run = int(ctl("bench", "run", "votes", "--budgets", "100", "--samples", "4").stdout)
+    run = int(ctl("bench", "run", "votes", "--budgets", "100", "--samples", "4", "--separate").stdout)
     jobs = dict(psql(DB, "SELECT p.name, j.id FROM s1.jobs j JOIN s1.suite_problems p ON p.id = j.suite_problem_id"
                          f" WHERE j.bench_run_id = {run}"))
     # a: three ways of writing 1/2 outvote 3 (as strings, all four differ);
@@ -638,7 +638,7 @@ def test_report_of_a_run_without_results_has_no_figures_yet():
     suite = imported(2)
     run = int(ctl("bench", "run", suite, "--budgets", "10,20").stdout)
     out = json.loads(ctl("bench", "report", "--json", str(run)).stdout)
-    assert (out["jobs"], out["pending"]) == (4, 4)
+    assert (out["jobs"], out["pending"]) == (2, 2), "a ladder job per problem"
     assert out["control"] is None and out["scaling"] is None and out["performance"] is None
     assert all(c["accuracy"] is None and c["samples"] == 0 for c in out["curve"])
     p = ctl("bench", "report", str(run))
@@ -689,7 +689,7 @@ def test_report_refuses_bad_arguments_with_one_line():
 def graded_run(suite, grades, **flags):
     """A run of suite at budget 100 whose problems' one sample grades as given."""
     extra = [x for k, v in flags.items() for x in (f"--{k}", v)]
-    run = int(ctl("bench", "run", suite, "--budgets", "100", *extra).stdout)
+    run = int(ctl("bench", "run", suite, "--budgets", "100", "--separate", *extra).stdout)
     jobs = [r[0] for r in psql(DB, f"SELECT id FROM s1.jobs WHERE bench_run_id = {run} ORDER BY id")]
     psql(DB, "INSERT INTO s1.results (job_id, attempt, sample, thinking_tokens, grade) VALUES "
              + ", ".join(f"({j}, 1, 0, 50, {str(g).lower()})" for j, g in zip(jobs, grades)))
@@ -777,11 +777,11 @@ def test_bench_list_shows_runs_with_suite_budgets_and_progress():
     rows = json.loads(ctl("bench", "list", "--json", "--suite", suite).stdout)
     assert [r["id"] for r in rows] == [queued, run]
     assert rows[0]["budgets"] == [8, 16] and rows[0]["model"] == "m1"
-    assert (rows[0]["jobs"], rows[0]["pending"], rows[1]["succeeded"]) == (4, 4, 6)
+    assert (rows[0]["jobs"], rows[0]["pending"], rows[1]["succeeded"]) == (2, 2, 6)
     psql(DB, f"UPDATE s1.jobs SET state = 'cancelled' WHERE id = (SELECT min(id) FROM s1.jobs "
              f"WHERE bench_run_id = {queued})")
     rows = json.loads(ctl("bench", "list", "--json", "--suite", suite).stdout)
-    assert (rows[0]["failed"], rows[0]["cancelled"], rows[0]["pending"]) == (0, 1, 3), "cancelled is not failed"
+    assert (rows[0]["failed"], rows[0]["cancelled"], rows[0]["pending"]) == (0, 1, 1), "cancelled is not failed"
     p = ctl("bench", "list", "--limit", "1")
     assert p.returncode == 0, p.stderr
     assert len(p.stdout.splitlines()) == 2 and p.stdout.startswith("id")

@@ -17,7 +17,7 @@ def a_run():
     psql(DB, "INSERT INTO s1.suite_problems (suite_id, name, problem, reference_answer) "
              "SELECT id, n, 'What is ' || n || '?', n FROM s1.suites, (VALUES ('1'), ('2')) AS v(n) "
              "WHERE name = 'exp' ON CONFLICT DO NOTHING")
-    run = int(s1ctl("bench", "run", "exp", "--budgets", "100,200", env={"DATABASE_URL": DB}).stdout)
+    run = int(s1ctl("bench", "run", "exp", "--budgets", "100,200", "--separate", env={"DATABASE_URL": DB}).stdout)
     jobs = [int(r[0]) for r in psql(DB, f"SELECT id FROM s1.jobs WHERE bench_run_id = {run} ORDER BY id")]
     for i, jid in enumerate(jobs):
         trace = "think, \"quoted\", on\ntwo lines" if i == 0 else "short"
