@@ -2,17 +2,21 @@
 """Trains s1-tiny, a small Qwen2 model that reasons in the s1 trace format,
 on one CPU thread, and writes it as a Hugging Face directory s1d loads as is.
 
-    env -u OPENBLAS_CORETYPE tools/train_tiny.py --work DIR [--steps N] [--seed N]
-        [--out models/s1-tiny] [--suite models/s1-tiny/heldout.jsonl]
+    env -u OPENBLAS_CORETYPE tools/train_tiny.py --work DIR [--steps N] [--decay N]
+        [--stop-at N] [--seed N] [--out models/s1-tiny] [--suite models/s1-tiny/heldout.jsonl]
 
-The task: add up to 24 single-digit numbers, each named by a letter
-("What is the sum of a=7 b=3 c=9?"). The thinking restates one term per line
-next to the running total ( b=3 10), so each step only copies the value
-named by the next letter and adds one digit: work a small model can do
-reliably, and whose length grows with the number of terms, so that cutting
-the thinking short (a small budget) leaves the sum unfinished. Some traces,
-after a forced "Wait", check the sum again from the start; their first pass
-may hold a slip, which the check corrects.
+The task: repeated addition ("Start at 27 and add 6, 12 times. What is the
+result?"). The thinking writes one numbered line per addition, restating the
+step next to the new total (7: +6=69), so each line depends only on the line
+before it and on the prompt's fixed places, and the thinking grows with the
+count, so that cutting it short (a small budget) leaves the result
+unfinished. Some traces,
+after a forced "Wait", check the result again from the start; their first
+pass may hold a slip, which the check corrects. (Sums of lettered terms,
+"a=7 b=3 ...", were tried first: looking up the value of the next letter
+was still at chance after 300 steps. On this task, 820 steps of 1200
+tokens get the step and the sums' digits right 95-100% of the time under
+teacher forcing, but not yet the first line or where to stop.)
 
 Training is deterministic from --seed (one thread, each step's batch drawn
 from its own generator), checkpointed to --work every --save-every steps and
@@ -34,60 +38,66 @@ import gen_model  # noqa: E402
 import safetensors_io as st  # noqa: E402
 
 SYSTEM = "You are Qwen, created by Alibaba Cloud. You are a helpful assistant."
-LETTERS = "abcdefghijklmnopqrstuvwxyz"
-MIN_TERMS, MAX_TERMS = 2, 24
+MIN_STEPS, MAX_STEPS = 1, 20
 WAIT_SHARE = 0.15      # traces that check their sum again after "Wait"
 SLIP_SHARE = 0.5       # of those, the share whose first pass holds a slip
 TRUNCATED_SHARE = 0.2  # traces cut short by a forced end, as a small budget does
 WARMUP = 100
 NEWLINE_SHARE = 0.25  # problems that end with a newline
-SHAPE = dict(hidden=128, layers=4, heads=4, kv_heads=2, intermediate=256,
+SHAPE = dict(hidden=96, layers=4, heads=4, kv_heads=2, intermediate=192,
              max_position=2048, rope_theta=10000.0, tie=True, dtype="f32", weight_std=0.02)
 SPECIALS = ("<|im_start|>", "<|im_end|>", "<|endoftext|>")
 
 
 # ---------------------------------------------------------------- the task
 
-def problem_text(terms):
-    """terms: [(letter, value)] → the question, as s1d's user turn carries it."""
-    return "What is the sum of " + " ".join(f"{k}={v}" for k, v in terms) + "?"
+def problem_text(spec):
+    """spec: (start, step, count) → the question, as s1d's user turn carries it."""
+    start, step, count = spec
+    return f"Start at {start} and add {step}, {count} times. What is the result?"
 
 
-def pass_lines(terms, slip_at=-1, slip=0):
-    """One pass over the terms: a line per term with the running total after
-    it. A slip adds `slip` to the total at line slip_at (and so to every later
-    total). Returns (lines, final total)."""
-    lines, total = [], 0
-    for i, (k, v) in enumerate(terms):
-        total += v + (slip if i == slip_at else 0)
-        lines.append(f" {k}={v} {total}\n")
+def pass_lines(spec, slip_at=-1, slip=0):
+    """One pass: a line per addition, numbered, restating the step, with the
+    running total. A slip adds `slip` to the total at line slip_at (and so
+    to every later total). Returns (lines, final total)."""
+    start, step, count = spec
+    lines, total = [], start
+    for i in range(count):
+        total += step + (slip if i == slip_at else 0)
+        lines.append(f"{i + 1}: +{step}={total}\n")
     return lines, total
 
 
+def answer_of(spec):
+    start, step, count = spec
+    return start + step * count
+
+
 def draw_problem(rng, n=None):
-    n = n or rng.randint(MIN_TERMS, MAX_TERMS)
-    return [(LETTERS[i], rng.randint(1, 9)) for i in range(n)]
+    n = n or rng.randint(MIN_STEPS, MAX_STEPS)
+    return (rng.randint(1, 60), rng.randint(2, 9), n)
 
 
-def draw_trace(rng, terms, plain=False):
+def draw_trace(rng, spec, plain=False):
     """A training trace as segments [(kind, text)]: 'think' text the model
     writes, 'slip' a wrong total (not learned), 'wait' and 'forced' text that
     budget forcing feeds (not learned), 'answer' the answer the model writes.
     plain: the whole trace, no Wait, no cut (what evaluation checks)."""
-    answer = sum(v for _, v in terms)
+    answer = answer_of(spec)
     segs = []
     if not plain and rng.random() < WAIT_SHARE:
-        slip_at = rng.randrange(len(terms)) if rng.random() < SLIP_SHARE else -1
+        slip_at = rng.randrange(spec[2]) if rng.random() < SLIP_SHARE else -1
         slip = rng.choice([-2, -1, 1, 2])
-        lines, _ = pass_lines(terms, slip_at, slip)
+        lines, _ = pass_lines(spec, slip_at, slip)
         for i, line in enumerate(lines):
             if i == slip_at:
-                term, total = line.split()
-                segs += [("think", f" {term} "), ("slip", total), ("think", "\n")]
+                head, total = line[:-1].split("=")
+                segs += [("think", head + "="), ("slip", total), ("think", "\n")]
             else:
                 segs.append(("think", line))
         segs += [("wait", "Wait"), ("think", ", check:\n")]
-    segs += [("think", line) for line in pass_lines(terms)[0]]
+    segs += [("think", line) for line in pass_lines(spec)[0]]
     if not plain and rng.random() < TRUNCATED_SHARE:
         return truncated(rng, segs, answer)
     return segs + [("answer", "<|im_start|>answer\nFinal Answer: \\boxed{%d}<|im_end|>" % answer)]
@@ -121,9 +131,9 @@ def heldout(seed, count):
     rng = random.Random(f"heldout-{seed}")
     rows = []
     for i in range(count):
-        terms = draw_problem(rng, MIN_TERMS + i * (MAX_TERMS - MIN_TERMS + 1) // count)
-        rows.append({"id": f"tiny-{i + 1:03d}", "problem": problem_text(terms),
-                     "answer": str(sum(v for _, v in terms)), "terms": len(terms)})
+        spec = draw_problem(rng, MIN_STEPS + i * (MAX_STEPS - MIN_STEPS + 1) // count)
+        rows.append({"id": f"tiny-{i + 1:03d}", "problem": problem_text(spec),
+                     "answer": str(answer_of(spec)), "steps": spec[2]})
     return rows
 
 
@@ -134,9 +144,9 @@ def corpus(seed):
     rng = random.Random(f"corpus-{seed}")
     parts = []
     for _ in range(300):
-        terms = draw_problem(rng)
-        segs = draw_trace(rng, terms)
-        parts.append(prompt_text(problem_text(terms)) + "".join(t for _, t in segs))
+        spec = draw_problem(rng)
+        segs = draw_trace(rng, spec)
+        parts.append(prompt_text(problem_text(spec)) + "".join(t for _, t in segs))
     text = "\n".join(parts)
     for s in SPECIALS:
         text = text.replace(s, "\n")
@@ -283,16 +293,16 @@ def batch_of(tk, seed, step, tokens, held):
     term count drawn for the batch, ±2), as many as fill `tokens`, none of
     them in the held-out set `held`."""
     rng = random.Random(f"batch-{seed}-{step}")
-    centre = rng.randint(MIN_TERMS, MAX_TERMS)
+    centre = rng.randint(MIN_STEPS, MAX_STEPS)
     seqs = []
     while sum(len(s[0]) for s in seqs) < tokens:
-        n = min(MAX_TERMS, max(MIN_TERMS, centre + rng.randint(-2, 2)))
-        terms = draw_problem(rng, n)
-        if problem_text(terms) in held:
+        n = min(MAX_STEPS, max(MIN_STEPS, centre + rng.randint(-2, 2)))
+        spec = draw_problem(rng, n)
+        if problem_text(spec) in held:
             continue
         # A problem read from a file often ends with a newline: s1d keeps it.
         tail = "\n" if rng.random() < NEWLINE_SHARE else ""
-        seqs.append(example(tk, problem_text(terms) + tail, draw_trace(rng, terms)))
+        seqs.append(example(tk, problem_text(spec) + tail, draw_trace(rng, spec)))
     return padded(seqs)
 
 
@@ -325,9 +335,9 @@ def evaluate(model, tk, seed, count=96):
     rng = random.Random(f"eval-{seed}")
     seqs, ns = [], []
     for i in range(count):
-        terms = draw_problem(rng, MIN_TERMS + i * (MAX_TERMS - MIN_TERMS + 1) // count)
-        seqs.append(example(tk, problem_text(terms), draw_trace(rng, terms, plain=True)))
-        ns.append(len(terms))
+        spec = draw_problem(rng, MIN_STEPS + i * (MAX_STEPS - MIN_STEPS + 1) // count)
+        seqs.append(example(tk, problem_text(spec), draw_trace(rng, spec, plain=True)))
+        ns.append(spec[2])
     ok = []
     with torch.no_grad():
         for b in range(0, count, 16):
@@ -349,7 +359,8 @@ def train(args, model, tk, state):
         step = state["step"]
     held = {row["problem"] for row in heldout(args.seed, args.suite_size)}
     t0 = time.time()
-    while step < args.steps:
+    end = end_step(args)
+    while step < end:
         for g in opt.param_groups:
             g["lr"] = lr_at(step, args)
         x, y = batch_of(tk, args.seed, step, args.tokens, held)
@@ -363,7 +374,7 @@ def train(args, model, tk, state):
         if step % 10 == 0:
             print(f"step {step} loss {loss.item():.4f} {(time.time() - t0) / 10:.2f}s/step", flush=True)
             t0 = time.time()
-        if step % args.save_every == 0 or step == args.steps:
+        if step % args.save_every == 0 or step == end:
             save(args, model, opt, step)
             acc, per = evaluate(model, tk, args.seed)
             print(f"step {step} eval exact {acc:.3f} [{per}]", flush=True)
@@ -407,6 +418,10 @@ def write_suite(path, seed, count):
             f.write(json.dumps(row) + "\n")
 
 
+def end_step(args):
+    return min(args.steps, args.stop_at or args.steps)
+
+
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--work", required=True, help="checkpoint directory (resumed when it has one)")
@@ -415,10 +430,12 @@ def parse_args(argv):
     p.add_argument("--suite-size", type=int, default=92)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--steps", type=int, default=1200)
-    p.add_argument("--tokens", type=int, default=2000, help="tokens per batch")
+    p.add_argument("--tokens", type=int, default=1200, help="tokens per batch")
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--decay", type=int, default=200, help="steps of the final decay")
     p.add_argument("--save-every", type=int, default=50)
+    p.add_argument("--stop-at", type=int, help="stop (checkpointed) after this step: resume later, "
+                   "perhaps with other --steps/--decay")
     p.add_argument("--eval", action="store_true", help="only evaluate the checkpoint")
     p.add_argument("--write", action="store_true", help="only export the checkpoint")
     return p.parse_args(argv)
@@ -442,7 +459,7 @@ def main(argv):
         return
     if not args.write:
         train(args, model, tk, state)
-    write_model(args, model, tok, state["step"] if args.write and state else args.steps)
+    write_model(args, model, tok, state["step"] if args.write and state else end_step(args))
     if args.suite:
         write_suite(args.suite, args.seed, args.suite_size)
 
