@@ -142,12 +142,13 @@ def bpe_encode(word, merges):
     return word
 
 
-def bytes_tokenizer():
-    """(tokenizer.json dict, added token ids) of a small byte-level BPE
-    tokenizer in the format of Qwen's."""
+def bytes_tokenizer(corpus=CORPUS, n_merges=N_MERGES):
+    """The tokenizer.json dict of a small byte-level BPE tokenizer in the
+    format of Qwen's, its merges learned from corpus (tools/train_tiny.py
+    passes the text of its task)."""
     table = bytes_to_unicode()
     byte_char = dict(table)
-    merges = learn_merges(pre_tokens(CORPUS, byte_char), N_MERGES)
+    merges = learn_merges(pre_tokens(corpus, byte_char), n_merges)
     for text in REQUIRED_TOKENS:
         # Merging the pieces left to right makes text one token: these merges
         # rank last, so the earlier ones leave exactly these pieces.
@@ -205,6 +206,26 @@ def write_json(path, obj):
         f.write("\n")
 
 
+def tokenizer_config(ids, max_position):
+    """tokenizer_config.json of the bytes tokenizer whose added tokens are ids."""
+    return {
+        "add_bos_token": False,
+        "add_prefix_space": False,
+        "added_tokens_decoder": {str(i): {"content": t, "lstrip": False, "normalized": False,
+                                          "rstrip": False, "single_word": False, "special": True}
+                                 for t, i in ids.items()},
+        "bos_token": None,
+        "chat_template": CHAT_TEMPLATE,
+        "clean_up_tokenization_spaces": False,
+        "eos_token": "<|im_end|>",
+        "errors": "replace",
+        "model_max_length": max_position,
+        "pad_token": "<|endoftext|>",
+        "split_special_tokens": False,
+        "tokenizer_class": "Qwen2Tokenizer",
+    }
+
+
 def write_tokenizer(args, out):
     """Writes tokenizer.json and tokenizer_config.json; returns the number of
     token ids and the added tokens' ids."""
@@ -221,22 +242,7 @@ def write_tokenizer(args, out):
     tok = bytes_tokenizer()
     write_json(os.path.join(out, "tokenizer.json"), tok)
     ids = added_ids(tok)
-    write_json(os.path.join(out, "tokenizer_config.json"), {
-        "add_bos_token": False,
-        "add_prefix_space": False,
-        "added_tokens_decoder": {str(i): {"content": t, "lstrip": False, "normalized": False,
-                                          "rstrip": False, "single_word": False, "special": True}
-                                 for t, i in ids.items()},
-        "bos_token": None,
-        "chat_template": CHAT_TEMPLATE,
-        "clean_up_tokenization_spaces": False,
-        "eos_token": "<|im_end|>",
-        "errors": "replace",
-        "model_max_length": args.max_position,
-        "pad_token": "<|endoftext|>",
-        "split_special_tokens": False,
-        "tokenizer_class": "Qwen2Tokenizer",
-    })
+    write_json(os.path.join(out, "tokenizer_config.json"), tokenizer_config(ids, args.max_position))
     return n_tokens(tok), ids
 
 
