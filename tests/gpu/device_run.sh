@@ -18,7 +18,7 @@
 #      prefill, decode at batch 1, 8 and 64, the copy ceiling
 #   5. variants that explain the gap: S1_CUDA_NO_GRAPHS=1, S1_CUDA_PDL=0,
 #      S1_CUDA_GEMV=0
-# Logs and summary.txt go to $OUT (where the device tool collects files),
+# Logs and summary.txt go to $OUT (a directory the caller collects),
 # else $S1_LOG_DIR, else /tmp/s1-device; the summary is written on every exit
 # and printed last. Without a GPU (a rehearsal) every GPU step fails fast and
 # the benchmark model is the tiny preset. Exit status: 0 when every step that
