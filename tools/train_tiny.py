@@ -6,17 +6,17 @@ on one CPU thread, and writes it as a Hugging Face directory s1d loads as is.
         [--stop-at N] [--seed N] [--out models/s1-tiny] [--suite models/s1-tiny/heldout.jsonl]
 
 The task: repeated addition ("Start at 27 and add 6, 12 times. What is the
-result?"). The thinking writes one numbered line per addition, restating the
-step next to the new total (7: +6=69), so each line depends only on the line
-before it and on the prompt's fixed places, and the thinking grows with the
-count, so that cutting it short (a small budget) leaves the result
-unfinished. Some traces,
-after a forced "Wait", check the result again from the start; their first
-pass may hold a slip, which the check corrects. (Sums of lettered terms,
-"a=7 b=3 ...", were tried first: looking up the value of the next letter
-was still at chance after 300 steps. On this task, 820 steps of 1200
-tokens get the step and the sums' digits right 95-100% of the time under
-teacher forcing, but not yet the first line or where to stop.)
+result?"). The thinking restates the start and the count ("27, 12 left"),
+then writes a line per addition with the step, the new total and the
+additions left ("+6=33, 11 left"): each line depends only on the line
+before it and on the prompt's fixed places, "0 left" says where to stop,
+and the thinking grows with the count, so that cutting it short (a small
+budget) leaves the result unfinished. Some traces, after a forced "Wait",
+count again from the start; their first pass may hold a slip, which the
+second corrects. (Tried before: sums of lettered terms, "a=7 b=3 ...",
+where looking up the next letter's value stayed at chance; and numbered
+lines without the count left, where the model learned the sums but not
+the first line nor where to stop.)
 
 Training is deterministic from --seed (one thread, each step's batch drawn
 from its own generator), checkpointed to --work every --save-every steps and
@@ -44,7 +44,7 @@ SLIP_SHARE = 0.5       # of those, the share whose first pass holds a slip
 TRUNCATED_SHARE = 0.2  # traces cut short by a forced end, as a small budget does
 WARMUP = 100
 NEWLINE_SHARE = 0.25  # problems that end with a newline
-SHAPE = dict(hidden=96, layers=4, heads=4, kv_heads=2, intermediate=192,
+SHAPE = dict(hidden=128, layers=4, heads=4, kv_heads=2, intermediate=384,
              max_position=2048, rope_theta=10000.0, tie=True, dtype="f32", weight_std=0.02)
 SPECIALS = ("<|im_start|>", "<|im_end|>", "<|endoftext|>")
 
@@ -58,14 +58,17 @@ def problem_text(spec):
 
 
 def pass_lines(spec, slip_at=-1, slip=0):
-    """One pass: a line per addition, numbered, restating the step, with the
-    running total. A slip adds `slip` to the total at line slip_at (and so
-    to every later total). Returns (lines, final total)."""
+    """One pass: a line restating the start and the count, then a line per
+    addition with the step, the running total and how many additions are
+    left. Every line depends only on the line before it and on the prompt's
+    fixed places, and "0 left" says where to stop. A slip adds `slip` to
+    the total at addition slip_at (and so to every later total). Returns
+    (lines, final total)."""
     start, step, count = spec
-    lines, total = [], start
+    lines, total = [f"{start}, {count} left\n"], start
     for i in range(count):
         total += step + (slip if i == slip_at else 0)
-        lines.append(f"{i + 1}: +{step}={total}\n")
+        lines.append(f"+{step}={total}, {count - i - 1} left\n")
     return lines, total
 
 
@@ -91,9 +94,10 @@ def draw_trace(rng, spec, plain=False):
         slip = rng.choice([-2, -1, 1, 2])
         lines, _ = pass_lines(spec, slip_at, slip)
         for i, line in enumerate(lines):
-            if i == slip_at:
-                head, total = line[:-1].split("=")
-                segs += [("think", head + "="), ("slip", total), ("think", "\n")]
+            if slip_at >= 0 and i == slip_at + 1:
+                head, rest = line.split("=")
+                total, tail = rest.split(",", 1)
+                segs += [("think", head + "="), ("slip", total), ("think", "," + tail)]
             else:
                 segs.append(("think", line))
         segs += [("wait", "Wait"), ("think", ", check:\n")]
@@ -429,11 +433,11 @@ def parse_args(argv):
     p.add_argument("--suite", help="also write the held-out suite (JSONL) here")
     p.add_argument("--suite-size", type=int, default=92)
     p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--steps", type=int, default=1200)
-    p.add_argument("--tokens", type=int, default=1200, help="tokens per batch")
+    p.add_argument("--steps", type=int, default=3000)
+    p.add_argument("--tokens", type=int, default=2048, help="tokens per batch")
     p.add_argument("--lr", type=float, default=3e-3)
-    p.add_argument("--decay", type=int, default=200, help="steps of the final decay")
-    p.add_argument("--save-every", type=int, default=50)
+    p.add_argument("--decay", type=int, default=600, help="steps of the final decay")
+    p.add_argument("--save-every", type=int, default=250)
     p.add_argument("--stop-at", type=int, help="stop (checkpointed) after this step: resume later, "
                    "perhaps with other --steps/--decay")
     p.add_argument("--eval", action="store_true", help="only evaluate the checkpoint")
