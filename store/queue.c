@@ -15,20 +15,22 @@
 /* Claim: one statement, so two daemons never take the same job (SKIP LOCKED)
  * and a claimed job always has its attempt, worker and lease set together.
  * Each queue is read on its own through the claim index, in order (queue =
- * ANY would sort every queued row); the best n of those win. */
+ * ANY would sort every queued row); the best n of those win. The ids come
+ * as an array (= ANY (ARRAY(...))) so that the update finds them by primary
+ * key: as IN (...) the planner joins them to a scan of the whole table. */
 static const char SQL_CLAIM[] =
     "UPDATE s1.jobs j"
     "   SET state = 'running', attempt = j.attempt + 1, worker = $1,"
     "       lease_until = now() + $2::int * interval '1 millisecond',"
     "       started_at = now(), progress_thinking = 0, progress_tokens = 0,"
     "       progress_at = NULL, error = NULL, updated_at = now()"
-    " WHERE j.id IN (SELECT c.id FROM unnest($3::text[]) AS q(name),"
-    "                LATERAL (SELECT id, priority FROM s1.jobs"
-    "                          WHERE state = 'queued' AND queue = q.name AND run_after <= now()"
-    "                            AND (model IS NULL OR model = $4)"
-    "                          ORDER BY priority DESC, id"
-    "                          FOR UPDATE SKIP LOCKED LIMIT $5) AS c"
-    "                ORDER BY c.priority DESC, c.id LIMIT $5)"
+    " WHERE j.id = ANY (ARRAY(SELECT c.id FROM unnest($3::text[]) AS q(name),"
+    "                      LATERAL (SELECT id, priority FROM s1.jobs"
+    "                                WHERE state = 'queued' AND queue = q.name"
+    "                                  AND run_after <= now() AND (model IS NULL OR model = $4)"
+    "                                ORDER BY priority DESC, id"
+    "                                FOR UPDATE SKIP LOCKED LIMIT $5) AS c"
+    "                      ORDER BY c.priority DESC, c.id LIMIT $5))"
     " RETURNING j.id, j.attempt, j.samples, j.cancel_requested,"
     "           extract(epoch FROM now() - j.created_at) * 1000,"
     "           j.problem, j.reference_answer, j.policy::text, j.sampling::text,"
