@@ -438,8 +438,9 @@ static long count(PGconn *c, const char *sql)
     return r ? atol(PQgetvalue(r, 0, 0)) : -1;
 }
 
-/* Starts `s1d --engine noop` on the bench queue; returns its pid. */
-static pid_t start_s1d(const char *db)
+/* Starts `s1d --engine noop` on the bench queue, generating rate tokens/s
+ * per job (0: instantly); returns its pid. */
+static pid_t start_s1d(const char *db, const char *rate)
 {
     char path[4096];
     ssize_t n = readlink("/proc/self/exe", path, sizeof path - 64);
@@ -452,7 +453,8 @@ static pid_t start_s1d(const char *db)
     if (pid == 0) {
         setenv("S1_LOG_LEVEL", "warning", 1); /* no line per job */
         execl(path, "s1d", "--db", db, "--engine", "noop", "--queue", "bench", "--worker-name",
-              "bench-s1d", "--max-seqs", "256", "--poll", "1", (char *)NULL);
+              "bench-s1d", "--max-seqs", "256", "--poll", "1", "--noop-rate", rate, "--heartbeat",
+              "0.5", "--lease", "5", (char *)NULL);
         _exit(127);
     }
     return pid;
@@ -493,19 +495,40 @@ static void jobs_updates(PGconn *c, long *upd, long *hot)
 static int bench_daemon(PGconn *c, int jobs)
 {
     if (exec_sql(c, "TRUNCATE s1.jobs CASCADE")) return -1;
-    long upd0, hot0, upd1 = 0, hot1 = 0;
-    jobs_updates(c, &upd0, &hot0);
     double t0 = now_s();
     if (insert_jobs(c, jobs, "s1.jobs") || wait_until(c, SQL_ALL_ENDED, 1, 300)) return -1;
     double dt = now_s() - t0;
     printf("s1d --engine noop: %d jobs in %.2f s = %.0f jobs/s end to end\n", jobs, dt, jobs / dt);
-    /* The daemon's backend reports its figures when idle, within a second. */
-    for (double end = now_s() + 5; now_s() < end;) {
+    return 0;
+}
+
+/* Jobs that think for a while (HOT_JOBS of HOT_TOKENS tokens at 100
+ * tokens/s, heartbeats every 0.5 s) get lease renewals and progress writes
+ * between their claim and their completion: how many of s1.jobs' updates
+ * were HOT. The daemon is stopped first, so that its backend has reported
+ * its figures (when it exits). */
+enum { HOT_JOBS = 50, HOT_TOKENS = 300 };
+
+static int bench_hot(PGconn *c, pid_t pid)
+{
+    long upd0, hot0, upd1 = 0, hot1 = 0;
+    jobs_updates(c, &upd0, &hot0);
+    char sql[256];
+    snprintf(sql, sizeof sql,
+             "INSERT INTO s1.jobs (problem, queue, policy) SELECT 'bench', 'bench', "
+             "'{\"max_think\": %d}' FROM generate_series(1, %d)",
+             HOT_TOKENS, HOT_JOBS);
+    if (exec_sql(c, sql) || wait_until(c, SQL_ALL_ENDED, 1, 120)) return -1;
+    kill(pid, SIGTERM);
+    waitpid(pid, NULL, 0);
+    /* A backend reports at exit, a moment after its client has gone. */
+    for (double end = now_s() + 5; now_s() < end && upd1 - upd0 < 2L * HOT_JOBS;) {
+        usleep(100000);
         jobs_updates(c, &upd1, &hot1);
-        if (upd1 - upd0 >= 2L * jobs) break;
-        usleep(200000);
     }
-    printf("  s1.jobs: %ld updates, %ld of them HOT (%.0f%%)\n", upd1 - upd0, hot1 - hot0,
+    printf("%d jobs of %d tokens at 100 tokens/s: s1.jobs had %ld updates, %ld of them HOT "
+           "(%.0f%%; claims and completions change state, which indexes name)\n",
+           HOT_JOBS, HOT_TOKENS, upd1 - upd0, hot1 - hot0,
            upd1 > upd0 ? 100.0 * (double)(hot1 - hot0) / (double)(upd1 - upd0) : 0.0);
     return 0;
 }
@@ -583,21 +606,30 @@ typedef struct {
     int jobs, big_jobs, clients, batch, rounds, latency;
 } sizes;
 
+/* Starts a noop daemon (rate tokens/s) and waits until it serves. */
+static pid_t serving_s1d(PGconn *c, const char *db, const char *rate)
+{
+    pid_t pid = start_s1d(db, rate);
+    if (pid > 0 && !wait_until(c,
+                               "SELECT count(*) FROM s1.workers WHERE name = 'bench-s1d' "
+                               "AND state = 'running' AND heartbeat_at > now() - interval '2 s'",
+                               1, 30))
+        return pid;
+    if (pid > 0) kill(pid, SIGKILL), waitpid(pid, NULL, 0);
+    return -1;
+}
+
 static int run_daemon(PGconn *c, const char *db, const sizes *z)
 {
-    pid_t pid = start_s1d(db);
-    if (pid < 0 || exec_sql(c, "LISTEN s1_progress") ||
-        wait_until(c,
-                   "SELECT count(*) FROM s1.workers WHERE name = 'bench-s1d' "
-                   "AND state = 'running'",
-                   1, 30)) {
-        if (pid > 0) kill(pid, SIGKILL);
-        return -1;
-    }
+    if (exec_sql(c, "LISTEN s1_progress")) return -1;
+    pid_t pid = serving_s1d(c, db, "0");
+    if (pid < 0) return -1;
     int rc = bench_daemon(c, z->jobs) || bench_latency(c, z->latency);
     kill(pid, SIGTERM);
     waitpid(pid, NULL, 0);
-    return rc;
+    if (rc || exec_sql(c, "TRUNCATE s1.jobs CASCADE")) return -1;
+    pid = serving_s1d(c, db, "100");
+    return pid < 0 ? -1 : bench_hot(c, pid);
 }
 
 static int run(const char *db, const sizes *z)
