@@ -223,14 +223,17 @@ static int s1d_step(PGconn *c, client *cl)
  * by SKIP LOCKED (its ids as an array, found by primary key, as s1d's), an
  * UPDATE at the end, and with results an INSERT of the rows into a table of
  * s1.results' columns. */
-static const char *const BARE_SCHEMA[] = {
-    "CREATE SCHEMA IF NOT EXISTS bench", "DROP TABLE IF EXISTS bench.jobs, bench.results",
+static const char BARE_JOBS[] =
     "CREATE TABLE bench.jobs (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
     "                         state text NOT NULL DEFAULT 'queued', worker text,"
-    "                         problem text NOT NULL)",
-    "CREATE INDEX bench_jobs_queued ON bench.jobs (id) WHERE state = 'queued'",
+    "                         problem text NOT NULL)";
+static const char BARE_RESULTS[] =
     "CREATE TABLE bench.results"
-    "    (LIKE s1.results INCLUDING COMPRESSION INCLUDING DEFAULTS INCLUDING IDENTITY)"};
+    "    (LIKE s1.results INCLUDING COMPRESSION INCLUDING DEFAULTS INCLUDING IDENTITY)";
+static const char *const BARE_SCHEMA[] = {
+    "CREATE SCHEMA IF NOT EXISTS bench", "DROP TABLE IF EXISTS bench.jobs, bench.results",
+    BARE_JOBS, "CREATE INDEX bench_jobs_queued ON bench.jobs (id) WHERE state = 'queued'",
+    BARE_RESULTS};
 
 static const char BARE_CLAIM[] =
     "UPDATE bench.jobs SET state = 'running', worker = 'bench'"
