@@ -9,13 +9,15 @@ enum {
     BACKOFF_MIN_MS = 100,
     BACKOFF_MAX_MS = 5000,
     CONNECT_TIMEOUT_MS = 10000,
-    STATEMENT_TIMEOUT_MS = 30000
+    STATEMENT_TIMEOUT_MS = 30000,
+    MAX_PREPARED = 32 /* statement names kept per connection; store/queue.c has 7 */
 };
 
 typedef struct op {
     s1_queue_stmt stmt;
     s1d_conn_cb cb;
     void *ud;
+    bool preparing; /* in flight is its PREPARE; the execute follows */
     struct op *next;
 } op;
 
@@ -37,6 +39,8 @@ struct s1d_conn {
     bool head_sent;
     PGresult *result; /* the in-flight statement's result so far (the first error wins) */
     uint64_t sent_at;
+    const char *prepared[MAX_PREPARED]; /* statement names prepared on this connection */
+    int n_prepared;
 };
 
 static void start_connect(s1d_conn *c);
@@ -106,6 +110,7 @@ static void lost(s1d_conn *c, const char *why)
     c->result = NULL;
     c->state = C_DOWN;
     c->listening = false;
+    c->n_prepared = 0; /* prepared statements end with their session */
     for (op *o; (o = pop(c));)
         finish_op(o, NULL, why);
     if (c->closing) return;
@@ -142,15 +147,34 @@ static void statement_deadline(uv_timer_t *t)
     lost(c, "statement timed out");
 }
 
+static bool is_prepared(const s1d_conn *c, const char *name)
+{
+    for (int i = 0; i < c->n_prepared; i++)
+        if (!strcmp(c->prepared[i], name)) return true;
+    return false;
+}
+
+/* Sends o's statement: planned once per connection (a PREPARE the first
+ * time, then only executes), unless it has no name (the LISTENs, which
+ * only the simple protocol runs several of) or the name table is full. */
+static int send_stmt(s1d_conn *c, op *o)
+{
+    const s1_queue_stmt *s = &o->stmt;
+    const char *const *params = (const char *const *)s->params;
+    if (!s->name) return PQsendQuery(c->pg, s->sql);
+    if (is_prepared(c, s->name))
+        return PQsendQueryPrepared(c->pg, s->name, s->n_params, params, NULL, NULL, 0);
+    if (c->n_prepared == MAX_PREPARED)
+        return PQsendQueryParams(c->pg, s->sql, s->n_params, NULL, params, NULL, NULL, 0);
+    o->preparing = true;
+    return PQsendPrepare(c->pg, s->name, s->sql, 0, NULL);
+}
+
 /* Sends the next statement when none is in flight. */
 static void send_next(s1d_conn *c)
 {
     if (c->state != C_UP || c->head_sent || !c->head) return;
-    s1_queue_stmt *s = &c->head->stmt;
-    /* Only the simple protocol runs several statements (the LISTENs). */
-    int ok = s->n_params ? PQsendQueryParams(c->pg, s->sql, s->n_params, NULL,
-                                             (const char *const *)s->params, NULL, NULL, 0)
-                         : PQsendQuery(c->pg, s->sql);
+    int ok = send_stmt(c, c->head);
     if (!ok) return pg_lost(c);
     c->head_sent = true;
     uv_timer_start(&c->retry, statement_deadline, STATEMENT_TIMEOUT_MS, 0);
@@ -238,9 +262,17 @@ static void read_input(s1d_conn *c)
             continue;
         }
         uv_timer_stop(&c->retry);
-        op *o = pop(c);
         PGresult *res = c->result;
         c->result = NULL;
+        if (c->head->preparing && res && PQresultStatus(res) == PGRES_COMMAND_OK) {
+            PQclear(res);
+            c->prepared[c->n_prepared++] = c->head->stmt.name;
+            c->head->preparing = false;
+            c->head_sent = false;
+            send_next(c); /* the execute, as the same op */
+            continue;
+        }
+        op *o = pop(c);
         char msg[512] = "";
         if (!res || PQresultStatus(res) == PGRES_FATAL_ERROR) {
             snprintf(msg, sizeof msg, "%s: %s", o->stmt.what,

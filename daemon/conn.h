@@ -1,6 +1,7 @@
 /* daemon/conn.h — one PostgreSQL connection driven by the libuv loop:
  * asynchronous connect (PQconnectStart) with reconnect backoff, statements
- * sent one at a time from a FIFO (PQsendQueryParams), LISTEN notifications
+ * sent one at a time from a FIFO, each prepared once per connection and then
+ * only executed (PQsendPrepare, PQsendQueryPrepared), LISTEN notifications
  * (PQnotifies), all from a uv_poll on PQsocket. Nothing here blocks.
  * When the connection is lost, every statement queued or in flight fails
  * (its callback gets NULL): callers keep what must not be lost and send it

@@ -6,14 +6,13 @@
 
 #include "log.h"
 
-enum { WRITE_BATCH = 256 }; /* completions per statement */
-
 /* A completion waiting to be written (the job is owned here). */
 typedef struct pending {
     s1d_job *job;
     s1_queue_end end;
-    bool solo;  /* its batch failed: write it alone */
-    bool again; /* sent before, when the connection broke: it may be in */
+    size_t bytes; /* what its results add to a statement (s1_queue_done_bytes) */
+    bool solo;    /* its batch failed: write it alone */
+    bool again;   /* sent before, when the connection broke: it may be in */
     struct pending *next;
 } pending;
 
@@ -36,21 +35,6 @@ s1d_writer *s1d_writer_new(s1d_conn *db, const s1_queue_worker *who, const s1_en
     w->info = info;
     w->ev = *ev;
     return w;
-}
-
-/* Ends join the back of the queue: jobs are written in the order they ended. */
-int s1d_writer_add(s1d_writer *w, s1d_job *j, s1_queue_end end)
-{
-    pending *p = calloc(1, sizeof *p);
-    if (!p) return -1;
-    p->job = j;
-    p->end = end;
-    if (w->writes_tail)
-        w->writes_tail->next = p;
-    else
-        w->writes = p;
-    w->writes_tail = p;
-    return 0;
 }
 
 /* The single-run setting a rung equals: its value in the field its ladder
@@ -95,6 +79,32 @@ static s1_queue_sample *job_samples(const s1d_job *j, const s1_queue_end end)
                               .decode_tps = r->decode_tps};
     }
     return x;
+}
+
+/* The size of j's end in a completion statement, reckoned once. */
+static size_t end_bytes(const s1d_job *j, s1_queue_end end)
+{
+    s1_queue_sample *x = job_samples(j, end);
+    s1_queue_done d = {.end = end, .samples = x, .n_samples = x ? s1d_job_runs(j) : 0};
+    size_t bytes = s1_queue_done_bytes(&d);
+    free(x);
+    return bytes;
+}
+
+/* Ends join the back of the queue: jobs are written in the order they ended. */
+int s1d_writer_add(s1d_writer *w, s1d_job *j, s1_queue_end end)
+{
+    pending *p = calloc(1, sizeof *p);
+    if (!p) return -1;
+    p->job = j;
+    p->end = end;
+    p->bytes = end_bytes(j, end);
+    if (w->writes_tail)
+        w->writes_tail->next = p;
+    else
+        w->writes = p;
+    w->writes_tail = p;
+    return 0;
 }
 
 static const char *end_name(s1_queue_end e)
@@ -181,14 +191,18 @@ static void write_done(void *ud, const PGresult *r, const char *error)
     w->ev.batch_back(w->ev.ud);
 }
 
-/* Detaches the next batch: one solo completion or up to WRITE_BATCH others. */
+/* Detaches the next batch: one solo completion, or others as many as
+ * s1_queue_batch_full allows (by count and by bytes). */
 static pending *next_batch(s1d_writer *w, int *n)
 {
     pending *batch = w->writes, *last = batch;
+    size_t bytes = batch->bytes;
     *n = 1;
     if (!batch->solo)
-        while (last->next && !last->next->solo && *n < WRITE_BATCH) {
+        while (last->next && !last->next->solo &&
+               !s1_queue_batch_full(*n, bytes, last->next->bytes)) {
             last = last->next;
+            bytes += last->bytes;
             (*n)++;
         }
     w->writes = last->next;

@@ -1,6 +1,7 @@
 /* daemon/writer.h — the completion writer. A job's end (succeeded with its
  * results, failed, cancelled, handed back) waits here in order and is written
- * in batches, one fenced statement each (store/queue.c), one batch in flight,
+ * in batches bounded by count and bytes (s1_queue_batch_full), one fenced
+ * statement each (store/queue.c), one batch in flight,
  * while the database is up, on a connection of its own so that a slow write
  * never holds up the heartbeat (whose renewals cover the jobs here). Through
  * an outage the ends wait in memory and go again after the reconnect; a batch the database refuses

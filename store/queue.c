@@ -15,20 +15,22 @@
 /* Claim: one statement, so two daemons never take the same job (SKIP LOCKED)
  * and a claimed job always has its attempt, worker and lease set together.
  * Each queue is read on its own through the claim index, in order (queue =
- * ANY would sort every queued row); the best n of those win. */
+ * ANY would sort every queued row); the best n of those win. The ids come
+ * as an array (= ANY (ARRAY(...))) so that the update finds them by primary
+ * key: as IN (...) the planner joins them to a scan of the whole table. */
 static const char SQL_CLAIM[] =
     "UPDATE s1.jobs j"
     "   SET state = 'running', attempt = j.attempt + 1, worker = $1,"
     "       lease_until = now() + $2::int * interval '1 millisecond',"
     "       started_at = now(), progress_thinking = 0, progress_tokens = 0,"
     "       progress_at = NULL, error = NULL, updated_at = now()"
-    " WHERE j.id IN (SELECT c.id FROM unnest($3::text[]) AS q(name),"
-    "                LATERAL (SELECT id, priority FROM s1.jobs"
-    "                          WHERE state = 'queued' AND queue = q.name AND run_after <= now()"
-    "                            AND (model IS NULL OR model = $4)"
-    "                          ORDER BY priority DESC, id"
-    "                          FOR UPDATE SKIP LOCKED LIMIT $5) AS c"
-    "                ORDER BY c.priority DESC, c.id LIMIT $5)"
+    " WHERE j.id = ANY (ARRAY(SELECT c.id FROM unnest($3::text[]) AS q(name),"
+    "                      LATERAL (SELECT id, priority FROM s1.jobs"
+    "                                WHERE state = 'queued' AND queue = q.name"
+    "                                  AND run_after <= now() AND (model IS NULL OR model = $4)"
+    "                                ORDER BY priority DESC, id"
+    "                                FOR UPDATE SKIP LOCKED LIMIT $5) AS c"
+    "                      ORDER BY c.priority DESC, c.id LIMIT $5))"
     " RETURNING j.id, j.attempt, j.samples, j.cancel_requested,"
     "           extract(epoch FROM now() - j.created_at) * 1000,"
     "           j.problem, j.reference_answer, j.policy::text, j.sampling::text,"
@@ -69,7 +71,9 @@ static const char SQL_PROGRESS[] =
 /* Completion: the jobs' new states and their result rows in one statement,
  * hence one transaction. Rows are inserted only for the jobs whose fenced
  * update matched, so an attempt that lost its lease writes nothing. A
- * hand-back (queued) undoes the attempt: it was not the job's fault. */
+ * hand-back (queued) undoes the attempt: it was not the job's fault. Token
+ * ids come as hex of their stored bytes: decode() copies them, where int[]
+ * would parse every id. */
 static const char SQL_COMPLETE[] =
     "WITH d AS (SELECT * FROM jsonb_to_recordset($2::jsonb)"
     "             AS d(id bigint, attempt int, state s1.job_state, error text)),"
@@ -91,14 +95,15 @@ static const char SQL_COMPLETE[] =
     "       SELECT x.job_id, x.attempt, x.sample, x.rung, nullif(x.budget, 0), x.ignore_stop,"
     "              x.context_end, x.trace, x.answer, x.extracted_answer,"
     "              x.grade, x.prompt_tokens, x.thinking_tokens, x.forced_tokens, x.answer_tokens,"
-    "              x.waits, x.forced_end, x.stop_reason, x.prompt_ids, x.token_ids,"
+    "              x.waits, x.forced_end, x.stop_reason, decode(x.prompt_ids, 'hex'),"
+    "              decode(x.token_ids, 'hex'),"
     "              x.queue_wait_ms, x.ttft_ms, x.decode_tps, $3, $4, $5::int, $1"
     "         FROM jsonb_to_recordset($6::jsonb) AS x(job_id bigint, attempt int, sample int,"
     "              rung int, budget int, ignore_stop int, context_end boolean,"
     "              trace text, answer text, extracted_answer text, grade boolean,"
     "              prompt_tokens int, thinking_tokens int, forced_tokens int,"
     "              answer_tokens int, waits int, forced_end boolean, stop_reason text,"
-    "              prompt_ids int[], token_ids int[], queue_wait_ms float8, ttft_ms float8,"
+    "              prompt_ids text, token_ids text, queue_wait_ms float8, ttft_ms float8,"
     "              decode_tps float8)"
     "         JOIN j ON j.id = x.job_id AND j.attempt = x.attempt"
     "       RETURNING 1)"
@@ -168,15 +173,36 @@ void s1_queue_stmt_clear(s1_queue_stmt *s)
     memset(s, 0, sizeof *s);
 }
 
+/* Runs the prepared statement; a connection that has not prepared it yet
+ * (SQLSTATE 26000, invalid_sql_statement_name) prepares it and runs again. */
 PGresult *s1_queue_exec(PGconn *c, const s1_queue_stmt *s, s1_err *err)
 {
-    return s1_db_exec(c, s->what, s->sql, s->n_params, (const char *const *)s->params, err);
+    const char *const *params = (const char *const *)s->params;
+    PGresult *r = PQexecPrepared(c, s->name, s->n_params, params, NULL, NULL, 0);
+    const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+    if (state && !strcmp(state, "26000")) {
+        PQclear(r);
+        r = PQprepare(c, s->name, s->sql, 0, NULL);
+        if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+            s1_db_errf(err, c, r, "preparing %s", s->what);
+            PQclear(r);
+            return NULL;
+        }
+        PQclear(r);
+        r = PQexecPrepared(c, s->name, s->n_params, params, NULL, NULL, 0);
+    }
+    ExecStatusType st = PQresultStatus(r);
+    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) return r;
+    s1_db_errf(err, c, r, "%s", s->what);
+    PQclear(r);
+    return NULL;
 }
 
-static void stmt_init(s1_queue_stmt *s, const char *what, const char *sql)
+static void stmt_init(s1_queue_stmt *s, const char *what, const char *name, const char *sql)
 {
     memset(s, 0, sizeof *s);
     s->what = what;
+    s->name = name;
     s->sql = sql;
 }
 
@@ -254,7 +280,7 @@ static int built(s1_queue_stmt *s, int rc)
 
 int s1_queue_claim(s1_queue_stmt *s, const s1_queue_worker *w, int n)
 {
-    stmt_init(s, "claim", SQL_CLAIM);
+    stmt_init(s, "claim", "s1_claim", SQL_CLAIM);
     int rc = add_param(s, w->worker) || add_paramf(s, "%d", w->lease_ms) ||
              add_text_array(s, w->queues, w->n_queues) || add_param(s, w->model) ||
              add_paramf(s, "%d", n);
@@ -303,7 +329,7 @@ void s1_queue_jobs_free(s1_queue_job *jobs, int n)
 
 int s1_queue_renew(s1_queue_stmt *s, const s1_queue_worker *w, const s1_queue_held *h, int n)
 {
-    stmt_init(s, "renew leases", SQL_RENEW);
+    stmt_init(s, "renew leases", "s1_renew", SQL_RENEW);
     int rc = add_param(s, w->worker) || add_paramf(s, "%d", w->lease_ms) ||
              add_held_array(s, h, n, 0) || add_held_array(s, h, n, 1);
     return built(s, rc);
@@ -325,7 +351,7 @@ int s1_queue_parse_renew(const PGresult *r, s1_queue_lease **out, int *n, s1_err
 
 int s1_queue_progress(s1_queue_stmt *s, const s1_queue_worker *w, const s1_queue_held *h, int n)
 {
-    stmt_init(s, "progress", SQL_PROGRESS);
+    stmt_init(s, "progress", "s1_progress", SQL_PROGRESS);
     int rc = add_param(s, w->worker) || add_held_array(s, h, n, 0) || add_held_array(s, h, n, 1) ||
              add_held_array(s, h, n, 2) || add_held_array(s, h, n, 3);
     return built(s, rc);
@@ -384,6 +410,24 @@ static json_t *json_ids(const int32_t *ids, size_t n)
     return a;
 }
 
+/* Token ids as s1.results stores them (0007_queue_speed): 4 bytes each,
+ * little-endian, here in hex for decode(..., 'hex'). */
+static json_t *json_hex_ids(const int32_t *ids, size_t n)
+{
+    static const char digits[] = "0123456789abcdef";
+    char *hex = malloc(8 * n + 1), *p = hex;
+    if (!hex) return NULL;
+    for (size_t i = 0; i < n; i++)
+        for (int b = 0; b < 4; b++) {
+            unsigned byte = ((uint32_t)ids[i] >> (8 * b)) & 0xFF;
+            *p++ = digits[byte >> 4];
+            *p++ = digits[byte & 15];
+        }
+    json_t *s = json_stringn_nocheck(hex, 8 * n);
+    free(hex);
+    return s;
+}
+
 static json_t *sample_json(const s1_queue_done *d, const s1_queue_sample *x)
 {
     json_t *o = json_object();
@@ -406,8 +450,8 @@ static json_t *sample_json(const s1_queue_done *d, const s1_queue_sample *x)
              json_object_set_new(o, "waits", json_integer(x->waits)) |
              json_object_set_new(o, "forced_end", json_boolean(x->forced_end)) |
              json_object_set_new(o, "stop_reason", json_text(x->stop_reason)) |
-             json_object_set_new(o, "prompt_ids", json_ids(x->prompt_ids, x->n_prompt)) |
-             json_object_set_new(o, "token_ids", json_ids(x->token_ids, x->n_tokens)) |
+             json_object_set_new(o, "prompt_ids", json_hex_ids(x->prompt_ids, x->n_prompt)) |
+             json_object_set_new(o, "token_ids", json_hex_ids(x->token_ids, x->n_tokens)) |
              json_object_set_new(o, "queue_wait_ms", json_real(x->queue_wait_ms)) |
              json_object_set_new(o, "ttft_ms", json_real(x->ttft_ms)) |
              json_object_set_new(o, "decode_tps", json_real(x->decode_tps));
@@ -470,7 +514,7 @@ int s1_queue_complete(s1_queue_stmt *s, const s1_queue_worker *w, const s1_queue
         free(rows);
         return s1_errf(err, "complete: out of memory writing the results of %d jobs", n);
     }
-    stmt_init(s, "complete", SQL_COMPLETE);
+    stmt_init(s, "complete", "s1_complete", SQL_COMPLETE);
     s->params[1] = jobs; /* $2 and $6: owned by s from here */
     s->params[5] = rows;
     s->n_params = 6;
@@ -478,6 +522,24 @@ int s1_queue_complete(s1_queue_stmt *s, const s1_queue_worker *w, const s1_queue
              !(s->params[3] = strdup(o->backend)) || asprintf(&s->params[4], "%d", o->gpus) < 0;
     if (built(s, rc)) return s1_errf(err, "complete: out of memory");
     return 0;
+}
+
+size_t s1_queue_done_bytes(const s1_queue_done *d)
+{
+    size_t bytes = 64;
+    for (int i = 0; i < d->n_samples; i++) {
+        const s1_queue_sample *x = &d->samples[i];
+        const char *texts[] = {x->trace, x->answer, x->extracted_answer};
+        bytes += 512 + 8 * (x->n_prompt + x->n_tokens);
+        for (int t = 0; t < 3; t++)
+            bytes += texts[t] ? strlen(texts[t]) : 0;
+    }
+    return bytes;
+}
+
+bool s1_queue_batch_full(int jobs, size_t bytes, size_t next_bytes)
+{
+    return jobs >= S1_QUEUE_BATCH_JOBS || (jobs > 0 && bytes + next_bytes > S1_QUEUE_BATCH_BYTES);
 }
 
 int s1_queue_parse_ids(const PGresult *r, int64_t **ids, int *n, s1_err *err)
@@ -494,12 +556,12 @@ int s1_queue_parse_ids(const PGresult *r, int64_t **ids, int *n, s1_err *err)
 
 void s1_queue_reap(s1_queue_stmt *s)
 {
-    stmt_init(s, "reap expired leases", SQL_REAP);
+    stmt_init(s, "reap expired leases", "s1_reap", SQL_REAP);
 }
 
 int s1_queue_worker_beat(s1_queue_stmt *s, const s1_queue_worker *w, const s1_queue_figures *f)
 {
-    stmt_init(s, "worker heartbeat", SQL_WORKER);
+    stmt_init(s, "worker heartbeat", "s1_worker_beat", SQL_WORKER);
     int rc = add_param(s, w->worker) || add_param(s, f->host) || add_paramf(s, "%d", f->pid) ||
              add_param(s, f->version) || add_param(s, w->model) || add_param(s, f->backend) ||
              add_paramf(s, "%d", f->gpus) || add_text_array(s, w->queues, w->n_queues) ||
@@ -542,7 +604,7 @@ int s1_queue_save(s1_queue_stmt *s, const s1_queue_worker *w, const s1_queue_sav
     char *text = rc ? NULL : json_dumps(rows, JSON_COMPACT);
     json_decref(rows);
     if (!text) return s1_errf(err, "save: out of memory for %d samples", n);
-    stmt_init(s, "save running samples", SQL_SAVE);
+    stmt_init(s, "save running samples", "s1_save", SQL_SAVE);
     rc = add_param(s, w->worker) || add_param(s, w->model);
     if (!rc)
         s->params[s->n_params++] = text;

@@ -17,16 +17,19 @@
 
 enum { S1_QUEUE_MAX_PARAMS = 16 };
 
-/* One statement to send; params are owned (NULL = SQL NULL). */
+/* One statement to send; params are owned (NULL = SQL NULL). Each is
+ * prepared once per connection, under its name, and then only executed. */
 typedef struct {
     const char *what; /* for error messages: "claim", "complete" ... */
+    const char *name; /* prepared statement name, e.g. "s1_claim" */
     const char *sql;
     int n_params;
     char *params[S1_QUEUE_MAX_PARAMS];
 } s1_queue_stmt;
 
 void s1_queue_stmt_clear(s1_queue_stmt *s);
-/* Runs s synchronously (the benchmark, tests); the result or NULL with err. */
+/* Runs s synchronously (the benchmark, tests), preparing it on c the first
+ * time; the result or NULL with err. */
 PGresult *s1_queue_exec(PGconn *c, const s1_queue_stmt *s, s1_err *err);
 
 /* Who claims, and what it serves. */
@@ -127,6 +130,20 @@ typedef struct {
 int s1_queue_complete(s1_queue_stmt *s, const s1_queue_worker *w, const s1_queue_origin *o,
                       const s1_queue_done *d, int n, s1_err *err);
 int s1_queue_parse_ids(const PGresult *r, int64_t **ids, int *n, s1_err *err);
+
+/* Completion statements are bounded by count and by size: a batch of
+ * 16k-token results is megabytes of parameters, and one statement must
+ * commit well within the statement timeout. A single job always goes. */
+enum { S1_QUEUE_BATCH_JOBS = 256 };
+#define S1_QUEUE_BATCH_BYTES ((size_t)4 << 20)
+
+/* About how many bytes d's results add to a completion statement. */
+size_t s1_queue_done_bytes(const s1_queue_done *d);
+
+/* Whether a batch of jobs (bytes in all) is full: true when it holds
+ * S1_QUEUE_BATCH_JOBS, or when a job of next_bytes would take a non-empty
+ * batch past S1_QUEUE_BATCH_BYTES. */
+bool s1_queue_batch_full(int jobs, size_t bytes, size_t next_bytes);
 
 /* Requeues (with backoff) or fails jobs whose lease expired, on any worker;
  * cancels those whose cancel was requested. The result lists id, state, attempt. */

@@ -33,7 +33,7 @@ def submit_sampled(db, policy, samples=1):
 
 def runs(db, jid):
     """(sample, rung, budget, ignore_stop) -> (token_ids, counts, stop) of a job's rows."""
-    rows = psql(db, "SELECT sample, rung, coalesce(budget, 0), ignore_stop, token_ids::text,"
+    rows = psql(db, "SELECT sample, rung, coalesce(budget, 0), ignore_stop, s1.ids(token_ids)::text,"
                     " thinking_tokens, forced_tokens, answer_tokens, waits, forced_end, stop_reason"
                     f" FROM s1.results WHERE job_id = {jid} ORDER BY sample, rung")
     return {tuple(int(x) for x in r[:4]): tuple(r[4:]) for r in rows}
@@ -79,8 +79,8 @@ def test_a_job_succeeds_with_every_result_column_filled_and_consistent():
     with engine_daemon(db) as d:
         wait_state(db, jid, "succeeded", timeout=60)
         rows = psql(db, "SELECT sample, attempt, prompt_tokens, thinking_tokens, forced_tokens, answer_tokens,"
-                        " waits, forced_end, stop_reason, cardinality(prompt_ids),"
-                        " coalesce(cardinality(token_ids), 0), trace IS NOT NULL, answer IS NOT NULL,"
+                        " waits, forced_end, stop_reason, cardinality(s1.ids(prompt_ids)),"
+                        " coalesce(cardinality(s1.ids(token_ids)), 0), trace IS NOT NULL, answer IS NOT NULL,"
                         " grade IS NOT NULL, queue_wait_ms >= 0, ttft_ms > 0, decode_tps >= 0,"
                         " model, backend, gpus, worker"
                         f" FROM s1.results WHERE job_id = {jid} ORDER BY sample")

@@ -17,7 +17,7 @@ def test_a_job_succeeds_with_one_result_row_per_sample():
     [jid] = submit(db, policy='{"max_think": 40}', samples=3)
     with Daemon(db, "--noop-rate", "0") as d:
         wait_state(db, jid, "succeeded")
-        rows = psql(db, f"SELECT sample, attempt, thinking_tokens, stop_reason, cardinality(token_ids), "
+        rows = psql(db, f"SELECT sample, attempt, thinking_tokens, stop_reason, octet_length(token_ids) / 4, "
                         f"worker, model, backend, queue_wait_ms >= 0 FROM s1.results "
                         f"WHERE job_id = {jid} ORDER BY sample")
         assert [r[0] for r in rows] == ["0", "1", "2"], rows

@@ -38,7 +38,7 @@ def insert(db, sampling, policy=POLICY):
 
 
 def tokens(db, jid):
-    return psql(db, f"SELECT token_ids, thinking_tokens, forced_tokens, answer_tokens, waits, trace "
+    return psql(db, f"SELECT s1.ids(token_ids), thinking_tokens, forced_tokens, answer_tokens, waits, trace "
                     f"FROM s1.results WHERE job_id = {jid}")
 
 

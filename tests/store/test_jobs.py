@@ -75,7 +75,7 @@ def add_result(jid, sample, answer, trace):
     psql(DB, "INSERT INTO s1.results (job_id, attempt, sample, answer, extracted_answer, grade, "
              "thinking_tokens, forced_tokens, answer_tokens, waits, forced_end, stop_reason, trace, token_ids) "
              f"VALUES ({jid}, 1, {sample}, 'Final Answer: {answer}', '{answer}', true, 64, 6, 5, 0, true, "
-             f"'eos', '{trace}', '{{1,2,3}}')")
+             f"'eos', '{trace}', s1.ids_bytea('{{1,2,3}}'))")
 
 
 def test_result_prints_each_sample_and_the_trace_on_request():

@@ -82,6 +82,16 @@ def test_the_upgrade_makes_queue_names_no_daemon_could_serve_servable():
     assert rows == ["a_b", "gpu", "tab_q", "default", "v", "ok name", "x" * 50], rows
 
 
+def test_the_upgrade_keeps_token_ids_of_earlier_results_readable():
+    db = older_db()
+    jid = psql(db, "INSERT INTO s1.jobs (problem, state) VALUES ('p', 'succeeded') RETURNING id")[0][0]
+    psql(db, "INSERT INTO s1.results (job_id, attempt, sample, prompt_ids, token_ids) "
+             f"VALUES ({jid}, 1, 0, '{{151644,-7}}', '{{}}')")
+    assert s1ctl("migrate", db=db).returncode == 0
+    assert psql(db, "SELECT prompt_ids::text, token_ids::text FROM s1.result_ids") == [["{151644,-7}", "{}"]]
+    assert psql(db, "SELECT encode(prompt_ids, 'hex') FROM s1.results") == [["5c500200f9ffffff"]]
+
+
 def test_a_newer_schema_is_a_clear_error_for_commands_and_migrate():
     db = fresh_db("mig")
     assert s1ctl("migrate", db=db).returncode == 0

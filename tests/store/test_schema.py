@@ -97,15 +97,40 @@ def test_insert_notifies_s1_jobs_with_the_queue_name():
     conn.close()
 
 
-def test_every_state_change_notifies_s1_progress_with_id_and_thinking():
-    jid = insert_job(DB)
-    conn = listener("s1_progress")
+def test_a_claim_notifies_nobody_and_the_end_of_a_job_notifies_s1_progress():
+    jid, cancelled = insert_job(DB), insert_job(DB)
+    conn = listener("s1_progress", "s1_jobs", "s1_cancel")
     psql(DB, f"UPDATE s1.jobs SET state = 'running', {HELD}, progress_thinking = 7 WHERE id = {jid}")
     psql(DB, f"UPDATE s1.jobs SET progress_thinking = 9 WHERE id = {jid}")  # no state change
     psql(DB, f"UPDATE s1.jobs SET state = 'succeeded', progress_thinking = 12 WHERE id = {jid}")
-    assert notifications(conn, 2) == [("s1_progress", f"{jid} 7"), ("s1_progress", f"{jid} 12")]
-    assert notifications(conn, 1, timeout=0.3) == []
+    psql(DB, f"SELECT s1.cancel_job({cancelled})")
+    psql(DB, "SELECT pg_notify('s1_progress', 'last')")
+    # Notifications come in commit order: one from the claim would come first.
+    assert notifications(conn, 3) == [("s1_progress", f"{jid} 12"), ("s1_progress", f"{cancelled} 0"),
+                                      ("s1_progress", "last")]
     conn.close()
+
+
+def test_token_ids_roundtrip_through_bytea_and_the_int_array_view():
+    jid = insert_job(DB, state="running")
+    ids = [0, 1, 255, 256, 65536, 151643, 2**31 - 1, -1, -2**31]
+    literal = "{" + ",".join(map(str, ids)) + "}"
+    psql(DB, "INSERT INTO s1.results (job_id, attempt, sample, prompt_ids, token_ids) VALUES "
+             f"({jid}, 1, 0, s1.ids_bytea('{{}}'), s1.ids_bytea('{literal}'))")
+    stored = b"".join(i.to_bytes(4, "little", signed=True) for i in ids).hex()
+    assert psql(DB, f"SELECT encode(token_ids, 'hex'), octet_length(prompt_ids) FROM s1.results "
+                    f"WHERE job_id = {jid}") == [[stored, "0"]]
+    assert psql(DB, f"SELECT prompt_ids::text, token_ids::text FROM s1.result_ids WHERE job_id = {jid}") \
+        == [["{}", literal]]
+
+
+def test_token_ids_that_are_not_whole_int32s_are_refused():
+    jid = insert_job(DB, state="running")
+    try:
+        psql(DB, f"INSERT INTO s1.results (job_id, attempt, sample, token_ids) VALUES ({jid}, 1, 0, '\\x010203')")
+        raise AssertionError("3 bytes of token ids were stored")
+    except subprocess.CalledProcessError as e:
+        assert "results_ids_are_int32" in e.stderr, e.stderr
 
 
 def test_a_requeue_notifies_s1_jobs():
