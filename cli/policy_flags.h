@@ -6,7 +6,7 @@
 
 #include <getopt.h>
 
-#include "engine.h"
+#include "engine_params.h"
 
 enum {
     S1CTL_OPT_BUDGET = 0x1000,

@@ -240,16 +240,14 @@ s1_engine *s1_engine_open(const s1_engine_cfg *cfg, s1_err *err)
     }
     e->cfg = *cfg;
     apply_defaults(&e->cfg);
-    _cleanup_free_ char *tok_path = NULL;
-    if (asprintf(&tok_path, "%s/tokenizer.json", cfg->model_dir) < 0) tok_path = NULL;
     e->model_name = model_name_of(cfg->model_dir);
-    if (!tok_path || !e->model_name) {
+    if (!e->model_name) {
         s1_errf(err, "engine: out of memory");
         goto fail;
     }
     e->model = s1_model_load(cfg->model_dir, err);
     if (!e->model) goto fail;
-    e->tok = s1_tokenizer_load(tok_path, err);
+    e->tok = s1_tokenizer_open(cfg->model_dir, err);
     if (!e->tok) goto fail;
     /* Checked before the backend loads anything: every id must have a row. */
     e->n_vocab = s1_tokenizer_n_vocab(e->tok);

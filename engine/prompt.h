@@ -13,7 +13,7 @@
 #include "policy.h"
 #include "tokenizer.h"
 
-/* Defaults of s1_policy_cfg's strings (engine.h). */
+/* Defaults of s1_policy_cfg's strings (engine_params.h). */
 #define S1_DEFAULT_SYSTEM        "You are Qwen, created by Alibaba Cloud. You are a helpful assistant."
 #define S1_DEFAULT_THINK_END     "<|im_start|>"
 #define S1_DEFAULT_ANSWER_HEADER "answer\n"

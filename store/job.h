@@ -8,7 +8,7 @@
 
 #include <stddef.h>
 
-#include "engine.h"
+#include "engine_params.h"
 #include "err.h"
 
 /* Bounds of the jobs' columns (0003_roles): s1ctl refuses what the CHECKs would. */
