@@ -46,6 +46,8 @@ N_MERGES = 400
 # Words the budget-forcing tests feed or look for; each must be one token.
 REQUIRED_TOKENS = ["Wait", "answer", "Final", " Answer", "think", ":"]
 ADDED_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+# --think-tags adds these, as QwQ-32B's tokenizer has them.
+THINK_TAGS = ["<think>", "</think>"]
 CHAT_TEMPLATE = ("{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + "
                  "message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}"
                  "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}")
@@ -142,7 +144,7 @@ def bpe_encode(word, merges):
     return word
 
 
-def bytes_tokenizer(corpus=CORPUS, n_merges=N_MERGES):
+def bytes_tokenizer(corpus=CORPUS, n_merges=N_MERGES, added_tokens=ADDED_TOKENS):
     """The tokenizer.json dict of a small byte-level BPE tokenizer in the
     format of Qwen's, its merges learned from corpus (tools/train_tiny.py
     passes the text of its task)."""
@@ -159,7 +161,7 @@ def bytes_tokenizer(corpus=CORPUS, n_merges=N_MERGES):
     vocab = {c: i for i, (_, c) in enumerate(table)}
     for a, b in merges:
         vocab.setdefault(a + b, len(vocab))
-    added = {t: len(vocab) + i for i, t in enumerate(ADDED_TOKENS)}
+    added = {t: len(vocab) + i for i, t in enumerate(added_tokens)}
     byte_level = {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": False,
                   "use_regex": False}
     tok = {
@@ -239,7 +241,7 @@ def write_tokenizer(args, out):
         with open(os.path.join(src, "tokenizer.json"), encoding="utf-8") as f:
             tok = json.load(f)
         return n_tokens(tok), added_ids(tok)
-    tok = bytes_tokenizer()
+    tok = bytes_tokenizer(added_tokens=ADDED_TOKENS + (THINK_TAGS if args.think_tags else []))
     write_json(os.path.join(out, "tokenizer.json"), tok)
     ids = added_ids(tok)
     write_json(os.path.join(out, "tokenizer_config.json"), tokenizer_config(ids, args.max_position))
@@ -406,6 +408,8 @@ def parse_args(argv):
     p.add_argument("--dtype", choices=sorted(st.SHORT))
     p.add_argument("--tokenizer", choices=["bytes", "qwen"])
     p.add_argument("--qwen-tokenizer")
+    p.add_argument("--think-tags", action="store_true",
+                   help="the bytes tokenizer also has <think> and </think> as added tokens")
     p.add_argument("--tie", dest="tie", action="store_true", default=None)
     p.add_argument("--no-tie", dest="tie", action="store_false")
     a = p.parse_args(argv)

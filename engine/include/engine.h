@@ -29,6 +29,10 @@ typedef struct {
     int max_context;        /* 0 = the model's max_position_embeddings */
     double kv_mem_fraction; /* cuda: share of free memory for KV; 0 = 0.9 */
     bool no_prefix_cache;   /* disable sharing of prompt-prefix KV blocks */
+    /* The template of requests that name none. S1_TEMPLATE_DEFAULT: think-tags
+     * when the tokenizer has <think> and </think> as single tokens (QwQ), else
+     * s1. A template the tokenizer cannot serve fails s1_engine_open. */
+    s1_template template;
 } s1_engine_cfg;
 
 /* Where a request stood between two steps: its generated tokens and the
@@ -105,6 +109,7 @@ typedef struct {
     int max_context;
     int vocab_size;
     int kv_blocks, block_size;
+    const char *template_name; /* of requests that name none: "s1" or "think-tags" */
 } s1_engine_info;
 
 s1_engine *s1_engine_open(const s1_engine_cfg *cfg, s1_err *err);
