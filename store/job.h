@@ -32,6 +32,11 @@ int s1_job_params_parse(const char *policy_json, const char *sampling_json, s1_j
                         s1_err *err);
 void s1_job_params_free(s1_job_params *p);
 
+/* The template called name (the jobs' template column, --template, s1d's
+ * template setting); NULL is S1_TEMPLATE_DEFAULT. Fails for any other name,
+ * naming what is allowed. */
+int s1_job_template_parse(const char *name, s1_template *out, s1_err *err);
+
 /* The range checks of the CHECK functions, for values built by flags. */
 int s1_job_policy_check(const s1_policy_cfg *p, s1_err *err);
 int s1_job_sampling_check(const s1_sampling *s, s1_err *err);
