@@ -26,13 +26,58 @@ static int append(const s1_tokenizer *t, id_buf *b, const char *text, size_t len
     return 0;
 }
 
-/* What differs between templates: the markup around the problem and the
+/* Appends markup, its special tokens matched; "" appends nothing. */
+static int append_markup(const s1_tokenizer *t, id_buf *b, const char *markup, s1_err *err)
+{
+    return *markup ? append(t, b, markup, strlen(markup), 1, err) : 0;
+}
+
+/* The chat markup a tokenizer speaks: Qwen's, or DeepSeek's, which the
+ * DeepSeek-R1-Distill-Qwen models keep on the Qwen2 architecture. */
+typedef struct {
+    const char *begin;                    /* once, first */
+    const char *system_open, *system_end; /* around the system text */
+    const char *user_open, *user_end;     /* around the problem */
+    const char *assistant;                /* opens the model's turn */
+    const char *eos;                      /* ends it */
+} chat_markup;
+
+static const chat_markup qwen_markup = {"",
+                                        "<|im_start|>system\n",
+                                        "<|im_end|>\n",
+                                        "<|im_start|>user\n",
+                                        "<|im_end|>\n",
+                                        "<|im_start|>assistant\n",
+                                        "<|im_end|>"};
+static const chat_markup deepseek_markup = {"<\uff5cbegin\u2581of\u2581sentence\uff5c>",
+                                            "",
+                                            "",
+                                            "<\uff5cUser\uff5c>",
+                                            "",
+                                            "<\uff5cAssistant\uff5c>",
+                                            "<\uff5cend\u2581of\u2581sentence\uff5c>"};
+
+/* Qwen's markup where the tokenizer has <|im_end|>, else DeepSeek's where it
+ * has its turn tokens; NULL with err for a tokenizer with neither. */
+static const chat_markup *markup_of(const s1_tokenizer *t, s1_err *err)
+{
+    if (s1_tokenizer_token_id(t, qwen_markup.eos) >= 0) return &qwen_markup;
+    const chat_markup *d = &deepseek_markup;
+    if (s1_tokenizer_token_id(t, d->eos) >= 0 && s1_tokenizer_token_id(t, d->user_open) >= 0 &&
+        s1_tokenizer_token_id(t, d->assistant) >= 0 && s1_tokenizer_token_id(t, d->begin) >= 0)
+        return d;
+    s1_errf(err, "tokenizer.json has no <|im_end|> token (nor DeepSeek's chat tokens): is this a "
+                 "Qwen2 model directory?");
+    return NULL;
+}
+
+/* What differs between templates: how the model's turn opens and the
  * defaults of the policy's strings. Markup strings may hold special tokens;
  * must_have lists those the tokenizer needs as single tokens. */
 typedef struct {
     const char *name;
     const char *system;        /* default system text; NULL: no system turn */
-    const char *opening;       /* after the user turn: the thinking turn opened */
+    const char *opening;       /* after the model's turn opened: its thinking opened */
     const char *think_end;     /* the delimiter */
     const char *answer_header; /* fed after a forced delimiter */
     const char *must_have[2];
@@ -41,16 +86,12 @@ typedef struct {
 static const prompt_template templates[] = {
     [S1_TEMPLATE_S1] = {"s1",
                         S1_DEFAULT_SYSTEM,
-                        "<|im_start|>assistant\n<|im_start|>think\n",
+                        "<|im_start|>think\n",
                         S1_DEFAULT_THINK_END,
                         S1_DEFAULT_ANSWER_HEADER,
                         {"<|im_start|>", NULL}},
-    [S1_TEMPLATE_THINK_TAGS] = {"think-tags",
-                                NULL,
-                                "<|im_start|>assistant\n<think>\n",
-                                "</think>",
-                                "\n\n",
-                                {"</think>", "<think>"}},
+    [S1_TEMPLATE_THINK_TAGS] =
+        {"think-tags", NULL, "<think>\n", "</think>", "\n\n", {"</think>", "<think>"}},
 };
 
 /* S1_TEMPLATE_DEFAULT, which the engine resolves before this, reads as s1. */
@@ -62,33 +103,24 @@ static s1_template template_in(const s1_policy_cfg *cfg)
 int s1_prompt_render(const s1_tokenizer *t, const s1_policy_cfg *cfg, const char *problem,
                      size_t problem_len, int32_t **ids, size_t *n_ids, s1_err *err)
 {
-    static const char *const sys_open = "<|im_start|>system\n";
-    static const char *const turn_end = "<|im_end|>\n";
-    static const char *const user_open = "<|im_start|>user\n";
+    const chat_markup *m = markup_of(t, err);
+    if (!m) return -1;
     const prompt_template *tpl = &templates[template_in(cfg)];
     const char *system = cfg->system ? cfg->system : tpl->system;
     id_buf b = {0};
-    if ((system && (append(t, &b, sys_open, strlen(sys_open), 1, err) < 0 ||
+    if (append_markup(t, &b, m->begin, err) < 0 ||
+        (system && (append_markup(t, &b, m->system_open, err) < 0 ||
                     append(t, &b, system, strlen(system), 0, err) < 0 ||
-                    append(t, &b, turn_end, strlen(turn_end), 1, err) < 0)) ||
-        append(t, &b, user_open, strlen(user_open), 1, err) < 0 ||
+                    append_markup(t, &b, m->system_end, err) < 0)) ||
+        append_markup(t, &b, m->user_open, err) < 0 ||
         append(t, &b, problem, problem_len, 0, err) < 0 ||
-        append(t, &b, turn_end, strlen(turn_end), 1, err) < 0 ||
-        append(t, &b, tpl->opening, strlen(tpl->opening), 1, err) < 0) {
+        append_markup(t, &b, m->user_end, err) < 0 || append_markup(t, &b, m->assistant, err) < 0 ||
+        append_markup(t, &b, tpl->opening, err) < 0) {
         free(b.ids);
         return -1;
     }
     *ids = b.ids;
     *n_ids = b.n;
-    return 0;
-}
-
-static int special_id(const s1_tokenizer *t, const char *name, int32_t *id, s1_err *err)
-{
-    *id = s1_tokenizer_token_id(t, name);
-    if (*id < 0)
-        return s1_errf(err, "tokenizer.json has no %s token: is this a Qwen2 model directory?",
-                       name);
     return 0;
 }
 
@@ -155,8 +187,10 @@ int s1_prompt_vocab_build(const s1_tokenizer *t, const s1_policy_cfg *cfg, int r
 {
     *pv = (s1_prompt_vocab){0};
     s1_vocab *v = &pv->v;
-    if (special_id(t, "<|im_end|>", &v->eos, err) < 0) return -1;
-    v->eos_alt = raw ? s1_tokenizer_token_id(t, "<|endoftext|>") : -1;
+    const chat_markup *m = markup_of(t, err);
+    if (!m) return -1;
+    v->eos = s1_tokenizer_token_id(t, m->eos);
+    v->eos_alt = raw && m == &qwen_markup ? s1_tokenizer_token_id(t, "<|endoftext|>") : -1;
     const prompt_template *tpl = &templates[template_in(cfg)];
     if (check_markup(t, template_in(cfg), err) < 0) return -1;
     const char *think_end = cfg->think_end ? cfg->think_end : tpl->think_end;

@@ -1,8 +1,9 @@
-/* engine/prompt.h — the prompt templates (Qwen chat markup with the thinking
- * turn opened: the s1 format, or think-tags as QwQ writes it) and a
- * request's policy strings as tokens. The template's markup is the only
- * source of special tokens: the system text and the problem are encoded as
- * plain text, so no problem can break out of the template. */
+/* engine/prompt.h — the prompt templates (the chat turns with the thinking
+ * opened: the s1 format, or think-tags as QwQ and R1-distill write it) and a
+ * request's policy strings as tokens. The chat markup is Qwen's, or
+ * DeepSeek's where the tokenizer has no <|im_end|> (DeepSeek-R1-Distill-Qwen). The template's
+ * markup is the only source of special tokens: the system text and the problem are encoded as plain
+ * text, so no problem can break out of the template. */
 #ifndef S1_PROMPT_H
 #define S1_PROMPT_H
 
@@ -26,6 +27,7 @@
  *             <|im_start|>assistant\n<|im_start|>think\n
  * think-tags: [<|im_start|>system\n{system}<|im_end|>\n]<|im_start|>user\n{problem}<|im_end|>\n
  *             <|im_start|>assistant\n<think>\n   (the system turn only when cfg->system is set)
+ *   DeepSeek: <｜begin▁of▁sentence｜>[{system}]<｜User｜>{problem}<｜Assistant｜><think>\n
  * → *ids (malloc'ed, the caller's). */
 int s1_prompt_render(const s1_tokenizer *t, const s1_policy_cfg *cfg, const char *problem,
                      size_t problem_len, int32_t **ids, size_t *n_ids, s1_err *err);
@@ -38,7 +40,8 @@ typedef struct {
 
 /* Tokenizes cfg's strings (its template's defaults for NULL ones): think_end
  * must be exactly one token, and so must the template's markup. eos is
- * <|im_end|>; raw requests also stop on <|endoftext|>. Errors name the field,
+ * <|im_end|> (DeepSeek: <｜end▁of▁sentence｜>); raw requests also stop on
+ * <|endoftext|>. Errors name the field,
  * or the template and the token the tokenizer lacks. */
 int s1_prompt_vocab_build(const s1_tokenizer *t, const s1_policy_cfg *cfg, int raw,
                           s1_prompt_vocab *pv, s1_err *err);

@@ -18,6 +18,7 @@
 
 static fx_models tags;  /* think-tags models: plain and </think> boosted */
 static fx_models plain; /* s1 models: their tokenizer has no <think> */
+static char *deepseek;  /* DeepSeek's chat tokens with the tags (R1-distill) */
 static int32_t think_open, think_close;
 
 static const char problem[] = "What is 2 + 2?";
@@ -25,7 +26,8 @@ static const char problem[] = "What is 2 + 2?";
 static int setup(void **state)
 {
     (void)state;
-    if (fx_models_gen_think_tags(&tags) < 0 || fx_models_gen(&plain) < 0) return -1;
+    deepseek = fx_gen_model("--markup deepseek");
+    if (fx_models_gen_think_tags(&tags) < 0 || fx_models_gen(&plain) < 0 || !deepseek) return -1;
     think_open = fx_token_id(tags.plain, "<think>");
     think_close = tags.think_end;
     return think_open >= 0 ? 0 : -1;
@@ -36,6 +38,7 @@ static int teardown(void **state)
     (void)state;
     fx_models_rm(&tags);
     fx_models_rm(&plain);
+    fx_rm_model(deepseek);
     return 0;
 }
 
@@ -170,6 +173,37 @@ static void test_early_close_tags_become_waits_and_the_next_one_is_accepted(void
     s1_result_free(res);
 }
 
+#define BOS "<\uff5cbegin\u2581of\u2581sentence\uff5c>"
+#define EOS "<\uff5cend\u2581of\u2581sentence\uff5c>"
+
+/* R1-distill models speak DeepSeek's chat markup: the same template in it,
+ * and the answer ends at its end of sentence. */
+static void test_a_deepseek_markup_model_gets_think_tags_in_its_own_markup(void **state)
+{
+    (void)state;
+    s1_policy_cfg cfg = {.template = S1_TEMPLATE_THINK_TAGS};
+    assert_prompt_is(deepseek, &cfg,
+                     BOS "<\uff5cUser\uff5c>What is 2 + 2?<\uff5cAssistant\uff5c><think>\n");
+    cfg.system = "Think step by step.";
+    assert_prompt_is(deepseek, &cfg,
+                     BOS "Think step by step.<\uff5cUser\uff5c>What is 2 + 2?"
+                         "<\uff5cAssistant\uff5c><think>\n");
+    s1_request r = fx_request(0, problem);
+    r.policy.max_think = r.policy.min_think = 16;
+    s1_result *res = fx_run_one(deepseek, (s1_engine_cfg){0}, r);
+    assert_int_equal(res->gen_ids[after_thinking(res, 16)], fx_token_id(deepseek, "</think>"));
+    assert_non_null(strstr(res->trace, "</think>\n\nFinal Answer:"));
+    if (res->stop == S1_STOP_EOS)
+        assert_int_equal(res->gen_ids[res->n_gen - 1], fx_token_id(deepseek, EOS));
+    s1_result_free(res);
+    /* Its tokenizer has no <|im_start|>: the s1 template cannot be served. */
+    s1_engine *e = fx_open(deepseek, (s1_engine_cfg){0});
+    assert_string_equal(s1_engine_get_info(e)->template_name, "think-tags");
+    r.policy.template = S1_TEMPLATE_S1;
+    fx_assert_add_fails(e, &r, "the s1 template needs <|im_start|> as one token");
+    s1_engine_close(e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -180,6 +214,7 @@ int main(void)
         cmocka_unit_test(test_a_think_tags_job_on_a_model_without_the_tags_is_refused),
         cmocka_unit_test(test_the_budget_forces_the_close_tag_then_the_answer_prefix),
         cmocka_unit_test(test_early_close_tags_become_waits_and_the_next_one_is_accepted),
+        cmocka_unit_test(test_a_deepseek_markup_model_gets_think_tags_in_its_own_markup),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
