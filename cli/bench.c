@@ -178,6 +178,7 @@ int s1ctl_bench_run(int argc, char **argv)
     _cleanup_free_ char *sampling = policy ? s1_job_sampling_json(&a.sampling, &err) : NULL;
     if (!sampling) return s1ctl_fail(S1CTL_EXIT_USAGE, "%s", err.msg);
     a.spec.policy_json = policy;
+    a.spec.template_name = s1_template_name(a.policy.template);
     a.spec.sampling_json = sampling;
     _cleanup_pgconn_ PGconn *c = NULL;
     if ((rc = s1ctl_connect(a.db, &c))) return rc;

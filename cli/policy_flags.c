@@ -32,6 +32,17 @@ static int string_flag(const char *flag, const char *arg, int may_be_empty, cons
     return s1ctl_text_flag(flag, arg, out);
 }
 
+/* --template: the names the jobs' template column allows. */
+static int template_flag(const char *arg, s1_template *out)
+{
+    s1_err err = {{0}};
+    if (s1_job_template_parse(arg, out, &err) < 0) {
+        s1ctl_fail(S1CTL_EXIT_USAGE, "--template: %s", err.msg);
+        return -1;
+    }
+    return 1;
+}
+
 /* A ladder flag: its values sorted, repeats dropped; the last one given wins. */
 static int ladder_flag(const char *flag, const char *arg, s1_ladder_kind kind, s1_policy_cfg *p)
 {
@@ -59,6 +70,8 @@ int s1ctl_policy_flag(int code, const char *arg, s1_policy_cfg *p, s1_sampling *
         return int_flag("--ignore-stop", arg, 0, &p->ignore_stop);
     case S1CTL_OPT_MAX_ANSWER:
         return int_flag("--max-answer", arg, 0, &p->max_answer);
+    case S1CTL_OPT_TEMPLATE:
+        return template_flag(arg, &p->template);
     case S1CTL_OPT_SYSTEM:
         return string_flag("--system", arg, 1, &p->system);
     case S1CTL_OPT_THINK_END:

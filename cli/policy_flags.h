@@ -6,7 +6,7 @@
 
 #include <getopt.h>
 
-#include "engine.h"
+#include "engine_params.h"
 
 enum {
     S1CTL_OPT_BUDGET = 0x1000,
@@ -24,6 +24,7 @@ enum {
     S1CTL_OPT_SEED,
     S1CTL_OPT_BUDGETS,
     S1CTL_OPT_WAITS,
+    S1CTL_OPT_TEMPLATE,
 };
 
 /* Entries for a command's struct option array. */
@@ -32,6 +33,7 @@ enum {
     {"budget", required_argument, NULL, S1CTL_OPT_BUDGET}, \
     {"budgets", required_argument, NULL, S1CTL_OPT_BUDGETS}, \
     {"waits", required_argument, NULL, S1CTL_OPT_WAITS}, \
+    {"template", required_argument, NULL, S1CTL_OPT_TEMPLATE}, \
     {"min-think", required_argument, NULL, S1CTL_OPT_MIN_THINK}, \
     {"ignore-stop", required_argument, NULL, S1CTL_OPT_IGNORE_STOP}, \
     {"max-answer", required_argument, NULL, S1CTL_OPT_MAX_ANSWER}, \
@@ -62,6 +64,8 @@ enum {
     "  --answer-header S   fed after the delimiter on a forced end (default \"answer\\n\")\n"      \
     "  --think-end S       the end-of-thinking delimiter (default \"<|im_start|>\")\n"             \
     "  --system S          the system prompt\n"                                                    \
+    "  --template T        s1 (thinking in an <|im_start|>think turn) or think-tags (between\n"    \
+    "                      <think> and </think>, as QwQ); default: the serving model's\n"          \
     "Sampling:\n"                                                                                  \
     "  --temperature X     0 = greedy (default)\n"                                                 \
     "  --top-p X           nucleus sampling, in (0, 1]\n"                                          \

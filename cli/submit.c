@@ -163,6 +163,7 @@ static int insert_all(PGconn *c, submit_args *a, char **files, char **texts, int
     _cleanup_free_ char *sampling = policy ? s1_job_sampling_json(&a->sampling, &err) : NULL;
     if (!sampling) return s1ctl_fail(S1CTL_EXIT_USAGE, "%s", err.msg);
     a->job.policy_json = policy;
+    a->job.template_name = s1_template_name(a->policy.template);
     a->job.sampling_json = sampling;
     const s1_ladder *l = &a->policy.ladder;
     int budget = l->kind == S1_LADDER_BUDGET ? l->rungs[l->n_rungs - 1] : a->policy.max_think;

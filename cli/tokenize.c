@@ -7,9 +7,9 @@
 
 #include "cleanup.h"
 #include "commands.h"
+#include "engine.h"
 #include "file.h"
 #include "job.h"
-#include "tokenizer.h"
 #include "util.h"
 
 static const char usage[] =
@@ -132,9 +132,7 @@ int s1ctl_tokenize(int argc, char **argv)
     int rc = parse_args(argc, argv, &model, &decode_ids, &json);
     if (rc) return rc < 0 ? S1CTL_EXIT_OK : rc;
     s1_err err = {{0}};
-    char path[4096];
-    snprintf(path, sizeof path, "%s/tokenizer.json", model);
-    _cleanup_(tokenizer_freep) s1_tokenizer *t = s1_tokenizer_load(path, &err);
+    _cleanup_(tokenizer_freep) s1_tokenizer *t = s1_tokenizer_open(model, &err);
     if (!t) return s1ctl_fail(S1CTL_EXIT_MODEL, "%s", err.msg);
     _cleanup_free_ char *text = NULL;
     size_t len;

@@ -39,6 +39,8 @@ static const key_def KEYS[] = {
     {"max-seqs", K_INT, OFF(max_seqs), 0, 1 << 16, "sequences the engine runs at once"},
     {"max-context", K_INT, OFF(max_context), 0, 1 << 24,
      "tokens per sequence at most (0 = the model's)"},
+    {"template", K_STR, OFF(template_name), 0, 0,
+     "prompt template of jobs that name none: s1 or think-tags (default: from the tokenizer)"},
     {"lease", K_SECONDS, OFF(lease_ms), 200, 86400000, "seconds a claim is held unrenewed"},
     {"heartbeat", K_SECONDS, OFF(heartbeat_ms), 50, 3600000, "seconds between lease renewals"},
     {"drain-timeout", K_SECONDS, OFF(drain_timeout_ms), 0, 86400000, "seconds to finish on stop"},
@@ -216,6 +218,9 @@ static int validate(const s1d_config *cfg, s1_err *err)
         return s1_errf(err, "%s: engine: \"%s\" is not engine or noop", where, cfg->engine);
     if (strcmp(cfg->backend, "cpu") && strcmp(cfg->backend, "cuda"))
         return s1_errf(err, "%s: backend: \"%s\" is not cpu or cuda", where, cfg->backend);
+    s1_template ignored;
+    if (s1_job_template_parse(cfg->template_name, &ignored, err) < 0)
+        return s1_err_prefix(err, "%s", where);
     if (cfg->heartbeat_ms * 2 > cfg->lease_ms)
         return s1_errf(err,
                        "%s: heartbeat: %g s is more than half the lease (%g s); "

@@ -30,9 +30,10 @@ typedef struct {
     int save_ms;       /* saves of running samples for crash-resume; 0 = never */
     char *worker_name; /* default: the host name */
     int threads, tp;
-    int max_seqs;     /* sequences the engine runs at once; 0 = its default */
-    int max_context;  /* tokens per sequence at most; 0 = the model's */
-    double noop_rate; /* noop engine: tokens per second per sequence, 0 = instant */
+    int max_seqs;        /* sequences the engine runs at once; 0 = its default */
+    int max_context;     /* tokens per sequence at most; 0 = the model's */
+    char *template_name; /* of jobs that name none; NULL = the engine's choice */
+    double noop_rate;    /* noop engine: tokens per second per sequence, 0 = instant */
 } s1d_config;
 
 /* Fills cfg from argv: defaults, then the --config file, then the other

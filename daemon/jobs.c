@@ -242,11 +242,14 @@ static void take_claimed(s1d_jobs *t, s1_queue_job *row)
                    j->row.id);
         return end_job(t, j, S1_QUEUE_REQUEUED);
     }
-    if (s1_job_params_parse(j->row.policy, j->row.sampling, &j->params, &err)) {
+    int unreadable = s1_job_params_parse(j->row.policy, j->row.sampling, &j->params, &err);
+    j->params_ok = !unreadable;
+    if (!unreadable)
+        unreadable = s1_job_template_parse(j->row.template_name, &j->params.policy.template, &err);
+    if (unreadable) {
         snprintf(j->error, sizeof j->error, "%s", err.msg);
         return end_job(t, j, S1_QUEUE_FAILED);
     }
-    j->params_ok = true;
     if (s1d_job_size(j) < 0) {
         log_error("job %" PRId64 ": out of memory; its lease will expire", id);
         return s1d_job_free(j, t->on.runner);

@@ -203,6 +203,7 @@ static void warn_fixed(const s1d_config *c, const s1d_config *fresh)
         {"tp", c->tp != fresh->tp},
         {"max-seqs", c->max_seqs != fresh->max_seqs},
         {"max-context", c->max_context != fresh->max_context},
+        {"template", differs(c->template_name, fresh->template_name)},
         {"noop-rate", c->noop_rate != fresh->noop_rate},
     };
     for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)

@@ -1,5 +1,5 @@
 /* daemon/noop.h — the noop engine behind s1d_runner (see runner.h): no
- * model, no tensors; the same calls and rules as engine/engine.h. */
+ * model, no tensors; the same calls and rules as engine/include/engine.h. */
 #ifndef S1D_NOOP_H
 #define S1D_NOOP_H
 

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "job.h"
 #include "noop.h"
 
 /* Exactly one of the two is set. */
@@ -22,12 +23,16 @@ s1d_runner *s1d_runner_open(const s1d_config *cfg, s1_err *err)
         r->noop = s1d_noop_open(cfg->max_seqs, cfg->noop_rate);
         if (!r->noop) s1_errf(err, "out of memory opening the noop engine");
     } else {
+        /* validate() has checked the name: a NULL or known one. */
+        s1_template template = S1_TEMPLATE_DEFAULT;
+        s1_job_template_parse(cfg->template_name, &template, err);
         s1_engine_cfg ec = {.model_dir = cfg->model,
                             .backend = cfg->backend,
                             .tp = cfg->tp,
                             .threads = cfg->threads,
                             .max_seqs = cfg->max_seqs,
-                            .max_context = cfg->max_context};
+                            .max_context = cfg->max_context,
+                            .template = template};
         r->engine = s1_engine_open(&ec, err);
     }
     if (!r->engine && !r->noop) {

@@ -1,5 +1,5 @@
 /* daemon/runner.h — what the engine thread drives: the real engine
- * (engine/engine.h) or the noop engine, a benchmarking and simulation mode
+ * (engine/include/engine.h) or the noop engine, a benchmarking and simulation mode
  * that needs no model: each request "generates" max_think thinking tokens
  * (at noop-rate tokens/s, instantly when 0) and an empty answer. Both have
  * the engine's calls and threading rules: one thread drives a runner. */

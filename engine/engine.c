@@ -50,13 +50,14 @@ typedef struct {
 struct s1_engine {
     s1_engine_cfg cfg;
     s1_engine_info info;
-    char *model_name;    /* owned */
-    s1_model *model;     /* owned */
-    s1_tokenizer *tok;   /* owned */
-    s1_backend *backend; /* owned */
-    s1_kv *kv;           /* owned */
-    s1_sampler_ws *ws;   /* owned */
-    int n_vocab;         /* ids that can be sampled: the tokenizer's */
+    char *model_name;     /* owned */
+    s1_model *model;      /* owned */
+    s1_tokenizer *tok;    /* owned */
+    s1_template template; /* for requests that name none */
+    s1_backend *backend;  /* owned */
+    s1_kv *kv;            /* owned */
+    s1_sampler_ws *ws;    /* owned */
+    int n_vocab;          /* ids that can be sampled: the tokenizer's */
     int max_context;
     /* Sequences, each owned by exactly one of these arrays. */
     seq **waiting; /* [cap_waiting] FIFO, room for all in flight; owned */
@@ -224,7 +225,8 @@ static void fill_info(s1_engine *e)
                                .max_context = e->max_context,
                                .vocab_size = e->n_vocab,
                                .kv_blocks = e->backend->n_blocks,
-                               .block_size = e->backend->block_size};
+                               .block_size = e->backend->block_size,
+                               .template_name = s1_template_name(e->template)};
 }
 
 s1_engine *s1_engine_open(const s1_engine_cfg *cfg, s1_err *err)
@@ -240,16 +242,14 @@ s1_engine *s1_engine_open(const s1_engine_cfg *cfg, s1_err *err)
     }
     e->cfg = *cfg;
     apply_defaults(&e->cfg);
-    _cleanup_free_ char *tok_path = NULL;
-    if (asprintf(&tok_path, "%s/tokenizer.json", cfg->model_dir) < 0) tok_path = NULL;
     e->model_name = model_name_of(cfg->model_dir);
-    if (!tok_path || !e->model_name) {
+    if (!e->model_name) {
         s1_errf(err, "engine: out of memory");
         goto fail;
     }
     e->model = s1_model_load(cfg->model_dir, err);
     if (!e->model) goto fail;
-    e->tok = s1_tokenizer_load(tok_path, err);
+    e->tok = s1_tokenizer_open(cfg->model_dir, err);
     if (!e->tok) goto fail;
     /* Checked before the backend loads anything: every id must have a row. */
     e->n_vocab = s1_tokenizer_n_vocab(e->tok);
@@ -258,13 +258,18 @@ s1_engine *s1_engine_open(const s1_engine_cfg *cfg, s1_err *err)
                 cfg->model_dir, e->n_vocab, e->model->cfg.vocab_size);
         goto fail;
     }
+    if (s1_prompt_template_choose(e->tok, cfg->template, &e->template, err) < 0) {
+        s1_err_prefix(err, "%s", cfg->model_dir);
+        goto fail;
+    }
     if (open_backend(e, err) < 0) goto fail;
     e->max_context = context_limit(e);
     if (alloc_buffers(e, err) < 0) goto fail;
     fill_info(e);
-    log_info("engine: %s on %s, %d KV blocks of %d tokens, context %d, %d sequences at most",
+    log_info("engine: %s on %s, %d KV blocks of %d tokens, context %d, %d sequences at most, "
+             "%s template by default",
              e->model_name, e->backend->name, e->backend->n_blocks, e->backend->block_size,
-             e->max_context, e->cfg.max_seqs);
+             e->max_context, e->cfg.max_seqs, e->info.template_name);
     return e;
 fail:
     s1_engine_close(e);
@@ -317,22 +322,32 @@ static seq *find_seq(const s1_engine *e, uint64_t tag)
     return NULL;
 }
 
+/* The request's policy with its template named: its own, else the engine's. */
+static s1_policy_cfg policy_cfg_of(const s1_engine *e, const s1_request *r)
+{
+    s1_policy_cfg cfg = r->policy;
+    if (cfg.template == S1_TEMPLATE_DEFAULT) cfg.template = e->template;
+    return cfg;
+}
+
 static int encode_prompt(const s1_engine *e, const s1_request *r, int32_t **ids, size_t *n,
                          s1_err *err)
 {
     if (r->raw) return s1_tokenizer_encode(e->tok, r->text, r->text_len, 1, ids, n, err);
-    return s1_prompt_s1(e->tok, r->policy.system, r->text, r->text_len, ids, n, err);
+    s1_policy_cfg cfg = policy_cfg_of(e, r);
+    return s1_prompt_render(e->tok, &cfg, r->text, r->text_len, ids, n, err);
 }
 
 /* The request's policy, its strings tokenized (raw: eos and max_tokens only). */
 static s1_policy *make_policy(const s1_engine *e, const s1_request *r, int room, int32_t *think_end,
                               s1_err *err)
 {
+    s1_policy_cfg cfg = policy_cfg_of(e, r);
     s1_prompt_vocab pv;
-    if (s1_prompt_vocab_build(e->tok, &r->policy, r->raw, &pv, err) < 0) return NULL;
+    if (s1_prompt_vocab_build(e->tok, &cfg, r->raw, &pv, err) < 0) return NULL;
     *think_end = pv.v.think_end;
     s1_policy *p = r->raw ? s1_policy_new_raw(r->max_tokens, &pv.v, room, err)
-                          : s1_policy_new(&r->policy, &pv.v, room, err);
+                          : s1_policy_new(&cfg, &pv.v, room, err);
     s1_prompt_vocab_free(&pv);
     return p;
 }

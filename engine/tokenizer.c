@@ -3,6 +3,7 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <jansson.h>
 #include <pcre2.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <utf8proc.h>
@@ -541,6 +542,18 @@ s1_tokenizer *s1_tokenizer_load(const char *path, s1_err *err)
         return NULL;
     }
     return t;
+}
+
+/* The path is built here so that callers outside the engine need to know
+ * only the model directory, as they do for s1_engine_open. */
+s1_tokenizer *s1_tokenizer_open(const char *model_dir, s1_err *err)
+{
+    _cleanup_free_ char *path = NULL;
+    if (asprintf(&path, "%s/tokenizer.json", model_dir) < 0) {
+        s1_errf(err, "%s: out of memory", model_dir);
+        return NULL;
+    }
+    return s1_tokenizer_load(path, err);
 }
 
 void s1_tokenizer_free(s1_tokenizer *t)

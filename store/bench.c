@@ -107,9 +107,10 @@ PGresult *s1_bench_suite_problems(PGconn *c, long long suite_id, s1_err *err)
 /* The run's row keeps the ladder and the shared policy; the jobs below are
  * derived from it, so the row is the record of what was asked. */
 static const char SQL_RUN_INSERT[] =
-    "INSERT INTO s1.bench_runs (suite_id, model, budgets, policy, sampling, samples, note)"
+    "INSERT INTO s1.bench_runs (suite_id, model, budgets, policy, sampling, samples, note,"
+    "                           template)"
     " SELECT s.id, $2, $3::int[], coalesce($4::jsonb, '{}'), coalesce($5::jsonb, '{}'),"
-    "        coalesce($6::int, 1), $7"
+    "        coalesce($6::int, 1), $7, $8"
     "   FROM s1.suites s WHERE s.name = $1"
     " RETURNING id";
 
@@ -121,12 +122,12 @@ static const char SQL_RUN_INSERT[] =
  * they share the prompt's prefix-cache blocks. The CHECKs on policy apply. */
 static const char SQL_RUN_JOBS[] =
     "INSERT INTO s1.jobs (problem, queue, model, reference_answer, policy, sampling,"
-    "                     priority, samples, bench_run_id, suite_problem_id)"
+    "                     priority, samples, bench_run_id, suite_problem_id, template)"
     " SELECT p.problem, coalesce($2, 'default'), b.model, p.reference_answer,"
     "        b.policy || CASE WHEN u.budget IS NULL"
     "                         THEN jsonb_build_object('budgets', to_jsonb(b.budgets))"
     "                         ELSE jsonb_build_object('max_think', u.budget) END,"
-    "        b.sampling, $3::int, b.samples, b.id, p.id"
+    "        b.sampling, $3::int, b.samples, b.id, p.id, b.template"
     "   FROM s1.bench_runs b"
     "   JOIN LATERAL (SELECT sp.id, sp.problem, sp.reference_answer FROM s1.suite_problems sp"
     "                  WHERE sp.suite_id = b.suite_id ORDER BY sp.id LIMIT $4::bigint) p ON true"
@@ -159,9 +160,9 @@ static int run_insert(PGconn *c, const s1_bench_run_spec *s, const char *budgets
     ll_param(limit, sizeof limit, s->limit);
     const char *run_params[] = {s->suite,       s->model,         budgets,
                                 s->policy_json, s->sampling_json, s->samples ? samples : NULL,
-                                s->note};
+                                s->note,        s->template_name};
     _cleanup_pgresult_ PGresult *r =
-        s1_db_exec(c, "recording the run", SQL_RUN_INSERT, 7, run_params, err);
+        s1_db_exec(c, "recording the run", SQL_RUN_INSERT, 8, run_params, err);
     if (!r) return -1;
     if (PQntuples(r) == 0) {
         s1_errf(err, "suite %s: no such suite (import it with `s1ctl suite import`)", s->suite);

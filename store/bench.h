@@ -52,6 +52,7 @@ typedef struct {
     const char *policy_json;
     const char *sampling_json;
     const char *note;
+    const char *template_name; /* s1_template_name(); NULL = the serving model's default */
     const int *budgets;
     int n_budgets;
     int samples;   /* 0 = 1 */

@@ -11,9 +11,9 @@
  * notifies s1_jobs. */
 static const char SQL_INSERT[] =
     "INSERT INTO s1.jobs (problem, queue, model, reference_answer, policy, sampling,"
-    "                     priority, samples, max_attempts)"
+    "                     priority, samples, max_attempts, template)"
     " VALUES ($1, coalesce($2, 'default'), $3, $4, coalesce($5::jsonb, '{}'),"
-    "         coalesce($6::jsonb, '{}'), $7::int, coalesce($8::int, 1), coalesce($9::int, 3))"
+    "         coalesce($6::jsonb, '{}'), $7::int, coalesce($8::int, 1), coalesce($9::int, 3), $10)"
     " RETURNING id";
 
 /* Formats an int parameter; "0 = default" fields pass NULL instead. */
@@ -35,8 +35,10 @@ int s1_ctl_insert(PGconn *c, const s1_ctl_job *j, long long *id, s1_err *err)
                             j->sampling_json,
                             int_param(prio, sizeof prio, j->priority, 0),
                             int_param(samples, sizeof samples, j->samples, 1),
-                            int_param(attempts, sizeof attempts, j->max_attempts, 1)};
-    _cleanup_pgresult_ PGresult *r = s1_db_exec(c, "inserting the job", SQL_INSERT, 9, params, err);
+                            int_param(attempts, sizeof attempts, j->max_attempts, 1),
+                            j->template_name};
+    _cleanup_pgresult_ PGresult *r =
+        s1_db_exec(c, "inserting the job", SQL_INSERT, 10, params, err);
     if (!r) return -1;
     *id = atoll(PQgetvalue(r, 0, 0));
     return 0;
@@ -50,7 +52,8 @@ static void id_param(char *buf, size_t cap, long long id)
 /* Every column a user may want to see, in the order they read best. */
 static const char SQL_SHOW[] =
     "SELECT id, state, queue, priority, attempt, max_attempts, worker, cancel_requested,"
-    "       progress_thinking, progress_tokens, progress_at, model, samples, policy, sampling,"
+    "       progress_thinking, progress_tokens, progress_at, model, samples, template, policy, "
+    "sampling,"
     "       reference_answer, error, run_after, lease_until, created_at, started_at, finished_at,"
     "       updated_at, submitted_by, bench_run_id, suite_problem_id, meta, problem"
     "  FROM s1.jobs WHERE id = $1";

@@ -23,8 +23,9 @@ typedef struct {
     const char *policy_json; /* from s1_job_policy_json() */
     const char *sampling_json;
     int priority;
-    int samples;      /* 0 = 1 */
-    int max_attempts; /* 0 = 3 */
+    int samples;               /* 0 = 1 */
+    int max_attempts;          /* 0 = 3 */
+    const char *template_name; /* s1_template_name(); NULL = the serving model's default */
 } s1_ctl_job;
 
 /* Inserts a job (the caller wraps several in one transaction); *id gets its id. */

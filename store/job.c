@@ -37,6 +37,16 @@ static int ladder_check(const s1_policy_cfg *p, s1_err *err)
     return 0;
 }
 
+int s1_job_template_parse(const char *name, s1_template *out, s1_err *err)
+{
+    *out = S1_TEMPLATE_DEFAULT;
+    if (!name) return 0;
+    *out = s1_template_named(name);
+    if (*out == S1_TEMPLATE_DEFAULT)
+        return s1_errf(err, "template \"%.60s\" is not one of s1, think-tags", name);
+    return 0;
+}
+
 int s1_job_policy_check(const s1_policy_cfg *p, s1_err *err)
 {
     if (p->max_think < 0) return s1_errf(err, "max_think must be a positive integer");

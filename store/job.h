@@ -8,7 +8,7 @@
 
 #include <stddef.h>
 
-#include "engine.h"
+#include "engine_params.h"
 #include "err.h"
 
 /* Bounds of the jobs' columns (0003_roles): s1ctl refuses what the CHECKs would. */
@@ -31,6 +31,11 @@ typedef struct {
 int s1_job_params_parse(const char *policy_json, const char *sampling_json, s1_job_params *out,
                         s1_err *err);
 void s1_job_params_free(s1_job_params *p);
+
+/* The template called name (the jobs' template column, --template, s1d's
+ * template setting); NULL is S1_TEMPLATE_DEFAULT. Fails for any other name,
+ * naming what is allowed. */
+int s1_job_template_parse(const char *name, s1_template *out, s1_err *err);
 
 /* The range checks of the CHECK functions, for values built by flags. */
 int s1_job_policy_check(const s1_policy_cfg *p, s1_err *err);

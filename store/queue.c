@@ -36,7 +36,8 @@ static const char SQL_CLAIM[] =
     "           j.problem, j.reference_answer, j.policy::text, j.sampling::text,"
     "           (SELECT json_agg(json_build_object('sample', r.sample, 'ids', r.token_ids,"
     "                                              'kinds', r.token_kinds, 'state', r.state))::text"
-    "              FROM s1.resume r WHERE r.job_id = j.id AND r.model = $4)";
+    "              FROM s1.resume r WHERE r.job_id = j.id AND r.model = $4),"
+    "           j.template";
 
 /* Lease renewal, fenced: only the attempts this worker still holds. A row
  * locked now (by this worker's own completion being written, or by a cancel)
@@ -309,6 +310,7 @@ int s1_queue_parse_claim(const PGresult *r, s1_queue_job **jobs, int *n, s1_err 
         j[i].policy = dup_value(r, i, 7);
         j[i].sampling = dup_value(r, i, 8);
         j[i].resume = dup_value(r, i, 9);
+        j[i].template_name = dup_value(r, i, 10);
     }
     *jobs = j;
     *n = rows;
@@ -323,6 +325,7 @@ void s1_queue_jobs_free(s1_queue_job *jobs, int n)
         free(jobs[i].policy);
         free(jobs[i].sampling);
         free(jobs[i].resume);
+        free(jobs[i].template_name);
     }
     free(jobs);
 }

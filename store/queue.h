@@ -49,10 +49,11 @@ typedef struct {
     bool cancel_requested;
     double queue_wait_ms; /* created → claimed */
     char *problem;
-    char *reference; /* NULL without a reference answer */
-    char *policy;    /* JSON text */
-    char *sampling;  /* JSON text */
-    char *resume;    /* JSON text: the samples saved by earlier attempts; NULL when none */
+    char *reference;     /* NULL without a reference answer */
+    char *policy;        /* JSON text */
+    char *sampling;      /* JSON text */
+    char *resume;        /* JSON text: the samples saved by earlier attempts; NULL when none */
+    char *template_name; /* "s1", "think-tags", or NULL: the engine's default */
 } s1_queue_job;
 
 /* Claims up to n queued jobs (FOR UPDATE SKIP LOCKED), best first. */

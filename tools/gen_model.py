@@ -46,9 +46,26 @@ N_MERGES = 400
 # Words the budget-forcing tests feed or look for; each must be one token.
 REQUIRED_TOKENS = ["Wait", "answer", "Final", " Answer", "think", ":"]
 ADDED_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+# --think-tags adds these, as QwQ-32B's tokenizer has them.
+THINK_TAGS = ["<think>", "</think>"]
 CHAT_TEMPLATE = ("{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + "
                  "message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}"
                  "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}")
+# --markup deepseek: the chat markup of the DeepSeek-R1-Distill-Qwen models,
+# which keep the Qwen2 architecture and vocabulary but not its chat tokens.
+DEEPSEEK_TOKENS = ["<\uff5cend\u2581of\u2581sentence\uff5c>", "<\uff5cUser\uff5c>",
+                   "<\uff5cAssistant\uff5c>", "<\uff5cbegin\u2581of\u2581sentence\uff5c>"]
+DEEPSEEK_TEMPLATE = ("{{ bos_token }}{% for message in messages %}"
+                     "{% if message['role'] == 'system' %}{{ message['content'] }}"
+                     "{% elif message['role'] == 'user' %}{{ '<\uff5cUser\uff5c>' + message['content'] }}"
+                     "{% else %}{{ '<\uff5cAssistant\uff5c>' + message['content'] + eos_token }}"
+                     "{% endif %}{% endfor %}"
+                     "{% if add_generation_prompt %}{{ '<\uff5cAssistant\uff5c><think>\\n' }}{% endif %}")
+# Per markup: the added tokens, then (bos, eos) among them.
+MARKUPS = {
+    "qwen": (ADDED_TOKENS, "<|endoftext|>", "<|im_end|>", CHAT_TEMPLATE),
+    "deepseek": (DEEPSEEK_TOKENS, DEEPSEEK_TOKENS[3], DEEPSEEK_TOKENS[0], DEEPSEEK_TEMPLATE),
+}
 
 # The text the byte-level BPE merges are learned from.
 CORPUS = """\
@@ -142,7 +159,7 @@ def bpe_encode(word, merges):
     return word
 
 
-def bytes_tokenizer(corpus=CORPUS, n_merges=N_MERGES):
+def bytes_tokenizer(corpus=CORPUS, n_merges=N_MERGES, added_tokens=ADDED_TOKENS):
     """The tokenizer.json dict of a small byte-level BPE tokenizer in the
     format of Qwen's, its merges learned from corpus (tools/train_tiny.py
     passes the text of its task)."""
@@ -159,7 +176,7 @@ def bytes_tokenizer(corpus=CORPUS, n_merges=N_MERGES):
     vocab = {c: i for i, (_, c) in enumerate(table)}
     for a, b in merges:
         vocab.setdefault(a + b, len(vocab))
-    added = {t: len(vocab) + i for i, t in enumerate(ADDED_TOKENS)}
+    added = {t: len(vocab) + i for i, t in enumerate(added_tokens)}
     byte_level = {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": False,
                   "use_regex": False}
     tok = {
@@ -206,21 +223,22 @@ def write_json(path, obj):
         f.write("\n")
 
 
-def tokenizer_config(ids, max_position):
+def tokenizer_config(ids, max_position, markup="qwen"):
     """tokenizer_config.json of the bytes tokenizer whose added tokens are ids."""
+    _, bos, eos, template = MARKUPS[markup]
     return {
         "add_bos_token": False,
         "add_prefix_space": False,
         "added_tokens_decoder": {str(i): {"content": t, "lstrip": False, "normalized": False,
                                           "rstrip": False, "single_word": False, "special": True}
                                  for t, i in ids.items()},
-        "bos_token": None,
-        "chat_template": CHAT_TEMPLATE,
+        "bos_token": bos if markup != "qwen" else None,
+        "chat_template": template,
         "clean_up_tokenization_spaces": False,
-        "eos_token": "<|im_end|>",
+        "eos_token": eos,
         "errors": "replace",
         "model_max_length": max_position,
-        "pad_token": "<|endoftext|>",
+        "pad_token": bos if markup == "qwen" else eos,
         "split_special_tokens": False,
         "tokenizer_class": "Qwen2Tokenizer",
     }
@@ -239,15 +257,18 @@ def write_tokenizer(args, out):
         with open(os.path.join(src, "tokenizer.json"), encoding="utf-8") as f:
             tok = json.load(f)
         return n_tokens(tok), added_ids(tok)
-    tok = bytes_tokenizer()
+    markup_tokens = MARKUPS[args.markup][0]
+    tok = bytes_tokenizer(added_tokens=markup_tokens + (THINK_TAGS if args.think_tags else []))
     write_json(os.path.join(out, "tokenizer.json"), tok)
     ids = added_ids(tok)
-    write_json(os.path.join(out, "tokenizer_config.json"), tokenizer_config(ids, args.max_position))
+    write_json(os.path.join(out, "tokenizer_config.json"),
+               tokenizer_config(ids, args.max_position, args.markup))
     return n_tokens(tok), ids
 
 
 def write_configs(args, out, ids):
-    bos, eos = ids["<|endoftext|>"], ids["<|im_end|>"]
+    _, bos_token, eos_token, _ = MARKUPS[args.markup]
+    bos, eos = ids[bos_token], ids[eos_token]
     write_json(os.path.join(out, "config.json"), {
         "architectures": ["Qwen2ForCausalLM"],
         "attention_dropout": 0.0,
@@ -406,12 +427,20 @@ def parse_args(argv):
     p.add_argument("--dtype", choices=sorted(st.SHORT))
     p.add_argument("--tokenizer", choices=["bytes", "qwen"])
     p.add_argument("--qwen-tokenizer")
+    p.add_argument("--think-tags", action="store_true",
+                   help="the bytes tokenizer also has <think> and </think> as added tokens")
+    p.add_argument("--markup", choices=sorted(MARKUPS), default="qwen",
+                   help="the bytes tokenizer's chat tokens: Qwen's, or DeepSeek's "
+                        "(R1-distill; implies --think-tags)")
     p.add_argument("--tie", dest="tie", action="store_true", default=None)
     p.add_argument("--no-tie", dest="tie", action="store_false")
     a = p.parse_args(argv)
     for k, v in PRESETS[a.preset].items():
         if getattr(a, k, None) is None:
             setattr(a, k, v)
+    if a.markup != "qwen" and a.tokenizer == "qwen":
+        p.error("--markup applies to the bytes tokenizer, not --tokenizer qwen")
+    a.think_tags = a.think_tags or a.markup == "deepseek"
     a.seed = 0 if a.seed is None else a.seed
     a.shards = 1 if a.shards is None else a.shards
     a.weight_std = 0.02 if a.weight_std is None else a.weight_std

@@ -1,8 +1,9 @@
 #!/usr/bin/python3
 """s1d on the real engine with a tiny generated model: every result column
 filled and consistent, ladder jobs whose rows equal separate jobs, thinking
-that ends in time for the answer under --max-context, and rows the engine
-refuses failing with the reason while the daemon goes on."""
+that ends in time for the answer under --max-context, rows the engine
+refuses failing with the reason while the daemon goes on, and the think-tags
+template (a QwQ-like tokenizer) chosen per job or by the model."""
 import os
 import shutil
 import subprocess
@@ -11,16 +12,18 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from daemonlib import SOURCE, Daemon, job, migrated_db, psql, submit, wait_state  # noqa: E402
-from s1test import tap_main  # noqa: E402
+from s1test import binary, tap_main  # noqa: E402
 
 MODEL_PARENT = tempfile.mkdtemp(prefix="s1model.")
 MODEL = os.path.join(MODEL_PARENT, "tiny")
-subprocess.run(["/usr/bin/python3", os.path.join(SOURCE, "tools", "gen_model.py"), "--out", MODEL,
-                "--preset", "tiny"], check=True, capture_output=True)
+THINK_TAGS_MODEL = os.path.join(MODEL_PARENT, "tiny-think-tags")
+for out, extra in ((MODEL, []), (THINK_TAGS_MODEL, ["--think-tags"])):
+    subprocess.run(["/usr/bin/python3", os.path.join(SOURCE, "tools", "gen_model.py"), "--out", out,
+                    "--preset", "tiny", *extra], check=True, capture_output=True)
 
 
-def engine_daemon(db, *args):
-    return Daemon(db, "--model", MODEL, "--threads", "1", *args, noop=False)
+def engine_daemon(db, *args, model=MODEL):
+    return Daemon(db, "--model", model, "--threads", "1", *args, noop=False)
 
 
 def submit_sampled(db, policy, samples=1):
@@ -113,6 +116,42 @@ def test_rows_the_engine_refuses_fail_with_the_reason_and_the_daemon_goes_on():
         wait_state(db, good, "succeeded", timeout=60)
         assert d.alive()
         assert psql(db, f"SELECT count(*) FROM s1.results WHERE job_id IN ({two_token_end}, {empty})") == [["0"]]
+
+
+def test_think_tags_jobs_force_the_close_tag_and_fail_where_the_tokenizer_lacks_it():
+    db = migrated_db()
+    # Thinking forced to end at 8 tokens (min_think turns early ends into waits).
+    policy = '{"max_think": 8, "min_think": 8, "max_answer": 4}'
+    [by_model] = submit(db, policy=policy)
+    [as_s1] = submit(db, policy=policy)
+    psql(db, f"UPDATE s1.jobs SET template = 's1' WHERE id = {as_s1}")
+    with engine_daemon(db, model=THINK_TAGS_MODEL) as d:
+        d.wait_log("think-tags template by default")
+        for jid in (by_model, as_s1):
+            wait_state(db, jid, "succeeded", timeout=60)
+    # Traces span lines: the checks run in SQL.
+    rows = psql(db, "SELECT strpos(trace, E'</think>\\n\\nFinal Answer:') > 0, strpos(trace, '<|im_start|>') = 0,"
+                    " strpos(trace, E'<|im_start|>answer\\nFinal Answer:') > 0"
+                    f" FROM s1.results WHERE job_id IN ({by_model}, {as_s1}) ORDER BY job_id")
+    assert rows == [["t", "t", "f"], ["f", "f", "t"]], rows
+
+    [wrong] = submit(db, policy=policy)
+    psql(db, f"UPDATE s1.jobs SET template = 'think-tags' WHERE id = {wrong}")
+    [good] = submit(db, policy=policy)
+    with engine_daemon(db) as d:
+        wait_state(db, wrong, "failed", timeout=60)
+        assert "the think-tags template needs </think> as one token" in job(db, wrong, "error")[0]
+        wait_state(db, good, "succeeded", timeout=60)
+        assert d.alive()
+
+
+def test_a_configured_template_the_model_cannot_serve_is_refused_at_load():
+    db = migrated_db()
+    r = subprocess.run([binary("s1d"), "--db", db, "--model", MODEL, "--threads", "1",
+                        "--template", "think-tags"], capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0, r.stderr
+    assert "think-tags template needs </think> as one token" in r.stderr and MODEL in r.stderr, r.stderr
+    assert psql(db, "SELECT count(*) FROM s1.workers WHERE state <> 'stopped'") == [["0"]]
 
 
 try:

@@ -114,7 +114,7 @@ def test_bad_values_in_the_file_or_flags_name_the_key():
     cases = [(["--max-batch", "-1"], "max-batch"), (["--heartbeat", "0"], "heartbeat"),
              (["--backend", "tpu"], "backend"), (["--engine", "magic"], "engine"),
              (["--lease", "1", "--heartbeat", "0.9"], "heartbeat"), (["--bogus", "1"], "--bogus"),
-             (["--queue", " , "], "queue")]
+             (["--queue", " , "], "queue"), (["--template", "qwq"], "template")]
     for flags, key in cases:
         r = run_s1d("--engine", "noop", *flags, "--check-config")
         assert r.returncode == 2 and key in r.stderr, (flags, r.stderr)

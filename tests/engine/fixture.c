@@ -62,13 +62,27 @@ void fx_rm_model(char *dir)
     free(dir);
 }
 
-int fx_models_gen(fx_models *m)
+/* Two models from the same arguments, delimiter boosted in the second. */
+static int gen_pair(fx_models *m, const char *args, const char *delimiter)
 {
-    m->plain = fx_gen_model("");
-    m->boosted = fx_gen_model("");
+    m->plain = fx_gen_model(args);
+    m->boosted = fx_gen_model(args);
     if (!m->plain || !m->boosted) return -1;
     m->im_start = fx_token_id(m->plain, "<|im_start|>");
-    return m->im_start >= 0 && fx_boost_row(m->boosted, m->im_start, 2) == 0 ? 0 : -1;
+    m->think_end = fx_token_id(m->plain, delimiter);
+    return m->im_start >= 0 && m->think_end >= 0 && fx_boost_row(m->boosted, m->think_end, 2) == 0
+               ? 0
+               : -1;
+}
+
+int fx_models_gen(fx_models *m)
+{
+    return gen_pair(m, "", "<|im_start|>");
+}
+
+int fx_models_gen_think_tags(fx_models *m)
+{
+    return gen_pair(m, "--think-tags", "</think>");
 }
 
 void fx_models_rm(fx_models *m)
@@ -130,6 +144,18 @@ void fx_check_counts(const s1_engine *e, const s1_result *r)
     assert_true(r->prompt_tokens + (int)r->n_gen <= s1_engine_get_info(e)->max_context);
     assert_non_null(r->trace);
     assert_non_null(r->answer);
+}
+
+s1_result *fx_run_one(const char *dir, s1_engine_cfg cfg, s1_request r)
+{
+    s1_engine *e = fx_open(dir, cfg);
+    r.tag = 0;
+    fx_add(e, &r);
+    s1_result *res;
+    fx_run(e, &res, 1);
+    fx_check_counts(e, res);
+    s1_engine_close(e);
+    return res;
 }
 
 s1_result **fx_run_grid(s1_engine *e, int n_tags, int n_samples, int n_rungs)

@@ -23,10 +23,14 @@ void fx_rm_model(char *dir);
 typedef struct {
     char *plain, *boosted;
     int32_t im_start;
+    int32_t think_end; /* the delimiter made likely: <|im_start|>, or </think> */
 } fx_models;
 
 /* Returns 0, or -1 when generation failed. */
 int fx_models_gen(fx_models *m);
+/* The same with gen_model.py --think-tags: a tokenizer with <think> and
+ * </think>, the boosted copy's </think> made likely (a QwQ-like model). */
+int fx_models_gen_think_tags(fx_models *m);
 void fx_models_rm(fx_models *m);
 
 /* Opens an engine on dir with cfg (model_dir filled in); fails the test on error. */
@@ -35,6 +39,9 @@ s1_engine *fx_open(const char *dir, s1_engine_cfg cfg);
 /* A greedy templated request for problem. */
 s1_request fx_request(uint64_t tag, const char *problem);
 void fx_add(s1_engine *e, const s1_request *r);
+
+/* r alone (as tag 0) in a fresh engine on dir; its result, counts checked. */
+s1_result *fx_run_one(const char *dir, s1_engine_cfg cfg, s1_request r);
 
 /* Steps until nothing is in flight; results[tag] for tags 0..n-1 (each must
  * arrive exactly once). */

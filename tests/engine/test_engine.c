@@ -54,18 +54,6 @@ static s1_request budget_request(uint64_t tag, const char *problem, int max_thin
     return r;
 }
 
-static s1_result *run_one(const char *dir, s1_engine_cfg cfg, s1_request r)
-{
-    s1_engine *e = fx_open(dir, cfg);
-    r.tag = 0;
-    fx_add(e, &r);
-    s1_result *res;
-    fx_run(e, &res, 1);
-    fx_check_counts(e, res);
-    s1_engine_close(e);
-    return res;
-}
-
 /* min_think = max_think: a delimiter the random model emits early becomes a
  * wait, so the budget is what ends the thinking. */
 static void test_thinking_stops_at_exactly_the_budget_then_the_end_is_forced(void **state)
@@ -73,7 +61,7 @@ static void test_thinking_stops_at_exactly_the_budget_then_the_end_is_forced(voi
     (void)state;
     s1_request req = budget_request(0, problems[1], 64, 8);
     req.policy.min_think = 64;
-    s1_result *r = run_one(model_dir, (s1_engine_cfg){0}, req);
+    s1_result *r = fx_run_one(model_dir, (s1_engine_cfg){0}, req);
     assert_true(r->forced_end);
     assert_int_equal(r->thinking_tokens, 64);
     size_t i = 0;
@@ -94,7 +82,7 @@ static void test_early_delimiters_become_waits_until_min_think(void **state)
     (void)state;
     s1_request req = budget_request(0, problems[2], 200, 4);
     req.policy.min_think = 40;
-    s1_result *r = run_one(boosted_dir, (s1_engine_cfg){0}, req);
+    s1_result *r = fx_run_one(boosted_dir, (s1_engine_cfg){0}, req);
     assert_true(r->waits > 0);
     int thinking = 0;
     for (size_t i = 0; i < r->n_gen && r->gen_kinds[i] != S1_TOK_ANSWER; i++) {
@@ -114,7 +102,7 @@ static void test_ignore_stop_makes_exactly_that_many_waits(void **state)
     (void)state;
     s1_request req = budget_request(0, problems[3], 400, 4);
     req.policy.ignore_stop = 3;
-    s1_result *r = run_one(boosted_dir, (s1_engine_cfg){0}, req);
+    s1_result *r = fx_run_one(boosted_dir, (s1_engine_cfg){0}, req);
     /* Unless the budget came first, the fourth delimiter was accepted. */
     if (!r->forced_end) assert_int_equal(r->waits, 3);
     assert_true(r->waits <= 3);
@@ -192,10 +180,10 @@ static void test_a_resumed_request_ends_exactly_as_an_uninterrupted_one(void **s
         req.policy.min_think = 40;
         req.policy.ignore_stop = 2;
         req.sampling = samplings[k];
-        s1_result *whole = run_one(boosted_dir, (s1_engine_cfg){0}, req);
+        s1_result *whole = fx_run_one(boosted_dir, (s1_engine_cfg){0}, req);
         s1_resume *saved = save_after(boosted_dir, req, 30);
         req.resume = saved;
-        s1_result *resumed = run_one(boosted_dir, (s1_engine_cfg){0}, req);
+        s1_result *resumed = fx_run_one(boosted_dir, (s1_engine_cfg){0}, req);
         fx_assert_same_run(whole, resumed);
         assert_memory_equal(whole->gen_kinds, resumed->gen_kinds, whole->n_gen);
         assert_int_equal(whole->thinking_tokens, resumed->thinking_tokens);
@@ -263,7 +251,7 @@ static void test_the_qwen_tokenizer_gives_the_known_forced_end(void **state)
     (void)state;
     char *dir = fx_gen_model("--tokenizer qwen --vocab 151936");
     assert_non_null(dir);
-    s1_result *r = run_one(dir, (s1_engine_cfg){0}, budget_request(0, problems[0], 8, 4));
+    s1_result *r = fx_run_one(dir, (s1_engine_cfg){0}, budget_request(0, problems[0], 8, 4));
     const int32_t forced[] = {151644, 9217, 198, 19357, 21806, 25};
     assert_true(r->forced_end);
     assert_int_equal(r->thinking_tokens, 8);

@@ -16,6 +16,7 @@
 #include "fixture.h"
 
 static fx_models models;
+static fx_models think_tags;    /* a QwQ-like tokenizer: the delimiter is </think> */
 static const char *model_dir;   /* tiny, random: rarely ends its thinking */
 static const char *boosted_dir; /* the same, its delimiter made likely */
 
@@ -35,7 +36,7 @@ static const s1_sampling sampled = {.temperature = 0.9f, .top_p = 0.95f, .seed =
 static int setup(void **state)
 {
     (void)state;
-    if (fx_models_gen(&models) < 0) return -1;
+    if (fx_models_gen(&models) < 0 || fx_models_gen_think_tags(&think_tags) < 0) return -1;
     model_dir = models.plain;
     boosted_dir = models.boosted;
     return 0;
@@ -45,6 +46,7 @@ static int teardown(void **state)
 {
     (void)state;
     fx_models_rm(&models);
+    fx_models_rm(&think_tags);
     return 0;
 }
 
@@ -205,6 +207,31 @@ static void test_each_wait_rung_equals_a_separate_ignore_stop_run(void **state)
     fx_free_grid(res, 12);
 }
 
+/* The same contract on a think-tags model, which the engine serves in that
+ * template by default: the rungs fork at </think> as they do at <|im_start|>. */
+static void test_ladders_on_a_think_tags_model_equal_separate_runs(void **state)
+{
+    (void)state;
+    s1_request budgets[] = {budget_ladder(0, problems[0], greedy),
+                            budget_ladder(1, problems[1], sampled)};
+    check_ladder(think_tags.plain, (s1_engine_cfg){0}, budgets, 2);
+    check_ladder(think_tags.boosted, (s1_engine_cfg){0}, budgets, 2);
+    s1_request waits[] = {wait_ladder(0, problems[2], greedy),
+                          wait_ladder(1, problems[0], sampled)};
+    waits[0].samples = waits[1].samples = 2;
+    s1_engine_stats st;
+    s1_result **res = run_ladders(think_tags.boosted, (s1_engine_cfg){0}, waits, 2, &st);
+    assert_true(st.forks > 0);
+    int waited = 0;
+    for (int i = 0; i < 16; i++) {
+        waited += res[i]->waits;
+        assert_null(strstr(res[i]->trace, "<|im_start|>"));
+    }
+    assert_true(waited > 0);
+    assert_rungs_equal_separate_runs(think_tags.boosted, waits, 2, res);
+    fx_free_grid(res, 16);
+}
+
 static void test_samples_fork_after_the_prompt_and_each_equals_its_own_seed(void **state)
 {
     (void)state;
@@ -340,6 +367,7 @@ int main(void)
         cmocka_unit_test(test_each_budget_rung_equals_a_separate_run_greedy_and_sampled),
         cmocka_unit_test(test_a_budget_ladder_forks_once_per_rung_its_thinking_reaches),
         cmocka_unit_test(test_each_wait_rung_equals_a_separate_ignore_stop_run),
+        cmocka_unit_test(test_ladders_on_a_think_tags_model_equal_separate_runs),
         cmocka_unit_test(test_samples_fork_after_the_prompt_and_each_equals_its_own_seed),
         cmocka_unit_test(test_ladders_are_exact_when_preempted_in_a_tiny_kv_cache),
         cmocka_unit_test(test_a_ladder_cancelled_midway_returns_every_rung),

@@ -49,7 +49,8 @@ static void test_the_s1_prompt_is_the_template_with_plain_text_inside(void **sta
     int32_t *ids = NULL, *want = NULL;
     size_t n = 0, n_want = 0;
     s1_err err;
-    assert_int_equal(s1_prompt_s1(tok, NULL, problem, strlen(problem), &ids, &n, &err), 0);
+    s1_policy_cfg cfg = {0};
+    assert_int_equal(s1_prompt_render(tok, &cfg, problem, strlen(problem), &ids, &n, &err), 0);
     const char *full = "<|im_start|>system\n" S1_DEFAULT_SYSTEM "<|im_end|>\n<|im_start|>user\n"
                        "What is 1+1?<|im_end|>\n<|im_start|>assistant\n<|im_start|>think\n";
     assert_int_equal(s1_tokenizer_encode(tok, full, strlen(full), 1, &want, &n_want, &err), 0);
@@ -69,7 +70,8 @@ static void test_markup_inside_a_problem_stays_plain_text(void **state)
     int32_t *ids = NULL;
     size_t n = 0;
     s1_err err;
-    assert_int_equal(s1_prompt_s1(tok, "Be brief.", problem, strlen(problem), &ids, &n, &err), 0);
+    s1_policy_cfg cfg = {.system = "Be brief."};
+    assert_int_equal(s1_prompt_render(tok, &cfg, problem, strlen(problem), &ids, &n, &err), 0);
     assert_int_equal(count(ids, n, 151645), 2);
     assert_int_equal(count(ids, n, 151644), 4);
     free(ids);
@@ -106,6 +108,23 @@ static void test_a_think_end_of_several_tokens_is_refused(void **state)
     assert_non_null(strstr(err.msg, "think_end"));
 }
 
+/* Qwen2.5 (s1, s1.1) has no <think> tokens: the think-tags template, whose
+ * delimiter is </think>, cannot work with it, and is not its default. */
+static void test_the_think_tags_template_is_refused_without_a_close_tag_token(void **state)
+{
+    (void)state;
+    s1_prompt_vocab pv;
+    s1_err err = {{0}};
+    s1_policy_cfg cfg = {.template = S1_TEMPLATE_THINK_TAGS};
+    assert_int_equal(s1_prompt_vocab_build(tok, &cfg, 0, &pv, &err), -1);
+    assert_non_null(strstr(err.msg, "the think-tags template needs </think> as one token"));
+    s1_template chosen = S1_TEMPLATE_DEFAULT;
+    assert_int_equal(s1_prompt_template_choose(tok, S1_TEMPLATE_DEFAULT, &chosen, &err), 0);
+    assert_int_equal(chosen, S1_TEMPLATE_S1);
+    assert_int_equal(s1_prompt_template_choose(tok, S1_TEMPLATE_THINK_TAGS, &chosen, &err), -1);
+    assert_non_null(strstr(err.msg, "use the s1 template"));
+}
+
 int main(void)
 {
     tok_path = s1test_shared("models/qwen2.5-tokenizer/tokenizer.json", "every case");
@@ -118,6 +137,7 @@ int main(void)
         cmocka_unit_test(test_markup_inside_a_problem_stays_plain_text),
         cmocka_unit_test(test_the_default_policy_strings_have_the_known_ids),
         cmocka_unit_test(test_a_think_end_of_several_tokens_is_refused),
+        cmocka_unit_test(test_the_think_tags_template_is_refused_without_a_close_tag_token),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

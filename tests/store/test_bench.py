@@ -335,6 +335,15 @@ def test_bench_run_passes_policy_sampling_and_job_flags_to_every_job():
     assert all(j[4:9] == ["bench", "-2", "4", "s1-32B", '{"seed": 7, "temperature": 0.5}'] for j in jobs)
 
 
+def test_bench_run_records_the_template_on_the_run_and_every_job():
+    suite = imported(2)
+    run = int(ctl("bench", "run", suite, "--budgets", "64,128", "--template", "think-tags").stdout)
+    assert psql(DB, f"SELECT template FROM s1.bench_runs WHERE id = {run}") == [["think-tags"]]
+    assert psql(DB, f"SELECT template FROM s1.jobs WHERE bench_run_id = {run}") == [["think-tags"]] * 2
+    run = int(ctl("bench", "run", suite, "--budgets", "64").stdout)
+    assert psql(DB, f"SELECT count(*) FROM s1.jobs WHERE bench_run_id = {run} AND template IS NULL") == [["2"]]
+
+
 def test_bench_run_json_prints_the_run_and_its_job_count():
     suite = imported(2)
     out = json.loads(ctl("bench", "run", "--json", "--budgets", "64", suite).stdout)

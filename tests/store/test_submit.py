@@ -61,6 +61,26 @@ def test_every_flag_is_stored_in_its_column():
     assert row[2:] == ["4", "-3", "big", "s1-32B", "16", "5"]
 
 
+def test_the_template_is_stored_in_its_column_and_left_null_by_default():
+    ids = {}
+    for name in ("s1", "think-tags", None):
+        p = s1ctl("submit", *(["--template", name] if name else []), "--budget", "64", EXAMPLE, db=DB)
+        assert p.returncode == 0, p.stderr
+        ids[name] = int(p.stdout)
+    rows = psql(DB, "SELECT coalesce(template, 'NULL'), policy FROM s1.jobs"
+                    f" WHERE id IN ({ids['s1']}, {ids['think-tags']}, {ids[None]}) ORDER BY id")
+    assert rows == [["s1", '{"max_think": 64}'], ["think-tags", '{"max_think": 64}'],
+                    ["NULL", '{"max_think": 64}']], rows
+
+
+def test_an_unknown_template_is_refused_by_s1ctl_and_by_the_schema():
+    refused(["--template", "qwq", EXAMPLE], "--template", "qwq", "not one of s1, think-tags")
+    p = subprocess.run(["psql", "-X", "-q", "-d", DB, "-c",
+                        "INSERT INTO s1.jobs (problem, template) VALUES ('x', 'qwq')"],
+                       capture_output=True, text=True)
+    assert p.returncode != 0 and "jobs_template_name" in p.stderr, p.stderr
+
+
 def test_budget_and_wait_ladders_are_stored_sorted_in_the_policy():
     p = s1ctl("submit", "--budgets", "2048,512,1024,512", "--max-answer", "64", EXAMPLE, db=DB)
     assert p.returncode == 0, p.stderr

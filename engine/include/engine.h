@@ -1,4 +1,4 @@
-/* engine/engine.h — libs1engine as its users (s1d, s1ctl generate) see it:
+/* engine/include/engine.h — libs1engine as its users (s1d, s1ctl generate) see it:
  * open a model on a backend, add requests, step, take finished results.
  *
  * Many sequences are in flight at once: each s1_engine_step() runs one
@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "engine_params.h"
 #include "err.h"
 
 typedef struct s1_engine s1_engine;
@@ -28,58 +29,11 @@ typedef struct {
     int max_context;        /* 0 = the model's max_position_embeddings */
     double kv_mem_fraction; /* cuda: share of free memory for KV; 0 = 0.9 */
     bool no_prefix_cache;   /* disable sharing of prompt-prefix KV blocks */
+    /* The template of requests that name none. S1_TEMPLATE_DEFAULT: think-tags
+     * when the tokenizer has <think> and </think> as single tokens (QwQ), else
+     * s1. A template the tokenizer cannot serve fails s1_engine_open. */
+    s1_template template;
 } s1_engine_cfg;
-
-/* The most samples a request may ask for. */
-#define S1_MAX_SAMPLES 1024
-
-/* The most rungs a ladder may have. */
-#define S1_MAX_RUNGS 32
-
-/* The answer reserve when max_answer is 0 (see s1_policy_cfg.max_answer). */
-#define S1_DEFAULT_ANSWER_RESERVE 1024
-
-/* A ladder (DESIGN.md "Ladders"): one request stands for one run per rung,
- * thinking once; at each rung's decision point a copy-on-write fork takes
- * the other branch. Each rung's result equals that of a separate request
- * with that single setting and the same seed. */
-typedef enum {
-    S1_LADDER_NONE,
-    S1_LADDER_BUDGET, /* rungs are max_think values (max_think itself left 0) */
-    S1_LADDER_WAIT,   /* rungs are ignore_stop values (ignore_stop itself left 0) */
-} s1_ladder_kind;
-
-typedef struct {
-    s1_ladder_kind kind;
-    int n_rungs;             /* 1..S1_MAX_RUNGS */
-    int rungs[S1_MAX_RUNGS]; /* strictly ascending */
-} s1_ladder;
-
-/* Budget forcing, per request (DESIGN.md "Budget forcing"). NULL strings take
- * the defaults below; a limit of 0 means "none" except where noted. */
-typedef struct {
-    int max_think;   /* most sampled thinking tokens; 0 = unlimited */
-    int min_think;   /* suppress the end of thinking before this many */
-    int ignore_stop; /* suppress the first N ends of thinking */
-    /* Most answer tokens; 0 = until the context is full. Also the answer
-     * reserve: thinking is forced to end while the forced end and this many
-     * answer tokens (S1_DEFAULT_ANSWER_RESERVE when 0; at most half of what
-     * the context leaves) still fit, so no budget ends with an empty answer. */
-    int max_answer;
-    s1_ladder ladder;   /* kind S1_LADDER_NONE: a single run */
-    const char *system; /* "You are Qwen, created by Alibaba Cloud. You are a helpful assistant." */
-    const char *think_end;     /* end-of-thinking delimiter, "<|im_start|>" */
-    const char *answer_header; /* fed after a forced delimiter, "answer\n" */
-    const char *answer_prefix; /* fed after the header, "Final Answer:" */
-    const char *wait_string;   /* fed in place of a suppressed end, "Wait" */
-} s1_policy_cfg;
-
-typedef struct {
-    float temperature; /* 0 = greedy */
-    float top_p;       /* 0 or 1 = off */
-    int top_k;         /* 0 = off */
-    uint64_t seed;
-} s1_sampling;
 
 /* Where a request stood between two steps: its generated tokens and the
  * rest of its state as text (budget-forcing counts, sampler generator).
@@ -155,6 +109,7 @@ typedef struct {
     int max_context;
     int vocab_size;
     int kv_blocks, block_size;
+    const char *template_name; /* of requests that name none: "s1" or "think-tags" */
 } s1_engine_info;
 
 s1_engine *s1_engine_open(const s1_engine_cfg *cfg, s1_err *err);
@@ -199,5 +154,26 @@ void s1_engine_get_stats(const s1_engine *e, s1_engine_stats *st);
 
 /* Thinking and generated tokens so far of a request in flight; -1 if unknown. */
 int s1_engine_progress(const s1_engine *e, uint64_t tag, int *thinking, int *generated);
+
+/* A model directory's tokenizer alone (DIR/tokenizer.json, no weights), for
+ * tools that turn text into ids and back (s1ctl tokenize). */
+typedef struct s1_tokenizer s1_tokenizer;
+
+s1_tokenizer *s1_tokenizer_open(const char *model_dir, s1_err *err);
+void s1_tokenizer_free(s1_tokenizer *t);
+
+/* Encodes len bytes of UTF-8 text into *ids (malloc'ed, owned by the caller).
+ * With special = 1 the added tokens written in the text ("<|im_end|>") are
+ * matched as such; with 0 all text is ordinary, so a problem can never inject
+ * template markup. */
+int s1_tokenizer_encode(const s1_tokenizer *t, const char *text, size_t len, int special,
+                        int32_t **ids, size_t *n_ids, s1_err *err);
+
+/* Decodes ids to text (*out malloc'ed, NUL-terminated, owned by the caller). */
+int s1_tokenizer_decode(const s1_tokenizer *t, const int32_t *ids, size_t n_ids, char **out,
+                        size_t *out_len, s1_err *err);
+
+/* One past the largest id the tokenizer can produce. */
+int32_t s1_tokenizer_n_vocab(const s1_tokenizer *t);
 
 #endif
