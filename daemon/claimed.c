@@ -55,5 +55,6 @@ void s1d_job_free(s1d_job *j, const s1d_runner *r)
     free(j->row.policy);
     free(j->row.sampling);
     free(j->row.resume);
+    free(j->row.template_name);
     free(j);
 }
