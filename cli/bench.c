@@ -4,7 +4,6 @@
  * thinking tokens, with Control, Scaling and Performance, as text, JSON or
  * an SVG plot. */
 #include <errno.h>
-#include <getopt.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -17,6 +16,7 @@
 #include "commands.h"
 #include "ctl.h"
 #include "db.h"
+#include "flags.h"
 #include "answer.h"
 #include "job.h"
 #include "log.h"
@@ -28,144 +28,77 @@
  * what one ladder job can hold. */
 #define BENCH_MAX_BUDGETS S1_MAX_RUNGS
 
-#define DB_HELP                                                                                    \
-    "  --db CONNINFO       database (default $DATABASE_URL, then libpq's PG* variables)\n"         \
-    "  --help              this text\n"
-
 static const char run_usage[] =
     "Usage: s1ctl bench run [FLAGS] SUITE --budgets N,N,...\n"
     "Queues a run of SUITE: one budget-ladder job per problem (it thinks once, and\n"
     "each budget gets its own result), with the problem's reference answer, all in\n"
-    "one transaction. Prints the run's id; follow it with `s1ctl bench report ID`.\n\n"
-    "  --budgets LIST      thinking budgets, e.g. 512,1024,2048 (sorted, repeats dropped)\n"
-    "  --separate          one job per problem and budget, each with max_think = the\n"
-    "                      budget, instead of a ladder job per problem\n"
-    "  --model NAME        only a daemon serving this model runs the jobs (default any)\n"
-    "  --queue NAME        queue (default \"default\")\n"
-    "  --priority N        higher runs first (-1000000..1000000, default 0)\n"
-    "  --samples N         samples per job (1..1024, default 1)\n"
-    "  --limit N           only the first N problems of the suite\n"
-    "  --note TEXT         stored with the run (e.g. what changed)\n"
-    "  --json              print {\"run\": ID, \"jobs\": N}\n" DB_HELP
-    "The policy and sampling flags apply to every job (not --budget: use --budgets):\n"
-    "\n" S1CTL_POLICY_HELP;
-
-enum {
-    OPT_SEPARATE = 0x2000,
-    OPT_MODEL,
-    OPT_QUEUE,
-    OPT_PRIORITY,
-    OPT_SAMPLES,
-    OPT_LIMIT,
-    OPT_NOTE,
-    OPT_JSON,
-    OPT_DB,
-    OPT_SUITE,
-    OPT_PLOT,
-};
+    "one transaction. Prints the run's id; follow it with `s1ctl bench report ID`.\n"
+    "The policy and sampling flags apply to every job; --budgets is required.\n\n";
 
 typedef struct {
-    s1_policy_cfg policy;
-    s1_sampling sampling;
+    s1_job_params params;
     s1_bench_run_spec spec;
     s1_ladder ladder; /* --budgets: spec.budgets points into it */
-    const char *db;
-    int json;
+    s1ctl_db_args db;
 } run_args;
 
-/* The run's own flags. 1 when handled, -1 after printing why, 0 when unknown. */
-static int run_flag(int code, const char *arg, run_args *a)
-{
-    long long v;
-    switch (code) {
-    case OPT_SEPARATE:
-        a->spec.separate = true;
-        return 1;
-    case OPT_MODEL:
-        return s1ctl_text_flag("--model", arg, &a->spec.model);
-    case OPT_QUEUE:
-        return s1ctl_text_flag("--queue", arg, &a->spec.queue);
-    case OPT_PRIORITY:
-        if (s1ctl_parse_int("--priority", arg, -S1_JOB_MAX_PRIORITY, S1_JOB_MAX_PRIORITY, &v) < 0)
-            return -1;
-        a->spec.priority = (int)v;
-        return 1;
-    case OPT_SAMPLES:
-        if (s1ctl_parse_int("--samples", arg, 1, 1024, &v) < 0) return -1;
-        a->spec.samples = (int)v;
-        return 1;
-    case OPT_LIMIT:
-        return s1ctl_parse_int("--limit", arg, 1, INT64_MAX, &a->spec.limit) < 0 ? -1 : 1;
-    case OPT_NOTE:
-        return s1ctl_text_flag("--note", arg, &a->spec.note);
-    case OPT_JSON:
-        a->json = 1;
-        return 1;
-    case OPT_DB:
-        a->db = arg;
-        return 1;
-    default:
-        return 0;
-    }
-}
+#define RUN(field) offsetof(run_args, field)
+
+static const s1ctl_flag run_flags[] = {
+    {"separate", NULL,
+     "one job per problem and budget, each with max_think = the\n"
+     "budget, instead of a ladder job per problem",
+     s1ctl_set_bool, RUN(spec.separate)},
+    {"model", "NAME", "only a daemon serving this model runs the jobs (default any)",
+     s1ctl_set_text, RUN(spec.model)},
+    {"queue", "NAME", "queue (default \"default\")", s1ctl_set_queue, RUN(spec.queue)},
+    {"priority", "N", "higher runs first (-1000000..1000000, default 0)", s1ctl_set_param_int,
+     RUN(spec.priority), S1_PARAM_PRIORITY},
+    {"samples", "N", "samples per job (1..1024, default 1)", s1ctl_set_param_int, RUN(spec.samples),
+     S1_PARAM_SAMPLES},
+    {"limit", "N", "only the first N problems of the suite", s1ctl_set_long, RUN(spec.limit),
+     S1_PARAM_NONE, 1, INT64_MAX},
+    {"note", "TEXT", "stored with the run (e.g. what changed)", s1ctl_set_text, RUN(spec.note)},
+};
+
+/* A run is a ladder of budgets: one budget (--budget) or a Wait ladder
+ * (--waits) is not a run, so its help does not offer them. */
+static const char *const run_omits[] = {"budget", "waits", NULL};
+static const char run_omit_why[] = "a run is a ladder of budgets: give --budgets N,N,...";
 
 /* The checks once every flag is read: a ladder, one suite, and a policy that
  * holds at every rung (--min-think within the smallest budget). */
-static int run_check(int argc, char **argv, run_args *a)
+static int run_check(int n_args, char **args, run_args *a)
 {
-    if (a->spec.queue && !*a->spec.queue)
-        return s1ctl_fail(S1CTL_EXIT_USAGE, "--queue: must not be empty");
-    if (a->policy.max_think)
-        return s1ctl_fail(S1CTL_EXIT_USAGE, "--budget sets one budget; a run takes a ladder: "
-                                            "--budgets N,N,...");
-    if (a->policy.ladder.kind == S1_LADDER_WAIT)
-        return s1ctl_fail(S1CTL_EXIT_USAGE, "--waits: a run is a ladder of budgets (--budgets)");
-    if (a->policy.ladder.kind != S1_LADDER_BUDGET)
+    s1_policy_cfg *p = &a->params.policy;
+    if (p->ladder.kind != S1_LADDER_BUDGET)
         return s1ctl_fail(S1CTL_EXIT_USAGE, "--budgets is required (e.g. --budgets 512,1024,2048)");
-    if (s1ctl_policy_done(&a->policy, &a->sampling) < 0) return S1CTL_EXIT_USAGE;
+    if (s1ctl_policy_done(&a->params) < 0) return S1CTL_EXIT_USAGE;
     /* The run's row keeps the budgets; its policy is what every job shares. */
-    a->ladder = a->policy.ladder;
+    a->ladder = p->ladder;
     a->spec.budgets = a->ladder.rungs;
     a->spec.n_budgets = a->ladder.n_rungs;
-    a->policy.ladder = (s1_ladder){0};
-    if (argc - optind != 1)
+    p->ladder = (s1_ladder){0};
+    if (n_args != 1)
         return s1ctl_fail(S1CTL_EXIT_USAGE,
                           "expected one SUITE, got %d arguments "
                           "(see s1ctl bench run --help)",
-                          argc - optind);
-    a->spec.suite = argv[optind];
+                          n_args);
+    a->spec.suite = args[0];
     return 0;
 }
 
 /* 0; -1 after --help; or the exit code after printing why. */
 static int run_parse(int argc, char **argv, run_args *a)
 {
-    static const struct option options[] = {
-        S1CTL_POLICY_OPTIONS,
-        {"separate", no_argument, NULL, OPT_SEPARATE},
-        {"model", required_argument, NULL, OPT_MODEL},
-        {"queue", required_argument, NULL, OPT_QUEUE},
-        {"priority", required_argument, NULL, OPT_PRIORITY},
-        {"samples", required_argument, NULL, OPT_SAMPLES},
-        {"limit", required_argument, NULL, OPT_LIMIT},
-        {"note", required_argument, NULL, OPT_NOTE},
-        {"json", no_argument, NULL, OPT_JSON},
-        {"db", required_argument, NULL, OPT_DB},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+    const s1ctl_flag_table tables[] = {
+        S1CTL_FLAGS(NULL, run_flags, a),
+        {NULL, s1ctl_db_flags, 2, &a->db, NULL},
+        S1CTL_POLICY_TABLES(&a->params, run_omits, run_omit_why),
     };
-    int o;
-    while ((o = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
-        if (o == 'h') {
-            fputs(run_usage, stdout);
-            return -1;
-        }
-        if (o == '?' || o == ':') return s1ctl_bad_flag(argv, o);
-        int rc = s1ctl_policy_flag(o, optarg, &a->policy, &a->sampling);
-        if (rc == 0) rc = run_flag(o, optarg, a);
-        if (rc < 0) return S1CTL_EXIT_USAGE;
-    }
-    return run_check(argc, argv, a);
+    int n,
+        rc = s1ctl_flags_parse(run_usage, tables, sizeof tables / sizeof *tables, argc, argv, &n);
+    return rc ? rc : run_check(n, argv + 1, a);
 }
 
 int s1ctl_bench_run(int argc, char **argv)
@@ -174,20 +107,20 @@ int s1ctl_bench_run(int argc, char **argv)
     int rc = run_parse(argc, argv, &a);
     if (rc) return rc < 0 ? S1CTL_EXIT_OK : rc;
     s1_err err = {{0}};
-    _cleanup_free_ char *policy = s1_job_policy_json(&a.policy, &err);
-    _cleanup_free_ char *sampling = policy ? s1_job_sampling_json(&a.sampling, &err) : NULL;
+    _cleanup_free_ char *policy = s1_job_policy_json(&a.params.policy, &err);
+    _cleanup_free_ char *sampling = policy ? s1_job_sampling_json(&a.params.sampling, &err) : NULL;
     if (!sampling) return s1ctl_fail(S1CTL_EXIT_USAGE, "%s", err.msg);
     a.spec.policy_json = policy;
     a.spec.sampling_json = sampling;
     _cleanup_pgconn_ PGconn *c = NULL;
-    if ((rc = s1ctl_connect(a.db, &c))) return rc;
+    if ((rc = s1ctl_connect(a.db.db, &c))) return rc;
     if ((rc = s1ctl_budget_fits(c, a.spec.queue, a.spec.model, a.spec.budgets[a.spec.n_budgets - 1],
-                                a.policy.max_answer)))
+                                a.params.policy.max_answer)))
         return rc;
     long long run_id, jobs;
     if ((rc = s1_bench_run_create(c, &a.spec, &run_id, &jobs, &err)) < 0)
         return s1ctl_fail(s1ctl_store_exit(rc), "%s; nothing was queued", err.msg);
-    if (a.json)
+    if (a.db.json)
         return s1ctl_print_json(json_pack("{s:I,s:I,s:s}", "run", (json_int_t)run_id, "jobs",
                                           (json_int_t)jobs, "suite", a.spec.suite));
     printf("%lld\n", run_id);
@@ -199,87 +132,56 @@ int s1ctl_bench_run(int argc, char **argv)
 static const char list_usage[] =
     "Usage: s1ctl bench list [--suite NAME] [--limit N] [--json] [--db CONNINFO]\n"
     "Lists benchmark runs, newest first, with their suite, model, budgets and progress\n"
-    "(jobs succeeded, failed, cancelled, and still pending).\n\n"
-    "  --suite NAME        only runs of this suite\n"
-    "  --limit N           at most N runs (default 50)\n"
-    "  --json              print JSON\n" DB_HELP;
+    "(jobs succeeded, failed, cancelled, and still pending).\n\n";
 
 /* Runs overlaid in one report at most. */
 enum { MAX_RUNS = 6 };
 
 typedef struct {
-    const char *db, *suite, *plot;
+    s1ctl_db_args db;
+    const char *suite, *plot;
     long long limit, run_id; /* run_id: the first of run_ids, 0 for none */
     long long run_ids[MAX_RUNS];
     int n_runs;
-    int json;
 } view_args;
 
-static const struct option list_options[] = {
-    {"suite", required_argument, NULL, OPT_SUITE},
-    {"limit", required_argument, NULL, OPT_LIMIT},
-    {"json", no_argument, NULL, OPT_JSON},
-    {"db", required_argument, NULL, OPT_DB},
-    {"help", no_argument, NULL, 'h'},
-    {NULL, 0, NULL, 0},
+#define VIEW(field) offsetof(view_args, field)
+
+/* The flags of the commands that read runs; each leaves out what it does
+ * not take. */
+static const s1ctl_flag view_flags[] = {
+    {"suite", "NAME", "the runs of this suite (report: its latest complete run)", s1ctl_set_string,
+     VIEW(suite)},
+    {"limit", "N", "at most N runs (default 50)", s1ctl_set_long, VIEW(limit), S1_PARAM_NONE, 1,
+     1000000},
+    {"plot", "FILE.svg", "write accuracy against thinking tokens (log scale) as SVG",
+     s1ctl_set_nonempty, VIEW(plot)},
 };
 
-static const struct option report_options[] = {
-    {"suite", required_argument, NULL, OPT_SUITE},
-    {"plot", required_argument, NULL, OPT_PLOT},
-    {"json", no_argument, NULL, OPT_JSON},
-    {"db", required_argument, NULL, OPT_DB},
-    {"help", no_argument, NULL, 'h'},
-    {NULL, 0, NULL, 0},
-};
+static const char *const list_omits[] = {"plot", NULL};
+static const char *const report_omits[] = {"limit", NULL};
+static const char *const runs_only[] = {"suite", "limit", "plot", NULL};
 
-/* One flag of list or report (options says which are known). 1 when
- * handled, -1 after --help, or the exit code after printing why. */
-static int view_flag(int o, char **argv, const char *usage, view_args *a)
-{
-    switch (o) {
-    case OPT_SUITE:
-        a->suite = optarg;
-        return 1;
-    case OPT_LIMIT:
-        return s1ctl_parse_int("--limit", optarg, 1, 1000000, &a->limit) < 0 ? S1CTL_EXIT_USAGE : 1;
-    case OPT_PLOT:
-        a->plot = optarg;
-        return 1;
-    case OPT_JSON:
-        a->json = 1;
-        return 1;
-    case OPT_DB:
-        a->db = optarg;
-        return 1;
-    case 'h':
-        fputs(usage, stdout);
-        return -1;
-    default:
-        return s1ctl_bad_flag(argv, o);
-    }
-}
-
-/* Flags of list, report and regrade, from options; up to max_runs RUN_ID
- * arguments. 0; -1 after --help; or the exit code after printing why. */
-static int view_parse(int argc, char **argv, const char *usage, const struct option *options,
+/* Flags of list, report, compare and regrade (view_flags but omit); up to
+ * max_runs RUN_ID arguments. 0; -1 after --help; or the exit code after
+ * printing why. */
+static int view_parse(int argc, char **argv, const char *usage, const char *const *omit,
                       int max_runs, view_args *a)
 {
-    int o;
-    while ((o = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
-        int rc = view_flag(o, argv, usage, a);
-        if (rc != 1) return rc;
-    }
-    if (argc - optind > max_runs)
-        return s1ctl_fail(S1CTL_EXIT_USAGE, "unexpected argument '%s' (see s1ctl bench --help)",
-                          argv[optind + max_runs]);
-    for (; optind < argc; optind++)
-        if (s1ctl_parse_int("run id", argv[optind], 1, INT64_MAX, &a->run_ids[a->n_runs++]) < 0)
-            return S1CTL_EXIT_USAGE;
+    const s1ctl_flag_table tables[] = {
+        {NULL, view_flags, sizeof view_flags / sizeof *view_flags, a, omit, NULL},
+        {NULL, s1ctl_db_flags, 2, &a->db, NULL},
+    };
+    int n, rc = s1ctl_flags_parse(usage, tables, 2, argc, argv, &n);
+    if (rc) return rc;
+    if (n > max_runs)
+        return s1ctl_fail(S1CTL_EXIT_USAGE, "unexpected argument '%s' (see s1ctl %s --help)",
+                          argv[1 + max_runs], s1ctl_command());
+    if ((rc = s1ctl_ids("run id", argv + 1, n, 0, max_runs, a->run_ids))) return rc;
+    a->n_runs = n;
     a->run_id = a->n_runs ? a->run_ids[0] : 0;
     if (a->run_id && a->suite)
         return s1ctl_fail(S1CTL_EXIT_USAGE, "give a RUN_ID or --suite NAME, not both");
-    if (a->plot && !*a->plot) return s1ctl_fail(S1CTL_EXIT_USAGE, "--plot: must not be empty");
     return 0;
 }
 
@@ -295,14 +197,14 @@ static json_t *rows_json(const PGresult *r)
 int s1ctl_bench_list(int argc, char **argv)
 {
     view_args a = {.limit = 50};
-    int rc = view_parse(argc, argv, list_usage, list_options, 0, &a);
+    int rc = view_parse(argc, argv, list_usage, list_omits, 0, &a);
     if (rc) return rc < 0 ? S1CTL_EXIT_OK : rc;
     _cleanup_pgconn_ PGconn *c = NULL;
-    if ((rc = s1ctl_connect(a.db, &c))) return rc;
+    if ((rc = s1ctl_connect(a.db.db, &c))) return rc;
     s1_err err = {{0}};
     _cleanup_pgresult_ PGresult *r = s1_bench_run_list(c, a.suite, (long)a.limit, &err);
     if (!r) return s1ctl_fail(S1CTL_EXIT_DB, "%s", err.msg);
-    if (a.json) return s1ctl_print_json(rows_json(r));
+    if (a.db.json) return s1ctl_print_json(rows_json(r));
     s1ctl_print_table(r);
     return S1CTL_EXIT_OK;
 }
@@ -662,14 +564,11 @@ static const char report_usage[] =
     "tokens) and Performance (best accuracy). On a terminal a text chart follows,\n"
     "unless --plot writes an SVG chart instead. Several RUN_IDs (up to 6) are\n"
     "reported one after the other and overlaid in one chart; settings in which\n"
-    "they differ are named on stderr.\n\n"
-    "  --suite NAME        the latest run of this suite\n"
-    "  --plot FILE.svg     write accuracy against thinking tokens (log scale) as SVG\n"
-    "  --json              print JSON (an array when several runs are given)\n" DB_HELP;
+    "they differ are named on stderr. --json prints an array for several runs.\n\n";
 
 static int report_print(const view_args *a, const report *rps, int n)
 {
-    if (a->json) {
+    if (a->db.json) {
         if (n == 1) return s1ctl_print_json(report_json(&rps[0]));
         json_t *arr = json_array();
         for (int k = 0; k < n; k++)
@@ -689,10 +588,10 @@ static int report_print(const view_args *a, const report *rps, int n)
 int s1ctl_bench_report(int argc, char **argv)
 {
     view_args a = {0};
-    int rc = view_parse(argc, argv, report_usage, report_options, MAX_RUNS, &a);
+    int rc = view_parse(argc, argv, report_usage, report_omits, MAX_RUNS, &a);
     if (rc) return rc < 0 ? S1CTL_EXIT_OK : rc;
     _cleanup_pgconn_ PGconn *c = NULL;
-    if ((rc = s1ctl_connect(a.db, &c))) return rc;
+    if ((rc = s1ctl_connect(a.db.db, &c))) return rc;
     report rps[MAX_RUNS] = {0};
     int n = a.n_runs ? a.n_runs : 1;
     for (int k = 0; !rc && k < n; k++)
@@ -714,16 +613,7 @@ static const char compare_usage[] =
     "problems) and a two-sided p-value (paired sign-flip randomization test; the\n"
     "exact McNemar test when each problem has one sample). 10,000 draws with a fixed\n"
     "seed: the same figures every time. Settings in which the runs differ (suite,\n"
-    "model, samples, sampling) are named on stderr first.\n\n"
-    "  --json              print JSON\n" DB_HELP;
-
-/* The flags of compare and regrade: --json, --db, --help. */
-static const struct option json_db_options[] = {
-    {"json", no_argument, NULL, OPT_JSON},
-    {"db", required_argument, NULL, OPT_DB},
-    {"help", no_argument, NULL, 'h'},
-    {NULL, 0, NULL, 0},
-};
+    "model, samples, sampling) are named on stderr first.\n\n";
 
 /* One budget's comparison from rows [from, to) of the pairs. */
 typedef struct {
@@ -785,7 +675,7 @@ static int compare_runs(PGconn *c, const view_args *a)
             from = i;
         }
     free(d);
-    if (a->json) return s1ctl_print_json(compared_json(out, n, a->run_ids[0], a->run_ids[1]));
+    if (a->db.json) return s1ctl_print_json(compared_json(out, n, a->run_ids[0], a->run_ids[1]));
     print_compared(out, n, a->run_ids[0], a->run_ids[1]);
     return S1CTL_EXIT_OK;
 }
@@ -793,12 +683,12 @@ static int compare_runs(PGconn *c, const view_args *a)
 int s1ctl_bench_compare(int argc, char **argv)
 {
     view_args a = {0};
-    int rc = view_parse(argc, argv, compare_usage, json_db_options, 2, &a);
+    int rc = view_parse(argc, argv, compare_usage, runs_only, 2, &a);
     if (rc) return rc < 0 ? S1CTL_EXIT_OK : rc;
     if (a.n_runs != 2)
         return s1ctl_fail(S1CTL_EXIT_USAGE, "give two run ids (see s1ctl bench list)");
     _cleanup_pgconn_ PGconn *c = NULL;
-    if ((rc = s1ctl_connect(a.db, &c))) return rc;
+    if ((rc = s1ctl_connect(a.db.db, &c))) return rc;
     report rps[2] = {0};
     for (int k = 0; !rc && k < 2; k++)
         rc = report_load(c, a.run_ids[k], NULL, &rps[k]);
@@ -815,17 +705,16 @@ static const char regrade_usage[] =
     "Usage: s1ctl bench regrade RUN_ID [--json] [--db CONNINFO]\n"
     "Extracts and grades every result of the run again with this s1ctl's grader\n"
     "(docs/grading.md), after the grader has improved; stores only the extracted\n"
-    "answers and grades that change, all in one transaction, and prints how many.\n\n"
-    "  --json              print JSON\n" DB_HELP;
+    "answers and grades that change, all in one transaction, and prints how many.\n\n";
 
 int s1ctl_bench_regrade(int argc, char **argv)
 {
     view_args a = {0};
-    int rc = view_parse(argc, argv, regrade_usage, json_db_options, 1, &a);
+    int rc = view_parse(argc, argv, regrade_usage, runs_only, 1, &a);
     if (rc) return rc < 0 ? S1CTL_EXIT_OK : rc;
     if (!a.run_id) return s1ctl_fail(S1CTL_EXIT_USAGE, "no RUN_ID given (see s1ctl bench list)");
     _cleanup_pgconn_ PGconn *c = NULL;
-    if ((rc = s1ctl_connect(a.db, &c))) return rc;
+    if ((rc = s1ctl_connect(a.db.db, &c))) return rc;
     s1_err err = {{0}};
     _cleanup_pgresult_ PGresult *run = s1_bench_run_get(c, a.run_id, NULL, &err);
     if (!run) return s1ctl_fail(S1CTL_EXIT_DB, "%s", err.msg);
@@ -834,7 +723,7 @@ int s1ctl_bench_regrade(int argc, char **argv)
                           "run %lld: no such benchmark run (see s1ctl bench list)", a.run_id);
     s1_bench_regraded g;
     if (s1_bench_regrade(c, a.run_id, &g, &err)) return s1ctl_fail(S1CTL_EXIT_DB, "%s", err.msg);
-    if (a.json)
+    if (a.db.json)
         return s1ctl_print_json(json_pack("{s:I,s:I,s:I,s:I}", "run", (json_int_t)a.run_id,
                                           "results", (json_int_t)g.results, "correct",
                                           (json_int_t)g.correct, "changed", (json_int_t)g.changed));

@@ -1,6 +1,5 @@
 /* s1ctl: the command line of s1d — submit jobs, follow and read them, manage
  * the schema, and run the engine in-process (generate, tokenize). */
-#include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -53,7 +52,6 @@ static void usage(FILE *f)
 int main(int argc, char **argv)
 {
     s1_log_set_ident("s1ctl");
-    opterr = 0; /* the commands print their own one-line message */
     if (argc < 2) {
         usage(stderr);
         return S1CTL_EXIT_USAGE;

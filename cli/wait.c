@@ -1,6 +1,6 @@
 /* s1ctl wait: follows a job until it ends, woken by NOTIFY s1_progress. */
 #include <errno.h>
-#include <getopt.h>
+#include <stddef.h>
 #include <math.h>
 #include <poll.h>
 #include <stdint.h>
@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "commands.h"
+#include "flags.h"
 #include "ctl.h"
 #include "db.h"
 #include "util.h"
@@ -320,77 +321,45 @@ static const char wait_usage[] =
     "thinking (forced text and answer), tokens/s and an upper bound on the thinking\n"
     "time left. Otherwise: a line at each change of state and at most one progress\n"
     "line per --interval, then a last line per job. Exit 0 when every job succeeded,\n"
-    "1 when one failed or was cancelled, 7 when --timeout passed first.\n\n"
-    "  --timeout SECONDS   give up after SECONDS (a positive number; default: never),\n"
-    "                      printing the state each unfinished job is still in\n"
-    "  --quiet             only the last line of each job\n"
-    "  --interval SECONDS  progress lines when not on a terminal at most this often\n"
-    "                      (default 10; 0: at every change)\n"
-    "  --json              print JSON when the jobs end or the wait times out: an\n"
-    "                      object for one job, an array for several\n"
-    "  --db CONNINFO       database (default $DATABASE_URL, then libpq's PG* variables)\n"
-    "  --help              this text\n";
+    "1 when one failed or was cancelled, 7 when --timeout passed first. --json prints\n"
+    "an object for one job, an array for several, when they end or the wait times out.\n\n";
 
 typedef struct {
-    const char *db;
+    s1ctl_db_args db;
     double timeout;
     s1ctl_wait_opts o;
     long long ids[MAX_WAIT];
     int n;
 } wait_args;
 
-/* One flag; 0, -1 after --help, or the exit code after printing why. */
-static int wait_flag(int o, char **argv, wait_args *a)
-{
-    switch (o) {
-    case 't':
-        return s1ctl_parse_timeout(optarg, &a->timeout) < 0 ? S1CTL_EXIT_USAGE : 0;
-    case 'i':
-        return s1ctl_parse_double("--interval", optarg, 0, 86400, &a->o.interval) < 0
-                   ? S1CTL_EXIT_USAGE
-                   : 0;
-    case 'q':
-        a->o.quiet = 1;
-        return 0;
-    case 'd':
-        a->db = optarg;
-        return 0;
-    case 'j':
-        a->o.json = 1;
-        return 0;
-    case 'h':
-        fputs(wait_usage, stdout);
-        return -1;
-    default:
-        return s1ctl_bad_flag(argv, o);
-    }
-}
+#define WAIT(field) offsetof(wait_args, field)
+
+static const s1ctl_flag wait_flags[] = {
+    {"timeout", "SECONDS",
+     "give up after SECONDS (a positive number; default: never),\n"
+     "printing the state each unfinished job is still in",
+     s1ctl_set_timeout, WAIT(timeout)},
+    {"quiet", NULL, "only the last line of each job", s1ctl_set_switch, WAIT(o.quiet)},
+    {"interval", "SECONDS",
+     "progress lines when not on a terminal at most this often\n"
+     "(default 10; 0: at every change)",
+     s1ctl_set_double, WAIT(o.interval), S1_PARAM_NONE, 0, 86400},
+};
 
 /* The flags and the job ids; 0, -1 after --help, or the exit code after
  * printing why. */
 static int parse_args(int argc, char **argv, wait_args *a)
 {
-    static const struct option options[] = {
-        {"timeout", required_argument, NULL, 't'},
-        {"interval", required_argument, NULL, 'i'},
-        {"quiet", no_argument, NULL, 'q'},
-        {"db", required_argument, NULL, 'd'},
-        {"json", no_argument, NULL, 'j'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    int o, rc;
-    while ((o = getopt_long(argc, argv, ":h", options, NULL)) != -1)
-        if ((rc = wait_flag(o, argv, a))) return rc;
-    if (optind == argc)
-        return s1ctl_fail(S1CTL_EXIT_USAGE, "no job id given (see s1ctl wait --help)");
-    if (argc - optind > MAX_WAIT)
+    const s1ctl_flag_table tables[] = {S1CTL_FLAGS(NULL, wait_flags, a),
+                                       {NULL, s1ctl_db_flags, 2, &a->db, NULL}};
+    int rc = s1ctl_flags_parse(wait_usage, tables, 2, argc, argv, &a->n);
+    if (rc) return rc;
+    if (a->n == 0) return s1ctl_fail(S1CTL_EXIT_USAGE, "no job id given (see s1ctl wait --help)");
+    if (a->n > MAX_WAIT)
         return s1ctl_fail(S1CTL_EXIT_USAGE, "more than %d job ids; wait for them in groups",
                           MAX_WAIT);
-    for (; optind < argc; optind++)
-        if (s1ctl_parse_int("job id", argv[optind], 1, INT64_MAX, &a->ids[a->n++]) < 0)
-            return S1CTL_EXIT_USAGE;
-    return 0;
+    a->o.json = a->db.json;
+    return s1ctl_ids("job id", argv + 1, a->n, 1, MAX_WAIT, a->ids);
 }
 
 int s1ctl_wait(int argc, char **argv)
@@ -399,7 +368,7 @@ int s1ctl_wait(int argc, char **argv)
     int rc = parse_args(argc, argv, &a);
     if (rc) return rc < 0 ? S1CTL_EXIT_OK : rc;
     _cleanup_pgconn_ PGconn *c = NULL;
-    if ((rc = s1ctl_connect(a.db, &c))) return rc;
+    if ((rc = s1ctl_connect(a.db.db, &c))) return rc;
     /* The clock starts once connected: --timeout bounds the wait, not the connect. */
     s1ctl_deadline deadline = s1ctl_deadline_in(a.timeout);
     return s1ctl_wait_jobs(c, a.ids, a.n, &a.o, &deadline);
