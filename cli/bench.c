@@ -33,13 +33,16 @@ static const char run_usage[] =
     "Queues a run of SUITE: one budget-ladder job per problem (it thinks once, and\n"
     "each budget gets its own result), with the problem's reference answer, all in\n"
     "one transaction. Prints the run's id; follow it with `s1ctl bench report ID`.\n"
-    "The policy and sampling flags apply to every job; --budgets is required.\n\n";
+    "The policy and sampling flags apply to every job; --budgets is required.\n"
+    "With --wait, exit as `s1ctl bench wait` does.\n\n";
 
 typedef struct {
     s1_job_params params;
     s1_bench_run_spec spec;
     s1_ladder ladder; /* --budgets: spec.budgets points into it */
     s1ctl_db_args db;
+    int wait;
+    double timeout; /* with --wait; 0: none */
 } run_args;
 
 #define RUN(field) offsetof(run_args, field)
@@ -59,6 +62,14 @@ static const s1ctl_flag run_flags[] = {
     {"limit", "N", "only the first N problems of the suite", s1ctl_set_long, RUN(spec.limit),
      S1_PARAM_NONE, 1, INT64_MAX},
     {"note", "TEXT", "stored with the run (e.g. what changed)", s1ctl_set_text, RUN(spec.note)},
+    {"dry-run", NULL,
+     "check everything and print what would be queued (the jobs\n"
+     "counted by the database, every CHECK applied); queue nothing",
+     s1ctl_set_bool, RUN(spec.dry_run)},
+    {"wait", NULL, "follow the run until its last job ends, as `s1ctl bench wait`",
+     s1ctl_set_switch, RUN(wait)},
+    {"timeout", "SECONDS", "with --wait, give up after SECONDS (exit 7)", s1ctl_set_timeout,
+     RUN(timeout)},
 };
 
 /* A run is a ladder of budgets: one budget (--budget) or a Wait ladder
@@ -79,6 +90,10 @@ static int run_check(int n_args, char **args, run_args *a)
     a->spec.budgets = a->ladder.rungs;
     a->spec.n_budgets = a->ladder.n_rungs;
     p->ladder = (s1_ladder){0};
+    if (a->timeout > 0 && !a->wait)
+        return s1ctl_fail(S1CTL_EXIT_USAGE, "--timeout: only meaningful with --wait");
+    if (a->wait && a->spec.dry_run)
+        return s1ctl_fail(S1CTL_EXIT_USAGE, "--wait: a --dry-run queues nothing to wait for");
     if (n_args != 1)
         return s1ctl_fail(S1CTL_EXIT_USAGE,
                           "expected one SUITE, got %d arguments "
@@ -101,6 +116,43 @@ static int run_parse(int argc, char **argv, run_args *a)
     return rc ? rc : run_check(n, argv + 1, a);
 }
 
+/* What a --dry-run would have queued, from the database's own count. */
+static int print_dry_run(const run_args *a, long long jobs)
+{
+    const s1_bench_run_spec *s = &a->spec;
+    json_t *budgets = json_array();
+    for (int i = 0; i < s->n_budgets; i++)
+        json_array_append_new(budgets, json_integer(s->budgets[i]));
+    json_t *o =
+        json_pack("{s:b,s:s,s:I,s:o,s:b,s:i,s:s,s:s?,s:i,s:o,s:o}", "dry_run", 1, "suite", s->suite,
+                  "jobs", (json_int_t)jobs, "budgets", budgets, "separate", s->separate, "samples",
+                  s->samples ? s->samples : 1, "queue", s->queue ? s->queue : "default", "model",
+                  s->model, "priority", s->priority, "policy", json_loads(s->policy_json, 0, NULL),
+                  "sampling", json_loads(s->sampling_json, 0, NULL));
+    if (a->db.json) return s1ctl_print_json(o);
+    _cleanup_free_ char *text = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(o);
+    if (!text) return s1ctl_fail(S1CTL_EXIT_FAILED, "out of memory");
+    printf("dry run, nothing was queued: %lld job%s of suite %s would be queued: %s\n", jobs,
+           jobs == 1 ? "" : "s", s->suite, text);
+    return S1CTL_EXIT_OK;
+}
+
+/* The run just queued: its id (or JSON), then with --wait its progress. */
+static int print_queued(PGconn *c, const run_args *a, long long run_id, long long jobs)
+{
+    if (!a->wait || !a->db.json) {
+        if (a->db.json)
+            return s1ctl_print_json(json_pack("{s:I,s:I,s:s}", "run", (json_int_t)run_id, "jobs",
+                                              (json_int_t)jobs, "suite", a->spec.suite));
+        printf("%lld\n", run_id);
+        fflush(stdout);
+    }
+    if (!a->wait) return S1CTL_EXIT_OK;
+    s1ctl_deadline deadline = s1ctl_deadline_in(a->timeout);
+    return s1ctl_follow_run(c, run_id, a->db.json, false, &deadline);
+}
+
 int s1ctl_bench_run(int argc, char **argv)
 {
     run_args a = {0};
@@ -120,11 +172,9 @@ int s1ctl_bench_run(int argc, char **argv)
     long long run_id, jobs;
     if ((rc = s1_bench_run_create(c, &a.spec, &run_id, &jobs, &err)) < 0)
         return s1ctl_fail(s1ctl_store_exit(rc), "%s; nothing was queued", err.msg);
-    if (a.db.json)
-        return s1ctl_print_json(json_pack("{s:I,s:I,s:s}", "run", (json_int_t)run_id, "jobs",
-                                          (json_int_t)jobs, "suite", a.spec.suite));
-    printf("%lld\n", run_id);
-    return S1CTL_EXIT_OK;
+    if (a.spec.dry_run) return print_dry_run(&a, jobs);
+    s1ctl_warn_unserved(c, a.spec.queue ? a.spec.queue : "default", a.spec.model);
+    return print_queued(c, &a, run_id, jobs);
 }
 
 /* ---- bench list ---- */
@@ -739,7 +789,10 @@ static const char bench_help[] =
     "  report [RUN_ID | --suite S]   accuracy against thinking tokens, and a plot\n"
     "  list                          runs with their progress\n"
     "  regrade RUN_ID                grade every result again with this grader\n"
-    "  compare RUN_A RUN_B           per-budget differences with a paired test\n";
+    "  compare RUN_A RUN_B           per-budget differences with a paired test\n"
+    "  wait RUN_ID                   follow a run until its last job ends\n"
+    "  cancel RUN_ID                 cancel every queued or running job of a run\n"
+    "  retry RUN_ID                  queue a run's failed and cancelled jobs again\n";
 
 int s1ctl_bench(int argc, char **argv)
 {
@@ -749,6 +802,9 @@ int s1ctl_bench(int argc, char **argv)
         {"list", "bench list", s1ctl_bench_list},
         {"regrade", "bench regrade", s1ctl_bench_regrade},
         {"compare", "bench compare", s1ctl_bench_compare},
+        {"wait", "bench wait", s1ctl_bench_wait},
+        {"cancel", "bench cancel", s1ctl_bench_cancel},
+        {"retry", "bench retry", s1ctl_bench_retry},
     };
     return s1ctl_subcommand("bench", subs, sizeof subs / sizeof *subs, bench_help, argc, argv);
 }

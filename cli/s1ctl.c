@@ -27,7 +27,8 @@ static const command commands[] = {
     {"generate", s1ctl_generate, "run the engine on one problem, in-process"},
     {"tokenize", s1ctl_tokenize, "text to token ids, or back with --decode"},
     {"suite", s1ctl_suite, "benchmark suites: import a JSON-lines set, list, show"},
-    {"bench", s1ctl_bench, "benchmark runs at a ladder of budgets: run, report, list, regrade"},
+    {"bench", s1ctl_bench,
+     "benchmark runs at a ladder of budgets: run, report, compare, wait, ..."},
     {"export", s1ctl_export, "results of a run or of jobs as JSON lines or CSV"},
 };
 

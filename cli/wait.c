@@ -36,8 +36,7 @@ s1ctl_deadline s1ctl_deadline_in(double timeout)
     return d;
 }
 
-/* Milliseconds left before the deadline (0 once it passed), or -1 for none. */
-static long long left_ms(const s1ctl_deadline *d)
+long long s1ctl_deadline_left_ms(const s1ctl_deadline *d)
 {
     if (!d || d->timeout <= 0) return -1;
     long long left = d->until_ms - now_ms();
@@ -77,6 +76,12 @@ typedef struct {
     long long shown_ms; /* when a line about it was printed last */
     int checked;        /* whether a live daemon serves it was asked */
 } watched;
+
+/* The jobs a notification may be about. */
+typedef struct {
+    const watched *ws;
+    int n;
+} watched_set;
 
 /* How to show: bars redrawn on a terminal, plain lines otherwise (a change
  * of state at once, progress at most every interval_ms), nothing but the
@@ -215,29 +220,34 @@ static int conclude(display *d, const watched *ws, int n, const s1ctl_deadline *
     return worst;
 }
 
-/* Whether a notification about one of the jobs waits in libpq's buffer (they
- * also arrive during queries); consumes all of them. */
-static int drain_notifies(PGconn *c, const watched *ws, int n)
+/* Whether the notified job is one of the watched jobs not done yet. */
+static int watched_job(long long id, void *ud)
 {
-    PGnotify *note;
-    int ours = 0;
-    while ((note = PQnotifies(c))) {
-        long long id = strtoll(note->extra, NULL, 10);
-        for (int i = 0; i < n; i++)
-            ours |= ws[i].id == id && !ws[i].done;
-        PQfreemem(note);
-    }
-    return ours;
+    const watched_set *set = ud;
+    for (int i = 0; i < set->n; i++)
+        if (set->ws[i].id == id && !set->ws[i].done) return 1;
+    return 0;
 }
 
-/* Blocks until a notification about one of the jobs arrives, POLL_MS pass,
- * a line is due (interval) or the deadline comes. */
-static int wait_notify(PGconn *c, const watched *ws, int n, long long most_ms,
-                       const s1ctl_deadline *d, s1_err *err)
+/* Whether a notification that ours accepts waits in libpq's buffer (they
+ * arrive with any result, so check before blocking). */
+static int drain_notifies(PGconn *c, int (*ours)(long long id, void *ud), void *ud)
+{
+    PGnotify *note;
+    int any = 0;
+    while ((note = PQnotifies(c))) {
+        any |= !ours || ours(strtoll(note->extra, NULL, 10), ud);
+        PQfreemem(note);
+    }
+    return any;
+}
+
+int s1ctl_wait_notify(PGconn *c, int (*ours)(long long id, void *ud), void *ud, long long most_ms,
+                      const s1ctl_deadline *d, s1_err *err)
 {
     struct pollfd pfd = {.fd = PQsocket(c), .events = POLLIN};
-    while (!drain_notifies(c, ws, n)) {
-        long long left = left_ms(d), wait = most_ms;
+    while (!drain_notifies(c, ours, ud)) {
+        long long left = s1ctl_deadline_left_ms(d), wait = most_ms;
         if (left == 0) return 0;
         if (left > 0 && left < wait) wait = left;
         int k = poll(&pfd, 1, (int)wait);
@@ -265,7 +275,7 @@ static int read_all(PGconn *c, display *d, watched *ws, int n, const s1ctl_deadl
         if (!w->rate_ms && !strcmp(w->p.state, "running"))
             w->rate_ms = now_ms(), w->rate_tokens = w->p.generated;
         /* Checked after the read, so a job that ended in time never times out. */
-        if (ended(&w->p) || left_ms(dl) == 0) {
+        if (ended(&w->p) || s1ctl_deadline_left_ms(dl) == 0) {
             w->done = 1;
             w->code = !ended(&w->p)                      ? S1CTL_EXIT_TIMEOUT
                       : !strcmp(w->p.state, "succeeded") ? S1CTL_EXIT_OK
@@ -302,7 +312,8 @@ int s1ctl_wait_jobs(PGconn *c, const long long *ids, int n, const s1ctl_wait_opt
         if (d.tty && !d.json && !d.quiet) draw_bars(&d, ws, n);
         long long most =
             d.tty || !d.interval_ms || d.interval_ms > POLL_MS ? POLL_MS : d.interval_ms;
-        if (wait_notify(c, ws, n, most, deadline, &err) < 0)
+        watched_set set = {ws, n};
+        if (s1ctl_wait_notify(c, watched_job, &set, most, deadline, &err) < 0)
             rc = s1ctl_fail(S1CTL_EXIT_DB, "%s", err.msg);
     }
     if (!rc) rc = conclude(&d, ws, n, deadline);

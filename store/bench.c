@@ -16,6 +16,16 @@ static void ll_param(char *buf, size_t cap, long long v)
     snprintf(buf, cap, "%lld", v);
 }
 
+/* Runs a statement whose one parameter is the run. */
+static PGresult *exec_run(PGconn *c, const char *what, const char *sql, long long run_id,
+                          s1_err *err)
+{
+    char rid[24];
+    ll_param(rid, sizeof rid, run_id);
+    const char *params[] = {rid};
+    return s1_db_exec(c, what, sql, 1, params, err);
+}
+
 /* Suites are found by name, so importing the same name again reuses the row;
  * a NULL description keeps the one stored. */
 static const char SQL_SUITE_UPSERT[] =
@@ -187,7 +197,7 @@ int s1_bench_run_create(PGconn *c, const s1_bench_run_spec *s, long long *run_id
     if (budgets_param(s->budgets, s->n_budgets, &budgets, err) < 0) return -1;
     if (s1_db_run(c, "beginning the run", "BEGIN", 0, NULL, err) < 0) return -1;
     int rc = run_insert(c, s, budgets, run_id, jobs, err);
-    if (rc < 0) {
+    if (rc < 0 || s->dry_run) {
         PQclear(PQexec(c, "ROLLBACK"));
         return rc;
     }
@@ -222,6 +232,60 @@ PGresult *s1_bench_run_get(PGconn *c, long long run_id, const char *suite, s1_er
     ll_param(rid, sizeof rid, run_id);
     const char *params[] = {run_id ? rid : NULL, suite};
     return s1_db_exec(c, "reading the run", SQL_RUN_GET, 2, params, err);
+}
+
+/* The run's jobs by state; no row when there is no such run. */
+static const char SQL_RUN_PROGRESS[] =
+    "SELECT count(j.id), count(j.id) FILTER (WHERE j.state = 'succeeded'),"
+    "       count(j.id) FILTER (WHERE j.state = 'failed'),"
+    "       count(j.id) FILTER (WHERE j.state = 'cancelled'),"
+    "       count(j.id) FILTER (WHERE j.state IN ('queued', 'running')),"
+    "       coalesce(min(j.queue) FILTER (WHERE j.state = 'queued'), ''),"
+    "       coalesce(min(j.model) FILTER (WHERE j.state = 'queued'), '')"
+    "  FROM s1.bench_runs b LEFT JOIN s1.jobs j ON j.bench_run_id = b.id"
+    " WHERE b.id = $1 GROUP BY b.id";
+
+int s1_bench_run_progress(PGconn *c, long long run_id, s1_bench_progress *out, s1_err *err)
+{
+    _cleanup_pgresult_ PGresult *r =
+        exec_run(c, "reading the run's progress", SQL_RUN_PROGRESS, run_id, err);
+    if (!r) return -1;
+    if (PQntuples(r) == 0) {
+        s1_errf(err, "run %lld: no such benchmark run (see s1ctl bench list)", run_id);
+        return S1_CTL_NOT_FOUND;
+    }
+    long long *counts[] = {&out->jobs, &out->succeeded, &out->failed, &out->cancelled,
+                           &out->pending};
+    for (int i = 0; i < 5; i++)
+        *counts[i] = atoll(PQgetvalue(r, 0, i));
+    snprintf(out->queue, sizeof out->queue, "%s", PQgetvalue(r, 0, 5));
+    snprintf(out->model, sizeof out->model, "%s", PQgetvalue(r, 0, 6));
+    return 0;
+}
+
+/* Each job through the function the roles allow (s1.cancel_job checks the
+ * caller's right to it, 0003_roles); the states picked are the ones the
+ * function can change, so "refused" counts only jobs the caller may not
+ * touch (or that changed state meanwhile). */
+static const char SQL_RUN_CANCEL[] =
+    "SELECT count(*) FILTER (WHERE o.outcome = 'done'), count(*) FILTER (WHERE o.outcome <> 'done')"
+    "  FROM s1.jobs j CROSS JOIN LATERAL s1.cancel_job(j.id) o"
+    " WHERE j.bench_run_id = $1 AND j.state IN ('queued', 'running') AND NOT j.cancel_requested";
+
+static const char SQL_RUN_RETRY[] =
+    "SELECT count(*) FILTER (WHERE o.outcome = 'done'), count(*) FILTER (WHERE o.outcome <> 'done')"
+    "  FROM s1.jobs j CROSS JOIN LATERAL s1.retry_job(j.id) o"
+    " WHERE j.bench_run_id = $1 AND j.state IN ('failed', 'cancelled')";
+
+int s1_bench_run_change(PGconn *c, long long run_id, bool cancel, s1_bench_run_changed *out,
+                        s1_err *err)
+{
+    _cleanup_pgresult_ PGresult *r = exec_run(c, cancel ? "cancelling the run" : "retrying the run",
+                                              cancel ? SQL_RUN_CANCEL : SQL_RUN_RETRY, run_id, err);
+    if (!r) return -1;
+    out->changed = atoll(PQgetvalue(r, 0, 0));
+    out->refused = atoll(PQgetvalue(r, 0, 1));
+    return 0;
 }
 
 /* Runs with their progress by job state; NULL suite = every suite. */
@@ -264,16 +328,6 @@ static const char SQL_RUN_CURVE[] =
     "      AND coalesce(r.budget, (j.policy ->> 'max_think')::int) = u.budget) g"
     " WHERE b.id = $1"
     " ORDER BY u.budget";
-
-/* Runs a statement whose one parameter is the run. */
-static PGresult *exec_run(PGconn *c, const char *what, const char *sql, long long run_id,
-                          s1_err *err)
-{
-    char rid[24];
-    ll_param(rid, sizeof rid, run_id);
-    const char *params[] = {rid};
-    return s1_db_exec(c, what, sql, 1, params, err);
-}
 
 PGresult *s1_bench_run_curve(PGconn *c, long long run_id, s1_err *err)
 {
