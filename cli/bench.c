@@ -437,6 +437,10 @@ static void print_header(const PGresult *run)
     if (!null(run, 0, "note")) printf("note: %s\n", col(run, 0, "note"));
     if (strcmp(col(run, 0, "policy"), "{}")) printf("policy: %s\n", col(run, 0, "policy"));
     if (strcmp(col(run, 0, "sampling"), "{}")) printf("sampling: %s\n", col(run, 0, "sampling"));
+    if (!null(run, 0, "model_fingerprints"))
+        printf("made by: model files %s, s1d %s, backend %s, %s GPU(s)\n",
+               col(run, 0, "model_fingerprints"), col(run, 0, "s1d_versions"),
+               col(run, 0, "backends"), col(run, 0, "gpus"));
     printf("jobs: %s, %s succeeded, %s failed or cancelled, %s pending\n\n", col(run, 0, "jobs"),
            col(run, 0, "succeeded"), col(run, 0, "failed"), col(run, 0, "pending"));
 }
@@ -587,18 +591,23 @@ static int write_svg(const char *path, const report *rps, int n)
 }
 
 /* Overlaid runs are compared as they are, but never silently: every setting
- * in which a run differs from the first is named on stderr. */
+ * in which a run differs from the first is named on stderr. What made the
+ * results (the last four) is compared only where both runs have some. */
 static void warn_differences(const report *rps, int n)
 {
-    static const char *const settings[] = {"suite", "model", "samples", "sampling"};
+    static const char *const settings[] = {
+        "suite",        "model",    "samples", "sampling", "model_fingerprints",
+        "s1d_versions", "backends", "gpus"};
+    enum { FIRST_MADE_BY = 4 };
     for (int k = 1; k < n; k++)
         for (size_t s = 0; s < sizeof settings / sizeof *settings; s++) {
-            const char *a = col(rps[0].run, 0, settings[s]), *b = col(rps[k].run, 0, settings[s]);
-            if (strcmp(a, b) ||
-                null(rps[0].run, 0, settings[s]) != null(rps[k].run, 0, settings[s]))
-                log_warning("warning: runs %s and %s differ in %s: %s vs %s",
-                            col(rps[0].run, 0, "id"), col(rps[k].run, 0, "id"), settings[s],
-                            *a ? a : "(none)", *b ? b : "(none)");
+            const PGresult *x = rps[0].run, *y = rps[k].run;
+            const char *a = col(x, 0, settings[s]), *b = col(y, 0, settings[s]);
+            bool a_null = null(x, 0, settings[s]), b_null = null(y, 0, settings[s]);
+            if (s >= FIRST_MADE_BY && (a_null || b_null)) continue;
+            if (strcmp(a, b) || a_null != b_null)
+                log_warning("warning: runs %s and %s differ in %s: %s vs %s", col(x, 0, "id"),
+                            col(y, 0, "id"), settings[s], *a ? a : "(none)", *b ? b : "(none)");
         }
 }
 

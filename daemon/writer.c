@@ -5,6 +5,7 @@
 #include <stdlib.h>
 
 #include "log.h"
+#include "s1_config.h"
 
 enum { WRITE_BATCH = 256 }; /* completions per statement */
 
@@ -215,8 +216,11 @@ void s1d_writer_flush(s1d_writer *w)
         done[i].samples = job_samples(j, p->end);
         rc = p->end == S1_QUEUE_SUCCEEDED && !done[i].samples;
     }
-    s1_queue_origin o = {
-        .model = w->who->model, .backend = w->info->backend, .gpus = w->info->n_devices};
+    s1_queue_origin o = {.model = w->who->model,
+                         .backend = w->info->backend,
+                         .gpus = w->info->n_devices,
+                         .fingerprint = w->who->fingerprint,
+                         .version = S1_VERSION};
     s1_queue_stmt s;
     s1_err err = {0};
     rc = rc || s1_queue_complete(&s, w->who, &o, done, n, &err);

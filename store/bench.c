@@ -206,14 +206,17 @@ int s1_bench_run_create(PGconn *c, const s1_bench_run_spec *s, long long *run_id
 
 /* The latest run matching the filters (NULL = any): by id, by suite, or the
  * newest of all. Progress counts jobs; Control is over every sample of the
- * run with thinking tokens, the paper's share of budgets respected. */
+ * run with thinking tokens, the paper's share of budgets respected; the
+ * provenance is what its results recorded (0007_provenance). */
 /* "The latest run" is the latest complete one (nothing pending, something
  * succeeded): a run still going or cancelled whole is picked only when no
  * run is complete. */
 static const char SQL_RUN_GET[] =
     "SELECT b.id, s.name AS suite, b.model, b.budgets, b.samples, b.policy, b.sampling, b.note,"
-    "       b.created_at, t.jobs, t.succeeded, t.failed, t.pending, t.control"
+    "       b.created_at, t.jobs, t.succeeded, t.failed, t.pending, t.control,"
+    "       v.model_fingerprints, v.s1d_versions, v.backends, v.gpus"
     "  FROM s1.bench_runs b JOIN s1.suites s ON s.id = b.suite_id"
+    "  LEFT JOIN s1.run_provenance v ON v.bench_run_id = b.id"
     " CROSS JOIN LATERAL ("
     "   SELECT count(DISTINCT j.id) AS jobs,"
     "          count(DISTINCT j.id) FILTER (WHERE j.state = 'succeeded') AS succeeded,"

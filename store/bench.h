@@ -71,7 +71,9 @@ int s1_bench_run_create(PGconn *c, const s1_bench_run_spec *s, long long *run_id
 
 /* One run with its progress and Control (share of samples within their
  * budget): id, suite, model, budgets, samples, policy, sampling, note,
- * created_at, jobs, succeeded, failed, pending, control. run_id 0 means the
+ * created_at, jobs, succeeded, failed, pending, control, and the distinct
+ * model_fingerprints, s1d_versions, backends and gpus of its results (NULL
+ * before any result). run_id 0 means the
  * latest run, of suite when suite is not NULL. No row when none matches. */
 PGresult *s1_bench_run_get(PGconn *c, long long run_id, const char *suite, s1_err *err);
 

@@ -33,6 +33,7 @@ PGresult *s1_queue_exec(PGconn *c, const s1_queue_stmt *s, s1_err *err);
 typedef struct {
     const char *worker;
     const char *model;         /* jobs whose model is NULL or this */
+    const char *fingerprint;   /* of the model's files (daemon/fingerprint.h); NULL: none */
     const char *const *queues; /* queue names */
     int n_queues;
     int lease_ms;
@@ -119,6 +120,8 @@ typedef struct {
 typedef struct {
     const char *model, *backend;
     int gpus;
+    const char *fingerprint; /* NULL: none (the noop engine) */
+    const char *version;     /* s1d's */
 } s1_queue_origin;
 
 /* Ends several jobs in one statement (one transaction): each job's new state

@@ -176,4 +176,38 @@ def test_cancel_and_retry_take_several_ids_each_on_its_own():
     assert p.stdout.splitlines() == [f"job {a} queued again", f"job {b} queued again"]
 
 
+def made_by(run, fingerprints, version="0.1.0"):
+    """Results for each job of run, as a daemon with these model files would
+    write them (one fingerprint per job, in turn)."""
+    for i, j in enumerate(jobs_of(run)):
+        psql(DB, f"UPDATE s1.jobs SET state = 'running', {HELD} WHERE id = {j}")
+        psql(DB, "INSERT INTO s1.results (job_id, attempt, sample, rung, budget, thinking_tokens, grade,"
+                 " model, backend, gpus, model_fingerprint, s1d_version) VALUES "
+                 f"({j}, 1, 0, 0, 10, 5, true, 'tiny', 'cpu', 0, '{fingerprints[i % len(fingerprints)]}',"
+                 f" '{version}')")
+        psql(DB, f"UPDATE s1.jobs SET state = 'succeeded', lease_until = NULL WHERE id = {j}")
+
+
+def test_reports_show_what_made_the_results_and_compare_warns_when_it_differs():
+    name = suite(2)
+    a = run_of(name, "--separate")
+    b = run_of(name, "--separate")
+    made_by(a, ["sha256:aaa"])
+    made_by(b, ["sha256:aaa", "sha256:bbb"], version="0.2.0")
+    p = ctl("bench", "report", str(a))
+    assert p.returncode == 0, p.stderr
+    assert "made by: model files sha256:aaa, s1d 0.1.0, backend cpu, 0 GPU(s)" in p.stdout
+    report = json.loads(ctl("bench", "report", str(b), "--json").stdout)
+    assert report["model_fingerprints"] == "sha256:aaa, sha256:bbb" and report["s1d_versions"] == "0.2.0"
+    p = ctl("bench", "compare", str(a), str(b))
+    assert p.returncode == 0, p.stderr
+    assert f"runs {a} and {b} differ in model_fingerprints: sha256:aaa vs sha256:aaa, sha256:bbb" in p.stderr
+    assert f"runs {a} and {b} differ in s1d_versions: 0.1.0 vs 0.2.0" in p.stderr
+    assert "differ in backends" not in p.stderr
+    rows = psql(DB, f"SELECT model_fingerprints, results FROM s1.run_provenance WHERE bench_run_id = {a}")
+    assert rows == [["sha256:aaa", "4"]]
+    exported = [json.loads(line) for line in ctl("export", str(a)).stdout.splitlines()]
+    assert {(r["model_fingerprint"], r["s1d_version"]) for r in exported} == {("sha256:aaa", "0.1.0")}
+
+
 tap_main(globals())
