@@ -207,7 +207,7 @@ int s1_bench_run_create(PGconn *c, const s1_bench_run_spec *s, long long *run_id
 /* The latest run matching the filters (NULL = any): by id, by suite, or the
  * newest of all. Progress counts jobs; Control is over every sample of the
  * run with thinking tokens, the paper's share of budgets respected; the
- * provenance is what its results recorded (0007_provenance). */
+ * provenance is what its results recorded (0007_provenance_votes). */
 /* "The latest run" is the latest complete one (nothing pending, something
  * succeeded): a run still going or cancelled whole is picked only when no
  * run is complete. */
@@ -482,15 +482,22 @@ void s1_bench_compare(const double *d, int n, s1_bench_paired_test *out)
 
 /* ---- regrading ---- */
 
-/* Every result of a run with what grading reads and what it wrote. */
+/* Every result of a run with what grading reads and what it wrote, a job's
+ * samples at a rung together (they are voted on together), lowest sample
+ * first (a tied vote goes to it). */
 static const char SQL_RUN_RESULTS[] =
-    "SELECT r.id, r.answer, j.reference_answer, r.extracted_answer, r.grade"
+    "SELECT r.id, r.answer, j.reference_answer, r.extracted_answer, r.grade, r.job_id, r.rung,"
+    "       r.majority, r.votes"
     "  FROM s1.results r JOIN s1.jobs j ON j.id = r.job_id"
-    " WHERE j.bench_run_id = $1 ORDER BY r.id";
+    " WHERE j.bench_run_id = $1 ORDER BY r.job_id, r.rung, r.sample";
 
 /* Only the two columns the grader owns; the row is the one read above. */
 static const char SQL_REGRADE[] =
     "UPDATE s1.results SET extracted_answer = $2, grade = $3::boolean WHERE id = $1";
+
+/* The vote's columns, written only where they change. */
+static const char SQL_REVOTE[] =
+    "UPDATE s1.results SET majority = $2::boolean, votes = $3::int WHERE id = $1";
 
 /* 1 when the stored extracted answer and grade differ from the new ones. */
 static int grade_changed(const PGresult *r, int row, const char *extracted, int grade)
@@ -504,24 +511,64 @@ static int grade_changed(const PGresult *r, int row, const char *extracted, int 
     return !same_answer || !same_grade;
 }
 
-static int regrade_row(PGconn *c, const PGresult *r, int row, s1_bench_regraded *out, s1_err *err)
+/* Grades one row again; *extracted (owned by the caller) gets its answer. */
+static int regrade_row(PGconn *c, const PGresult *r, int row, char **extracted,
+                       s1_bench_regraded *out, s1_err *err)
 {
     const char *text = PQgetisnull(r, row, 1) ? NULL : PQgetvalue(r, row, 1);
     const char *ref = PQgetisnull(r, row, 2) ? NULL : PQgetvalue(r, row, 2);
-    char *extracted = NULL;
-    int grade, rc = s1_answer_judge(text, ref, &extracted, &grade, err);
+    int grade, rc = s1_answer_judge(text, ref, extracted, &grade, err);
     out->results++;
     out->correct += grade > 0;
-    if (!rc && grade_changed(r, row, extracted, grade)) {
-        const char *params[] = {PQgetvalue(r, row, 0), extracted,
+    if (!rc && grade_changed(r, row, *extracted, grade)) {
+        const char *params[] = {PQgetvalue(r, row, 0), *extracted,
                                 grade < 0 ? NULL
                                 : grade   ? "true"
                                           : "false"};
         rc = s1_db_run(c, "regrading a result", SQL_REGRADE, 3, params, err);
         out->changed += !rc;
     }
-    free(extracted);
     return rc;
+}
+
+/* Marks row as the majority (with votes) or not, where it is not already. */
+static int revote_row(PGconn *c, const PGresult *r, int row, bool majority, int votes, s1_err *err)
+{
+    char v[16];
+    snprintf(v, sizeof v, "%d", votes);
+    bool was = !PQgetisnull(r, row, 7) && *PQgetvalue(r, row, 7) == 't';
+    if (!PQgetisnull(r, row, 7) && was == majority &&
+        (!majority || !strcmp(PQgetvalue(r, row, 8), v)))
+        return 0;
+    const char *params[] = {PQgetvalue(r, row, 0), majority ? "true" : "false",
+                            majority ? v : NULL};
+    return s1_db_run(c, "storing a vote", SQL_REVOTE, 3, params, err);
+}
+
+/* One job's samples at one rung, rows [from, to): regraded, then voted on
+ * with the answers just extracted. */
+static int regrade_group(PGconn *c, const PGresult *r, int from, int to, s1_bench_regraded *out,
+                         s1_err *err)
+{
+    int n = to - from, winner = -1, votes = 0, rc = 0;
+    char **answers = calloc((size_t)n, sizeof *answers);
+    if (!answers) return s1_errf(err, "regrading: out of memory");
+    for (int i = 0; !rc && i < n; i++)
+        rc = regrade_row(c, r, from + i, &answers[i], out, err);
+    if (!rc) rc = s1_answer_vote((const char *const *)answers, n, &winner, &votes, err);
+    for (int i = 0; !rc && i < n; i++)
+        rc = revote_row(c, r, from + i, i == winner, votes, err);
+    for (int i = 0; i < n; i++)
+        free(answers[i]);
+    free(answers);
+    return rc;
+}
+
+/* Whether rows a and b are the same job's samples at the same rung. */
+static bool same_group(const PGresult *r, int a, int b)
+{
+    return !strcmp(PQgetvalue(r, a, 5), PQgetvalue(r, b, 5)) &&
+           !strcmp(PQgetvalue(r, a, 6), PQgetvalue(r, b, 6));
 }
 
 int s1_bench_regrade(PGconn *c, long long run_id, s1_bench_regraded *out, s1_err *err)
@@ -531,8 +578,11 @@ int s1_bench_regrade(PGconn *c, long long run_id, s1_bench_regraded *out, s1_err
     _cleanup_pgresult_ PGresult *r =
         exec_run(c, "reading the run's results", SQL_RUN_RESULTS, run_id, err);
     int rc = r ? 0 : -1;
-    for (int i = 0; !rc && r && i < PQntuples(r); i++)
-        rc = regrade_row(c, r, i, out, err);
+    for (int from = 0, i = 1; !rc && r && i <= PQntuples(r); i++)
+        if (i == PQntuples(r) || !same_group(r, from, i)) {
+            rc = regrade_group(c, r, from, i, out, err);
+            from = i;
+        }
     s1_err ignored = {{0}};
     if (rc) return s1_db_run(c, "regrading", "ROLLBACK", 0, NULL, &ignored), -1;
     return s1_db_run(c, "regrading", "COMMIT", 0, NULL, err);

@@ -168,8 +168,9 @@ typedef struct {
 } s1_bench_regraded;
 
 /* Extracts and grades every result of run run_id again with this binary's
- * grader (store/answer.h, docs/grading.md) and stores what changed, in one
- * transaction: all rows regraded or none. */
+ * grader (store/answer.h, docs/grading.md), votes again on each job's
+ * samples at each rung (results.majority, votes), and stores what changed,
+ * in one transaction: all rows regraded or none. */
 int s1_bench_regrade(PGconn *c, long long run_id, s1_bench_regraded *out, s1_err *err);
 
 #endif

@@ -87,19 +87,21 @@ static const char SQL_COMPLETE[] =
     "              context_end, trace, answer, extracted_answer,"
     "              grade, prompt_tokens, thinking_tokens, forced_tokens, answer_tokens, waits,"
     "              forced_end, stop_reason, prompt_ids, token_ids, queue_wait_ms, ttft_ms,"
-    "              decode_tps, model, backend, gpus, worker, model_fingerprint, s1d_version)"
+    "              decode_tps, model, backend, gpus, worker, model_fingerprint, s1d_version,"
+    "              majority, votes)"
     "       SELECT x.job_id, x.attempt, x.sample, x.rung, nullif(x.budget, 0), x.ignore_stop,"
     "              x.context_end, x.trace, x.answer, x.extracted_answer,"
     "              x.grade, x.prompt_tokens, x.thinking_tokens, x.forced_tokens, x.answer_tokens,"
     "              x.waits, x.forced_end, x.stop_reason, x.prompt_ids, x.token_ids,"
-    "              x.queue_wait_ms, x.ttft_ms, x.decode_tps, $3, $4, $5::int, $1, $7, $8"
+    "              x.queue_wait_ms, x.ttft_ms, x.decode_tps, $3, $4, $5::int, $1, $7, $8,"
+    "              x.majority, x.votes"
     "         FROM jsonb_to_recordset($6::jsonb) AS x(job_id bigint, attempt int, sample int,"
     "              rung int, budget int, ignore_stop int, context_end boolean,"
     "              trace text, answer text, extracted_answer text, grade boolean,"
     "              prompt_tokens int, thinking_tokens int, forced_tokens int,"
     "              answer_tokens int, waits int, forced_end boolean, stop_reason text,"
     "              prompt_ids int[], token_ids int[], queue_wait_ms float8, ttft_ms float8,"
-    "              decode_tps float8)"
+    "              decode_tps float8, majority boolean, votes int)"
     "         JOIN j ON j.id = x.job_id AND j.attempt = x.attempt"
     "       RETURNING 1)"
     " SELECT id FROM j";
@@ -410,7 +412,9 @@ static json_t *sample_json(const s1_queue_done *d, const s1_queue_sample *x)
              json_object_set_new(o, "token_ids", json_ids(x->token_ids, x->n_tokens)) |
              json_object_set_new(o, "queue_wait_ms", json_real(x->queue_wait_ms)) |
              json_object_set_new(o, "ttft_ms", json_real(x->ttft_ms)) |
-             json_object_set_new(o, "decode_tps", json_real(x->decode_tps));
+             json_object_set_new(o, "decode_tps", json_real(x->decode_tps)) |
+             json_object_set_new(o, "majority", json_boolean(x->majority)) |
+             json_object_set_new(o, "votes", x->majority ? json_integer(x->votes) : json_null());
     if (rc) {
         json_decref(o);
         return NULL;

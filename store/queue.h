@@ -86,7 +86,9 @@ typedef struct {
     int ignore_stop; /* the run's ignore_stop: the rung's wait count, else the job's */
     bool context_end;
     const char *trace, *answer, *extracted_answer;
-    int grade; /* -1 = NULL (no reference), 0, 1 */
+    int grade;     /* -1 = NULL (no reference), 0, 1 */
+    bool majority; /* the majority answer of its job's samples at its rung */
+    int votes;     /* with majority: how many samples gave that answer */
     int prompt_tokens, thinking_tokens, forced_tokens, answer_tokens, waits;
     bool forced_end;
     const char *stop_reason;

@@ -120,6 +120,11 @@ def test_a_job_succeeds_with_every_result_column_filled_and_consistent():
         made_by = psql(db, f"SELECT DISTINCT model_fingerprint, s1d_version FROM s1.results WHERE job_id = {jid}")
         assert made_by == [[fingerprint(MODEL), version]], made_by
         assert psql(db, f"SELECT model_fingerprint FROM s1.workers WHERE name = '{d.name}'") == [[fingerprint(MODEL)]]
+        # the samples were voted on: one majority row when any has an answer, none otherwise
+        majority, unvoted, answered = (int(x) for x in psql(
+            db, "SELECT count(*) FILTER (WHERE majority), count(*) FILTER (WHERE majority IS NULL),"
+                f" count(extracted_answer) FROM s1.results WHERE job_id = {jid}")[0])
+        assert (majority, unvoted) == (1 if answered else 0, 0)
 
 
 def test_rows_the_engine_refuses_fail_with_the_reason_and_the_daemon_goes_on():
