@@ -4,7 +4,6 @@
  * thinking tokens, with Control, Scaling and Performance, as text, JSON or
  * an SVG plot. */
 #include <errno.h>
-#include <getopt.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -17,6 +16,7 @@
 #include "commands.h"
 #include "ctl.h"
 #include "db.h"
+#include "flags.h"
 #include "answer.h"
 #include "job.h"
 #include "log.h"
@@ -28,144 +28,129 @@
  * what one ladder job can hold. */
 #define BENCH_MAX_BUDGETS S1_MAX_RUNGS
 
-#define DB_HELP                                                                                    \
-    "  --db CONNINFO       database (default $DATABASE_URL, then libpq's PG* variables)\n"         \
-    "  --help              this text\n"
-
 static const char run_usage[] =
     "Usage: s1ctl bench run [FLAGS] SUITE --budgets N,N,...\n"
     "Queues a run of SUITE: one budget-ladder job per problem (it thinks once, and\n"
     "each budget gets its own result), with the problem's reference answer, all in\n"
-    "one transaction. Prints the run's id; follow it with `s1ctl bench report ID`.\n\n"
-    "  --budgets LIST      thinking budgets, e.g. 512,1024,2048 (sorted, repeats dropped)\n"
-    "  --separate          one job per problem and budget, each with max_think = the\n"
-    "                      budget, instead of a ladder job per problem\n"
-    "  --model NAME        only a daemon serving this model runs the jobs (default any)\n"
-    "  --queue NAME        queue (default \"default\")\n"
-    "  --priority N        higher runs first (-1000000..1000000, default 0)\n"
-    "  --samples N         samples per job (1..1024, default 1)\n"
-    "  --limit N           only the first N problems of the suite\n"
-    "  --note TEXT         stored with the run (e.g. what changed)\n"
-    "  --json              print {\"run\": ID, \"jobs\": N}\n" DB_HELP
-    "The policy and sampling flags apply to every job (not --budget: use --budgets):\n"
-    "\n" S1CTL_POLICY_HELP;
-
-enum {
-    OPT_SEPARATE = 0x2000,
-    OPT_MODEL,
-    OPT_QUEUE,
-    OPT_PRIORITY,
-    OPT_SAMPLES,
-    OPT_LIMIT,
-    OPT_NOTE,
-    OPT_JSON,
-    OPT_DB,
-    OPT_SUITE,
-    OPT_PLOT,
-};
+    "one transaction. Prints the run's id; follow it with `s1ctl bench report ID`.\n"
+    "The policy and sampling flags apply to every job; --budgets is required.\n"
+    "With --wait, exit as `s1ctl bench wait` does.\n\n";
 
 typedef struct {
-    s1_policy_cfg policy;
-    s1_sampling sampling;
+    s1_job_params params;
     s1_bench_run_spec spec;
     s1_ladder ladder; /* --budgets: spec.budgets points into it */
-    const char *db;
-    int json;
+    s1ctl_db_args db;
+    int wait;
+    double timeout; /* with --wait; 0: none */
 } run_args;
 
-/* The run's own flags. 1 when handled, -1 after printing why, 0 when unknown. */
-static int run_flag(int code, const char *arg, run_args *a)
-{
-    long long v;
-    switch (code) {
-    case OPT_SEPARATE:
-        a->spec.separate = true;
-        return 1;
-    case OPT_MODEL:
-        return s1ctl_text_flag("--model", arg, &a->spec.model);
-    case OPT_QUEUE:
-        return s1ctl_text_flag("--queue", arg, &a->spec.queue);
-    case OPT_PRIORITY:
-        if (s1ctl_parse_int("--priority", arg, -S1_JOB_MAX_PRIORITY, S1_JOB_MAX_PRIORITY, &v) < 0)
-            return -1;
-        a->spec.priority = (int)v;
-        return 1;
-    case OPT_SAMPLES:
-        if (s1ctl_parse_int("--samples", arg, 1, 1024, &v) < 0) return -1;
-        a->spec.samples = (int)v;
-        return 1;
-    case OPT_LIMIT:
-        return s1ctl_parse_int("--limit", arg, 1, INT64_MAX, &a->spec.limit) < 0 ? -1 : 1;
-    case OPT_NOTE:
-        return s1ctl_text_flag("--note", arg, &a->spec.note);
-    case OPT_JSON:
-        a->json = 1;
-        return 1;
-    case OPT_DB:
-        a->db = arg;
-        return 1;
-    default:
-        return 0;
-    }
-}
+#define RUN(field) offsetof(run_args, field)
+
+static const s1ctl_flag run_flags[] = {
+    {"separate", NULL,
+     "one job per problem and budget, each with max_think = the\n"
+     "budget, instead of a ladder job per problem",
+     s1ctl_set_bool, RUN(spec.separate)},
+    {"model", "NAME", "only a daemon serving this model runs the jobs (default any)",
+     s1ctl_set_text, RUN(spec.model)},
+    {"queue", "NAME", "queue (default \"default\")", s1ctl_set_queue, RUN(spec.queue)},
+    {"priority", "N", "higher runs first (-1000000..1000000, default 0)", s1ctl_set_param_int,
+     RUN(spec.priority), S1_PARAM_PRIORITY},
+    {"samples", "N", "samples per job (1..1024, default 1)", s1ctl_set_param_int, RUN(spec.samples),
+     S1_PARAM_SAMPLES},
+    {"limit", "N", "only the first N problems of the suite", s1ctl_set_long, RUN(spec.limit),
+     S1_PARAM_NONE, 1, INT64_MAX},
+    {"note", "TEXT", "stored with the run (e.g. what changed)", s1ctl_set_text, RUN(spec.note)},
+    {"dry-run", NULL,
+     "check everything and print what would be queued (the jobs\n"
+     "counted by the database, every CHECK applied); queue nothing",
+     s1ctl_set_bool, RUN(spec.dry_run)},
+    {"wait", NULL, "follow the run until its last job ends, as `s1ctl bench wait`",
+     s1ctl_set_switch, RUN(wait)},
+    {"timeout", "SECONDS", "with --wait, give up after SECONDS (exit 7)", s1ctl_set_timeout,
+     RUN(timeout)},
+};
+
+/* A run is a ladder of budgets: one budget (--budget) or a Wait ladder
+ * (--waits) is not a run, so its help does not offer them. */
+static const char *const run_omits[] = {"budget", "waits", NULL};
+static const char run_omit_why[] = "a run is a ladder of budgets: give --budgets N,N,...";
 
 /* The checks once every flag is read: a ladder, one suite, and a policy that
  * holds at every rung (--min-think within the smallest budget). */
-static int run_check(int argc, char **argv, run_args *a)
+static int run_check(int n_args, char **args, run_args *a)
 {
-    if (a->spec.queue && !*a->spec.queue)
-        return s1ctl_fail(S1CTL_EXIT_USAGE, "--queue: must not be empty");
-    if (a->policy.max_think)
-        return s1ctl_fail(S1CTL_EXIT_USAGE, "--budget sets one budget; a run takes a ladder: "
-                                            "--budgets N,N,...");
-    if (a->policy.ladder.kind == S1_LADDER_WAIT)
-        return s1ctl_fail(S1CTL_EXIT_USAGE, "--waits: a run is a ladder of budgets (--budgets)");
-    if (a->policy.ladder.kind != S1_LADDER_BUDGET)
+    s1_policy_cfg *p = &a->params.policy;
+    if (p->ladder.kind != S1_LADDER_BUDGET)
         return s1ctl_fail(S1CTL_EXIT_USAGE, "--budgets is required (e.g. --budgets 512,1024,2048)");
-    if (s1ctl_policy_done(&a->policy, &a->sampling) < 0) return S1CTL_EXIT_USAGE;
+    if (s1ctl_policy_done(&a->params) < 0) return S1CTL_EXIT_USAGE;
     /* The run's row keeps the budgets; its policy is what every job shares. */
-    a->ladder = a->policy.ladder;
+    a->ladder = p->ladder;
     a->spec.budgets = a->ladder.rungs;
     a->spec.n_budgets = a->ladder.n_rungs;
-    a->policy.ladder = (s1_ladder){0};
-    if (argc - optind != 1)
+    p->ladder = (s1_ladder){0};
+    if (a->timeout > 0 && !a->wait)
+        return s1ctl_fail(S1CTL_EXIT_USAGE, "--timeout: only meaningful with --wait");
+    if (a->wait && a->spec.dry_run)
+        return s1ctl_fail(S1CTL_EXIT_USAGE, "--wait: a --dry-run queues nothing to wait for");
+    if (n_args != 1)
         return s1ctl_fail(S1CTL_EXIT_USAGE,
                           "expected one SUITE, got %d arguments "
                           "(see s1ctl bench run --help)",
-                          argc - optind);
-    a->spec.suite = argv[optind];
+                          n_args);
+    a->spec.suite = args[0];
     return 0;
 }
 
 /* 0; -1 after --help; or the exit code after printing why. */
 static int run_parse(int argc, char **argv, run_args *a)
 {
-    static const struct option options[] = {
-        S1CTL_POLICY_OPTIONS,
-        {"separate", no_argument, NULL, OPT_SEPARATE},
-        {"model", required_argument, NULL, OPT_MODEL},
-        {"queue", required_argument, NULL, OPT_QUEUE},
-        {"priority", required_argument, NULL, OPT_PRIORITY},
-        {"samples", required_argument, NULL, OPT_SAMPLES},
-        {"limit", required_argument, NULL, OPT_LIMIT},
-        {"note", required_argument, NULL, OPT_NOTE},
-        {"json", no_argument, NULL, OPT_JSON},
-        {"db", required_argument, NULL, OPT_DB},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+    const s1ctl_flag_table tables[] = {
+        S1CTL_FLAGS(NULL, run_flags, a),
+        {NULL, s1ctl_db_flags, 2, &a->db, NULL},
+        S1CTL_POLICY_TABLES(&a->params, run_omits, run_omit_why),
     };
-    int o;
-    while ((o = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
-        if (o == 'h') {
-            fputs(run_usage, stdout);
-            return -1;
-        }
-        if (o == '?' || o == ':') return s1ctl_bad_flag(argv, o);
-        int rc = s1ctl_policy_flag(o, optarg, &a->policy, &a->sampling);
-        if (rc == 0) rc = run_flag(o, optarg, a);
-        if (rc < 0) return S1CTL_EXIT_USAGE;
+    int n,
+        rc = s1ctl_flags_parse(run_usage, tables, sizeof tables / sizeof *tables, argc, argv, &n);
+    return rc ? rc : run_check(n, argv + 1, a);
+}
+
+/* What a --dry-run would have queued, from the database's own count. */
+static int print_dry_run(const run_args *a, long long jobs)
+{
+    const s1_bench_run_spec *s = &a->spec;
+    json_t *budgets = json_array();
+    for (int i = 0; i < s->n_budgets; i++)
+        json_array_append_new(budgets, json_integer(s->budgets[i]));
+    json_t *o =
+        json_pack("{s:b,s:s,s:I,s:o,s:b,s:i,s:s,s:s?,s:i,s:o,s:o}", "dry_run", 1, "suite", s->suite,
+                  "jobs", (json_int_t)jobs, "budgets", budgets, "separate", s->separate, "samples",
+                  s->samples ? s->samples : 1, "queue", s->queue ? s->queue : "default", "model",
+                  s->model, "priority", s->priority, "policy", json_loads(s->policy_json, 0, NULL),
+                  "sampling", json_loads(s->sampling_json, 0, NULL));
+    if (a->db.json) return s1ctl_print_json(o);
+    _cleanup_free_ char *text = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(o);
+    if (!text) return s1ctl_fail(S1CTL_EXIT_FAILED, "out of memory");
+    printf("dry run, nothing was queued: %lld job%s of suite %s would be queued: %s\n", jobs,
+           jobs == 1 ? "" : "s", s->suite, text);
+    return S1CTL_EXIT_OK;
+}
+
+/* The run just queued: its id (or JSON), then with --wait its progress. */
+static int print_queued(PGconn *c, const run_args *a, long long run_id, long long jobs)
+{
+    if (!a->wait || !a->db.json) {
+        if (a->db.json)
+            return s1ctl_print_json(json_pack("{s:I,s:I,s:s}", "run", (json_int_t)run_id, "jobs",
+                                              (json_int_t)jobs, "suite", a->spec.suite));
+        printf("%lld\n", run_id);
+        fflush(stdout);
     }
-    return run_check(argc, argv, a);
+    if (!a->wait) return S1CTL_EXIT_OK;
+    s1ctl_deadline deadline = s1ctl_deadline_in(a->timeout);
+    return s1ctl_follow_run(c, run_id, a->db.json, false, &deadline);
 }
 
 int s1ctl_bench_run(int argc, char **argv)
@@ -174,25 +159,23 @@ int s1ctl_bench_run(int argc, char **argv)
     int rc = run_parse(argc, argv, &a);
     if (rc) return rc < 0 ? S1CTL_EXIT_OK : rc;
     s1_err err = {{0}};
-    _cleanup_free_ char *policy = s1_job_policy_json(&a.policy, &err);
-    _cleanup_free_ char *sampling = policy ? s1_job_sampling_json(&a.sampling, &err) : NULL;
+    _cleanup_free_ char *policy = s1_job_policy_json(&a.params.policy, &err);
+    _cleanup_free_ char *sampling = policy ? s1_job_sampling_json(&a.params.sampling, &err) : NULL;
     if (!sampling) return s1ctl_fail(S1CTL_EXIT_USAGE, "%s", err.msg);
     a.spec.policy_json = policy;
-    a.spec.template_name = s1_template_name(a.policy.template);
+    a.spec.template_name = s1_template_name(a.params.policy.template);
     a.spec.sampling_json = sampling;
     _cleanup_pgconn_ PGconn *c = NULL;
-    if ((rc = s1ctl_connect(a.db, &c))) return rc;
+    if ((rc = s1ctl_connect(a.db.db, &c))) return rc;
     if ((rc = s1ctl_budget_fits(c, a.spec.queue, a.spec.model, a.spec.budgets[a.spec.n_budgets - 1],
-                                a.policy.max_answer)))
+                                a.params.policy.max_answer)))
         return rc;
     long long run_id, jobs;
     if ((rc = s1_bench_run_create(c, &a.spec, &run_id, &jobs, &err)) < 0)
         return s1ctl_fail(s1ctl_store_exit(rc), "%s; nothing was queued", err.msg);
-    if (a.json)
-        return s1ctl_print_json(json_pack("{s:I,s:I,s:s}", "run", (json_int_t)run_id, "jobs",
-                                          (json_int_t)jobs, "suite", a.spec.suite));
-    printf("%lld\n", run_id);
-    return S1CTL_EXIT_OK;
+    if (a.spec.dry_run) return print_dry_run(&a, jobs);
+    s1ctl_warn_unserved(c, a.spec.queue ? a.spec.queue : "default", a.spec.model);
+    return print_queued(c, &a, run_id, jobs);
 }
 
 /* ---- bench list ---- */
@@ -200,87 +183,56 @@ int s1ctl_bench_run(int argc, char **argv)
 static const char list_usage[] =
     "Usage: s1ctl bench list [--suite NAME] [--limit N] [--json] [--db CONNINFO]\n"
     "Lists benchmark runs, newest first, with their suite, model, budgets and progress\n"
-    "(jobs succeeded, failed, cancelled, and still pending).\n\n"
-    "  --suite NAME        only runs of this suite\n"
-    "  --limit N           at most N runs (default 50)\n"
-    "  --json              print JSON\n" DB_HELP;
+    "(jobs succeeded, failed, cancelled, and still pending).\n\n";
 
 /* Runs overlaid in one report at most. */
 enum { MAX_RUNS = 6 };
 
 typedef struct {
-    const char *db, *suite, *plot;
+    s1ctl_db_args db;
+    const char *suite, *plot;
     long long limit, run_id; /* run_id: the first of run_ids, 0 for none */
     long long run_ids[MAX_RUNS];
     int n_runs;
-    int json;
 } view_args;
 
-static const struct option list_options[] = {
-    {"suite", required_argument, NULL, OPT_SUITE},
-    {"limit", required_argument, NULL, OPT_LIMIT},
-    {"json", no_argument, NULL, OPT_JSON},
-    {"db", required_argument, NULL, OPT_DB},
-    {"help", no_argument, NULL, 'h'},
-    {NULL, 0, NULL, 0},
+#define VIEW(field) offsetof(view_args, field)
+
+/* The flags of the commands that read runs; each leaves out what it does
+ * not take. */
+static const s1ctl_flag view_flags[] = {
+    {"suite", "NAME", "the runs of this suite (report: its latest complete run)", s1ctl_set_string,
+     VIEW(suite)},
+    {"limit", "N", "at most N runs (default 50)", s1ctl_set_long, VIEW(limit), S1_PARAM_NONE, 1,
+     1000000},
+    {"plot", "FILE.svg", "write accuracy against thinking tokens (log scale) as SVG",
+     s1ctl_set_nonempty, VIEW(plot)},
 };
 
-static const struct option report_options[] = {
-    {"suite", required_argument, NULL, OPT_SUITE},
-    {"plot", required_argument, NULL, OPT_PLOT},
-    {"json", no_argument, NULL, OPT_JSON},
-    {"db", required_argument, NULL, OPT_DB},
-    {"help", no_argument, NULL, 'h'},
-    {NULL, 0, NULL, 0},
-};
+static const char *const list_omits[] = {"plot", NULL};
+static const char *const report_omits[] = {"limit", NULL};
+static const char *const runs_only[] = {"suite", "limit", "plot", NULL};
 
-/* One flag of list or report (options says which are known). 1 when
- * handled, -1 after --help, or the exit code after printing why. */
-static int view_flag(int o, char **argv, const char *usage, view_args *a)
-{
-    switch (o) {
-    case OPT_SUITE:
-        a->suite = optarg;
-        return 1;
-    case OPT_LIMIT:
-        return s1ctl_parse_int("--limit", optarg, 1, 1000000, &a->limit) < 0 ? S1CTL_EXIT_USAGE : 1;
-    case OPT_PLOT:
-        a->plot = optarg;
-        return 1;
-    case OPT_JSON:
-        a->json = 1;
-        return 1;
-    case OPT_DB:
-        a->db = optarg;
-        return 1;
-    case 'h':
-        fputs(usage, stdout);
-        return -1;
-    default:
-        return s1ctl_bad_flag(argv, o);
-    }
-}
-
-/* Flags of list, report and regrade, from options; up to max_runs RUN_ID
- * arguments. 0; -1 after --help; or the exit code after printing why. */
-static int view_parse(int argc, char **argv, const char *usage, const struct option *options,
+/* Flags of list, report, compare and regrade (view_flags but omit); up to
+ * max_runs RUN_ID arguments. 0; -1 after --help; or the exit code after
+ * printing why. */
+static int view_parse(int argc, char **argv, const char *usage, const char *const *omit,
                       int max_runs, view_args *a)
 {
-    int o;
-    while ((o = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
-        int rc = view_flag(o, argv, usage, a);
-        if (rc != 1) return rc;
-    }
-    if (argc - optind > max_runs)
-        return s1ctl_fail(S1CTL_EXIT_USAGE, "unexpected argument '%s' (see s1ctl bench --help)",
-                          argv[optind + max_runs]);
-    for (; optind < argc; optind++)
-        if (s1ctl_parse_int("run id", argv[optind], 1, INT64_MAX, &a->run_ids[a->n_runs++]) < 0)
-            return S1CTL_EXIT_USAGE;
+    const s1ctl_flag_table tables[] = {
+        {NULL, view_flags, sizeof view_flags / sizeof *view_flags, a, omit, NULL},
+        {NULL, s1ctl_db_flags, 2, &a->db, NULL},
+    };
+    int n, rc = s1ctl_flags_parse(usage, tables, 2, argc, argv, &n);
+    if (rc) return rc;
+    if (n > max_runs)
+        return s1ctl_fail(S1CTL_EXIT_USAGE, "unexpected argument '%s' (see s1ctl %s --help)",
+                          argv[1 + max_runs], s1ctl_command());
+    if ((rc = s1ctl_ids("run id", argv + 1, n, 0, max_runs, a->run_ids))) return rc;
+    a->n_runs = n;
     a->run_id = a->n_runs ? a->run_ids[0] : 0;
     if (a->run_id && a->suite)
         return s1ctl_fail(S1CTL_EXIT_USAGE, "give a RUN_ID or --suite NAME, not both");
-    if (a->plot && !*a->plot) return s1ctl_fail(S1CTL_EXIT_USAGE, "--plot: must not be empty");
     return 0;
 }
 
@@ -296,14 +248,14 @@ static json_t *rows_json(const PGresult *r)
 int s1ctl_bench_list(int argc, char **argv)
 {
     view_args a = {.limit = 50};
-    int rc = view_parse(argc, argv, list_usage, list_options, 0, &a);
+    int rc = view_parse(argc, argv, list_usage, list_omits, 0, &a);
     if (rc) return rc < 0 ? S1CTL_EXIT_OK : rc;
     _cleanup_pgconn_ PGconn *c = NULL;
-    if ((rc = s1ctl_connect(a.db, &c))) return rc;
+    if ((rc = s1ctl_connect(a.db.db, &c))) return rc;
     s1_err err = {{0}};
     _cleanup_pgresult_ PGresult *r = s1_bench_run_list(c, a.suite, (long)a.limit, &err);
     if (!r) return s1ctl_fail(S1CTL_EXIT_DB, "%s", err.msg);
-    if (a.json) return s1ctl_print_json(rows_json(r));
+    if (a.db.json) return s1ctl_print_json(rows_json(r));
     s1ctl_print_table(r);
     return S1CTL_EXIT_OK;
 }
@@ -486,6 +438,10 @@ static void print_header(const PGresult *run)
     if (!null(run, 0, "note")) printf("note: %s\n", col(run, 0, "note"));
     if (strcmp(col(run, 0, "policy"), "{}")) printf("policy: %s\n", col(run, 0, "policy"));
     if (strcmp(col(run, 0, "sampling"), "{}")) printf("sampling: %s\n", col(run, 0, "sampling"));
+    if (!null(run, 0, "model_fingerprints"))
+        printf("made by: model files %s, s1d %s, backend %s, %s GPU(s)\n",
+               col(run, 0, "model_fingerprints"), col(run, 0, "s1d_versions"),
+               col(run, 0, "backends"), col(run, 0, "gpus"));
     printf("jobs: %s, %s succeeded, %s failed or cancelled, %s pending\n\n", col(run, 0, "jobs"),
            col(run, 0, "succeeded"), col(run, 0, "failed"), col(run, 0, "pending"));
 }
@@ -636,18 +592,23 @@ static int write_svg(const char *path, const report *rps, int n)
 }
 
 /* Overlaid runs are compared as they are, but never silently: every setting
- * in which a run differs from the first is named on stderr. */
+ * in which a run differs from the first is named on stderr. What made the
+ * results (the last four) is compared only where both runs have some. */
 static void warn_differences(const report *rps, int n)
 {
-    static const char *const settings[] = {"suite", "model", "samples", "sampling"};
+    static const char *const settings[] = {
+        "suite",        "model",    "samples", "sampling", "model_fingerprints",
+        "s1d_versions", "backends", "gpus"};
+    enum { FIRST_MADE_BY = 4 };
     for (int k = 1; k < n; k++)
         for (size_t s = 0; s < sizeof settings / sizeof *settings; s++) {
-            const char *a = col(rps[0].run, 0, settings[s]), *b = col(rps[k].run, 0, settings[s]);
-            if (strcmp(a, b) ||
-                null(rps[0].run, 0, settings[s]) != null(rps[k].run, 0, settings[s]))
-                log_warning("warning: runs %s and %s differ in %s: %s vs %s",
-                            col(rps[0].run, 0, "id"), col(rps[k].run, 0, "id"), settings[s],
-                            *a ? a : "(none)", *b ? b : "(none)");
+            const PGresult *x = rps[0].run, *y = rps[k].run;
+            const char *a = col(x, 0, settings[s]), *b = col(y, 0, settings[s]);
+            bool a_null = null(x, 0, settings[s]), b_null = null(y, 0, settings[s]);
+            if (s >= FIRST_MADE_BY && (a_null || b_null)) continue;
+            if (strcmp(a, b) || a_null != b_null)
+                log_warning("warning: runs %s and %s differ in %s: %s vs %s", col(x, 0, "id"),
+                            col(y, 0, "id"), settings[s], *a ? a : "(none)", *b ? b : "(none)");
         }
 }
 
@@ -663,14 +624,11 @@ static const char report_usage[] =
     "tokens) and Performance (best accuracy). On a terminal a text chart follows,\n"
     "unless --plot writes an SVG chart instead. Several RUN_IDs (up to 6) are\n"
     "reported one after the other and overlaid in one chart; settings in which\n"
-    "they differ are named on stderr.\n\n"
-    "  --suite NAME        the latest run of this suite\n"
-    "  --plot FILE.svg     write accuracy against thinking tokens (log scale) as SVG\n"
-    "  --json              print JSON (an array when several runs are given)\n" DB_HELP;
+    "they differ are named on stderr. --json prints an array for several runs.\n\n";
 
 static int report_print(const view_args *a, const report *rps, int n)
 {
-    if (a->json) {
+    if (a->db.json) {
         if (n == 1) return s1ctl_print_json(report_json(&rps[0]));
         json_t *arr = json_array();
         for (int k = 0; k < n; k++)
@@ -690,10 +648,10 @@ static int report_print(const view_args *a, const report *rps, int n)
 int s1ctl_bench_report(int argc, char **argv)
 {
     view_args a = {0};
-    int rc = view_parse(argc, argv, report_usage, report_options, MAX_RUNS, &a);
+    int rc = view_parse(argc, argv, report_usage, report_omits, MAX_RUNS, &a);
     if (rc) return rc < 0 ? S1CTL_EXIT_OK : rc;
     _cleanup_pgconn_ PGconn *c = NULL;
-    if ((rc = s1ctl_connect(a.db, &c))) return rc;
+    if ((rc = s1ctl_connect(a.db.db, &c))) return rc;
     report rps[MAX_RUNS] = {0};
     int n = a.n_runs ? a.n_runs : 1;
     for (int k = 0; !rc && k < n; k++)
@@ -715,16 +673,7 @@ static const char compare_usage[] =
     "problems) and a two-sided p-value (paired sign-flip randomization test; the\n"
     "exact McNemar test when each problem has one sample). 10,000 draws with a fixed\n"
     "seed: the same figures every time. Settings in which the runs differ (suite,\n"
-    "model, samples, sampling) are named on stderr first.\n\n"
-    "  --json              print JSON\n" DB_HELP;
-
-/* The flags of compare and regrade: --json, --db, --help. */
-static const struct option json_db_options[] = {
-    {"json", no_argument, NULL, OPT_JSON},
-    {"db", required_argument, NULL, OPT_DB},
-    {"help", no_argument, NULL, 'h'},
-    {NULL, 0, NULL, 0},
-};
+    "model, samples, sampling) are named on stderr first.\n\n";
 
 /* One budget's comparison from rows [from, to) of the pairs. */
 typedef struct {
@@ -786,7 +735,7 @@ static int compare_runs(PGconn *c, const view_args *a)
             from = i;
         }
     free(d);
-    if (a->json) return s1ctl_print_json(compared_json(out, n, a->run_ids[0], a->run_ids[1]));
+    if (a->db.json) return s1ctl_print_json(compared_json(out, n, a->run_ids[0], a->run_ids[1]));
     print_compared(out, n, a->run_ids[0], a->run_ids[1]);
     return S1CTL_EXIT_OK;
 }
@@ -794,12 +743,12 @@ static int compare_runs(PGconn *c, const view_args *a)
 int s1ctl_bench_compare(int argc, char **argv)
 {
     view_args a = {0};
-    int rc = view_parse(argc, argv, compare_usage, json_db_options, 2, &a);
+    int rc = view_parse(argc, argv, compare_usage, runs_only, 2, &a);
     if (rc) return rc < 0 ? S1CTL_EXIT_OK : rc;
     if (a.n_runs != 2)
         return s1ctl_fail(S1CTL_EXIT_USAGE, "give two run ids (see s1ctl bench list)");
     _cleanup_pgconn_ PGconn *c = NULL;
-    if ((rc = s1ctl_connect(a.db, &c))) return rc;
+    if ((rc = s1ctl_connect(a.db.db, &c))) return rc;
     report rps[2] = {0};
     for (int k = 0; !rc && k < 2; k++)
         rc = report_load(c, a.run_ids[k], NULL, &rps[k]);
@@ -816,17 +765,16 @@ static const char regrade_usage[] =
     "Usage: s1ctl bench regrade RUN_ID [--json] [--db CONNINFO]\n"
     "Extracts and grades every result of the run again with this s1ctl's grader\n"
     "(docs/grading.md), after the grader has improved; stores only the extracted\n"
-    "answers and grades that change, all in one transaction, and prints how many.\n\n"
-    "  --json              print JSON\n" DB_HELP;
+    "answers and grades that change, all in one transaction, and prints how many.\n\n";
 
 int s1ctl_bench_regrade(int argc, char **argv)
 {
     view_args a = {0};
-    int rc = view_parse(argc, argv, regrade_usage, json_db_options, 1, &a);
+    int rc = view_parse(argc, argv, regrade_usage, runs_only, 1, &a);
     if (rc) return rc < 0 ? S1CTL_EXIT_OK : rc;
     if (!a.run_id) return s1ctl_fail(S1CTL_EXIT_USAGE, "no RUN_ID given (see s1ctl bench list)");
     _cleanup_pgconn_ PGconn *c = NULL;
-    if ((rc = s1ctl_connect(a.db, &c))) return rc;
+    if ((rc = s1ctl_connect(a.db.db, &c))) return rc;
     s1_err err = {{0}};
     _cleanup_pgresult_ PGresult *run = s1_bench_run_get(c, a.run_id, NULL, &err);
     if (!run) return s1ctl_fail(S1CTL_EXIT_DB, "%s", err.msg);
@@ -835,7 +783,7 @@ int s1ctl_bench_regrade(int argc, char **argv)
                           "run %lld: no such benchmark run (see s1ctl bench list)", a.run_id);
     s1_bench_regraded g;
     if (s1_bench_regrade(c, a.run_id, &g, &err)) return s1ctl_fail(S1CTL_EXIT_DB, "%s", err.msg);
-    if (a.json)
+    if (a.db.json)
         return s1ctl_print_json(json_pack("{s:I,s:I,s:I,s:I}", "run", (json_int_t)a.run_id,
                                           "results", (json_int_t)g.results, "correct",
                                           (json_int_t)g.correct, "changed", (json_int_t)g.changed));
@@ -851,7 +799,10 @@ static const char bench_help[] =
     "  report [RUN_ID | --suite S]   accuracy against thinking tokens, and a plot\n"
     "  list                          runs with their progress\n"
     "  regrade RUN_ID                grade every result again with this grader\n"
-    "  compare RUN_A RUN_B           per-budget differences with a paired test\n";
+    "  compare RUN_A RUN_B           per-budget differences with a paired test\n"
+    "  wait RUN_ID                   follow a run until its last job ends\n"
+    "  cancel RUN_ID                 cancel every queued or running job of a run\n"
+    "  retry RUN_ID                  queue a run's failed and cancelled jobs again\n";
 
 int s1ctl_bench(int argc, char **argv)
 {
@@ -861,6 +812,9 @@ int s1ctl_bench(int argc, char **argv)
         {"list", "bench list", s1ctl_bench_list},
         {"regrade", "bench regrade", s1ctl_bench_regrade},
         {"compare", "bench compare", s1ctl_bench_compare},
+        {"wait", "bench wait", s1ctl_bench_wait},
+        {"cancel", "bench cancel", s1ctl_bench_cancel},
+        {"retry", "bench retry", s1ctl_bench_retry},
     };
     return s1ctl_subcommand("bench", subs, sizeof subs / sizeof *subs, bench_help, argc, argv);
 }

@@ -3,9 +3,12 @@
 #ifndef S1CTL_COMMANDS_H
 #define S1CTL_COMMANDS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include <libpq-fe.h>
+
+#include "err.h"
 
 enum {
     S1CTL_EXIT_OK = 0,
@@ -44,6 +47,9 @@ int s1ctl_bench_report(int argc, char **argv);
 int s1ctl_bench_list(int argc, char **argv);
 int s1ctl_bench_regrade(int argc, char **argv);
 int s1ctl_bench_compare(int argc, char **argv);
+int s1ctl_bench_wait(int argc, char **argv);
+int s1ctl_bench_cancel(int argc, char **argv);
+int s1ctl_bench_retry(int argc, char **argv);
 int s1ctl_export(int argc, char **argv);
 
 /* A subcommand of a command group: its word, the name messages use ("suite
@@ -69,6 +75,22 @@ typedef struct {
 
 /* A deadline timeout seconds from now (0: none). */
 s1ctl_deadline s1ctl_deadline_in(double timeout);
+
+/* Milliseconds left before the deadline (0 once it passed), or -1 for none. */
+long long s1ctl_deadline_left_ms(const s1ctl_deadline *d);
+
+/* Blocks until a progress notification arrives (NOTIFY s1_progress, after
+ * s1_ctl_listen_progress) whose job ours accepts (any, when ours is NULL),
+ * most_ms pass, or the deadline comes. 0, or -1 with err. */
+int s1ctl_wait_notify(PGconn *c, int (*ours)(long long id, void *ud), void *ud, long long most_ms,
+                      const s1ctl_deadline *d, s1_err *err);
+
+/* Follows benchmark run run until none of its jobs is pending (cli/runs.c,
+ * for `bench wait` and `bench run --wait`): lines as jobs end (none with
+ * quiet), then the counts, or JSON. 0 when every job succeeded, 1 when one
+ * did not, 7 when the deadline passed first. */
+int s1ctl_follow_run(PGconn *c, long long run, bool json, bool quiet,
+                     const s1ctl_deadline *deadline);
 
 /* Parses the value of --timeout: a positive number of seconds; prints why
  * not and returns -1. */

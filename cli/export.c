@@ -1,6 +1,6 @@
 /* s1ctl export: the results of a benchmark run or of jobs as JSON lines or
  * CSV, one row per result, streamed, for pandas and R. */
-#include <getopt.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,11 +11,10 @@
 #include "commands.h"
 #include "db.h"
 #include "export.h"
+#include "flags.h"
 #include "util.h"
 
 enum { MAX_JOBS = 100000 };
-
-enum { OPT_JOBS = 0x2000, OPT_FORMAT, OPT_TRACE, OPT_DB };
 
 static const char export_usage[] =
     "Usage: s1ctl export (RUN_ID | --jobs ID,ID,...) [--format jsonl|csv] [--trace]\n"
@@ -24,71 +23,53 @@ static const char export_usage[] =
     "first: the run, job, problem id and text, reference answer, budget, sample,\n"
     "every token count, stop reason, answer text, extracted answer, grade, policy,\n"
     "sampling, model, backend and timings. Rows are streamed: a run of any size\n"
-    "needs the memory of one row.\n\n"
-    "  --jobs LIST         these jobs (comma-separated ids) instead of a run\n"
-    "  --format F          jsonl (default: one JSON object per line, typed values)\n"
-    "                      or csv (RFC 4180, a header row, NULL as an empty field)\n"
-    "  --trace             add the whole trace of each result (large)\n"
-    "  --db CONNINFO       database (default $DATABASE_URL, else libpq's PG* variables)\n";
-
-static const struct option export_options[] = {
-    {"jobs", required_argument, NULL, OPT_JOBS},
-    {"format", required_argument, NULL, OPT_FORMAT},
-    {"trace", no_argument, NULL, OPT_TRACE},
-    {"db", required_argument, NULL, OPT_DB},
-    {"help", no_argument, NULL, 'h'},
-    {NULL, 0, NULL, 0},
-};
+    "needs the memory of one row.\n\n";
 
 typedef struct {
-    const char *db, *jobs_list;
+    s1ctl_db_args db;
+    const char *jobs_list;
     int csv;
     s1_export_query q;
     long long *jobs; /* owned */
 } export_args;
 
-/* One flag: 0, -1 after --help, or the exit code after printing why. */
-static int export_flag(int o, char **argv, export_args *a)
+static int set_format(const s1ctl_flag *f, const char *arg, void *target)
 {
-    switch (o) {
-    case OPT_JOBS:
-        a->jobs_list = optarg;
-        return 0;
-    case OPT_FORMAT:
-        if (strcmp(optarg, "jsonl") && strcmp(optarg, "csv"))
-            return s1ctl_fail(S1CTL_EXIT_USAGE, "--format: '%s' is not jsonl or csv", optarg);
-        a->csv = !strcmp(optarg, "csv");
-        return 0;
-    case OPT_TRACE:
-        a->q.trace = true;
-        return 0;
-    case OPT_DB:
-        a->db = optarg;
-        return 0;
-    case 'h':
-        fputs(export_usage, stdout);
-        return -1;
-    default:
-        return s1ctl_bad_flag(argv, o);
-    }
+    (void)f;
+    if (strcmp(arg, "jsonl") && strcmp(arg, "csv"))
+        return s1ctl_fail(-1, "--format: '%s' is not jsonl or csv", arg);
+    *(int *)target = !strcmp(arg, "csv");
+    return 0;
 }
+
+static const s1ctl_flag export_flags[] = {
+    {"jobs", "LIST", "these jobs (comma-separated ids) instead of a run", s1ctl_set_string,
+     offsetof(export_args, jobs_list)},
+    {"format", "F",
+     "jsonl (default: one JSON object per line, typed values)\n"
+     "or csv (RFC 4180, a header row, NULL as an empty field)",
+     set_format, offsetof(export_args, csv)},
+    {"trace", NULL, "add the whole trace of each result (large)", s1ctl_set_bool,
+     offsetof(export_args, q.trace)},
+};
+
+/* Export writes rows, never a JSON summary. */
+static const char *const no_json[] = {"json", NULL};
 
 static int export_parse(int argc, char **argv, export_args *a)
 {
-    int o, rc;
-    while ((o = getopt_long(argc, argv, ":h", export_options, NULL)) != -1)
-        if ((rc = export_flag(o, argv, a))) return rc;
-    if (argc - optind > 1)
+    const s1ctl_flag_table tables[] = {
+        S1CTL_FLAGS(NULL, export_flags, a),
+        {NULL, s1ctl_db_flags, 2, &a->db, no_json, "it writes rows (--format jsonl|csv)"}};
+    int n, rc = s1ctl_flags_parse(export_usage, tables, 2, argc, argv, &n);
+    if (rc) return rc;
+    if (n > 1)
         return s1ctl_fail(S1CTL_EXIT_USAGE, "unexpected argument '%s' (see s1ctl export --help)",
-                          argv[optind + 1]);
-    if (optind < argc && a->jobs_list)
-        return s1ctl_fail(S1CTL_EXIT_USAGE, "give a RUN_ID or --jobs, not both");
-    if (optind == argc && !a->jobs_list)
+                          argv[2]);
+    if (n && a->jobs_list) return s1ctl_fail(S1CTL_EXIT_USAGE, "give a RUN_ID or --jobs, not both");
+    if (!n && !a->jobs_list)
         return s1ctl_fail(S1CTL_EXIT_USAGE, "no RUN_ID or --jobs given (see s1ctl bench list)");
-    if (optind < argc)
-        return s1ctl_parse_int("run id", argv[optind], 1, INT64_MAX, &a->q.run) < 0
-                   ? S1CTL_EXIT_USAGE
-                   : 0;
+    if (n) return s1ctl_ids("run id", argv + 1, 1, 1, 1, &a->q.run);
     a->jobs = malloc(MAX_JOBS * sizeof *a->jobs);
     if (!a->jobs) return s1ctl_fail(S1CTL_EXIT_FAILED, "out of memory");
     a->q.jobs = a->jobs;
@@ -173,7 +154,7 @@ int s1ctl_export(int argc, char **argv)
     export_args a = {0};
     int rc = export_parse(argc, argv, &a);
     _cleanup_pgconn_ PGconn *c = NULL;
-    if (!rc) rc = s1ctl_connect(a.db, &c);
+    if (!rc) rc = s1ctl_connect(a.db.db, &c);
     if (!rc) rc = check_exists(c, &a);
     writer w = {.csv = a.csv};
     s1_err err = {{0}};

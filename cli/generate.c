@@ -1,6 +1,7 @@
 /* s1ctl generate: one problem through the engine, in-process, under the same
  * policy and sampling flags as submit; no database. */
-#include <getopt.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,117 +17,60 @@
 static const char usage[] =
     "Usage: s1ctl generate --model DIR [FLAGS] FILE\n"
     "Runs the problem in FILE (- reads stdin) through the engine under budget forcing and\n"
-    "prints the answer and the token counts.\n\n"
-    "  --model DIR         a Hugging Face model directory (Qwen2 architecture)\n"
-    "  --trace             also print the whole trace (thinking, forced text, answer)\n"
-    "  --raw               FILE is the whole prompt: no template, no policy, added tokens match\n"
-    "  --max-tokens N      with --raw: generate at most N tokens (default: the context)\n"
-    "  --json              print everything as JSON, prompt and token ids included\n"
-    "  --backend NAME      cpu (default) or cuda\n"
-    "  --threads N         CPU threads (default one per core)\n"
-    "  --tp N              tensor-parallel degree (default 1)\n"
-    "  --max-bytes N       largest FILE accepted (default 1048576)\n"
-    "  --help              this text\n\n" S1CTL_POLICY_HELP;
-
-enum {
-    OPT_MODEL = 0x2000,
-    OPT_TRACE,
-    OPT_RAW,
-    OPT_MAX_TOKENS,
-    OPT_JSON,
-    OPT_BACKEND,
-    OPT_THREADS,
-    OPT_TP,
-    OPT_MAX_BYTES
-};
-
-static const struct option options[] = {
-    S1CTL_POLICY_OPTIONS,
-    {"model", required_argument, NULL, OPT_MODEL},
-    {"trace", no_argument, NULL, OPT_TRACE},
-    {"raw", no_argument, NULL, OPT_RAW},
-    {"max-tokens", required_argument, NULL, OPT_MAX_TOKENS},
-    {"json", no_argument, NULL, OPT_JSON},
-    {"backend", required_argument, NULL, OPT_BACKEND},
-    {"threads", required_argument, NULL, OPT_THREADS},
-    {"tp", required_argument, NULL, OPT_TP},
-    {"max-bytes", required_argument, NULL, OPT_MAX_BYTES},
-    {"help", no_argument, NULL, 'h'},
-    {NULL, 0, NULL, 0},
-};
+    "prints the answer and the token counts.\n\n";
 
 typedef struct {
     s1_engine_cfg engine;
     s1_request req;
+    s1_job_params params; /* the policy flags, copied into req */
     long long max_bytes;
     int trace, json;
     const char *file;
 } generate_args;
 
-/* An int flag into *out; 1, or -1 after printing why. */
-static int int_opt(const char *flag, const char *arg, long long min, long long max, int *out)
-{
-    long long v;
-    if (s1ctl_parse_int(flag, arg, min, max, &v) < 0) return -1;
-    *out = (int)v;
-    return 1;
-}
+#define GEN(field) offsetof(generate_args, field)
 
-/* The flags of generate itself; 1 handled, 0 unknown, -1 bad value. */
-static int generate_flag(int code, const char *arg, generate_args *a)
-{
-    switch (code) {
-    case OPT_MODEL:
-        a->engine.model_dir = arg;
-        return 1;
-    case OPT_TRACE:
-        a->trace = 1;
-        return 1;
-    case OPT_RAW:
-        a->req.raw = true;
-        return 1;
-    case OPT_JSON:
-        a->json = 1;
-        return 1;
-    case OPT_BACKEND:
-        a->engine.backend = arg;
-        return 1;
-    case OPT_MAX_TOKENS:
-        return int_opt("--max-tokens", arg, 1, INT32_MAX, &a->req.max_tokens);
-    case OPT_THREADS:
-        return int_opt("--threads", arg, 1, 4096, &a->engine.threads);
-    case OPT_TP:
-        return int_opt("--tp", arg, 1, 64, &a->engine.tp);
-    case OPT_MAX_BYTES:
-        return s1ctl_parse_int("--max-bytes", arg, 1, 1LL << 30, &a->max_bytes) < 0 ? -1 : 1;
-    default:
-        return 0;
-    }
-}
+static const s1ctl_flag generate_flags[] = {
+    {"model", "DIR", "a Hugging Face model directory (Qwen2 architecture)", s1ctl_set_string,
+     GEN(engine.model_dir)},
+    {"trace", NULL, "also print the whole trace (thinking, forced text, answer)", s1ctl_set_switch,
+     GEN(trace)},
+    {"raw", NULL, "FILE is the whole prompt: no template, no policy, added tokens match",
+     s1ctl_set_bool, GEN(req.raw)},
+    {"max-tokens", "N", "with --raw: generate at most N tokens (default: the context)",
+     s1ctl_set_int, GEN(req.max_tokens), S1_PARAM_NONE, 1, INT32_MAX},
+    {"json", NULL, "print everything as JSON, prompt and token ids included", s1ctl_set_switch,
+     GEN(json)},
+    {"backend", "NAME", "cpu (default) or cuda", s1ctl_set_string, GEN(engine.backend)},
+    {"threads", "N", "CPU threads (default one per core)", s1ctl_set_int, GEN(engine.threads),
+     S1_PARAM_NONE, 1, 4096},
+    {"tp", "N", "tensor-parallel degree (default 1)", s1ctl_set_int, GEN(engine.tp), S1_PARAM_NONE,
+     1, 64},
+    {"max-bytes", "N", "largest FILE accepted (default 1048576)", s1ctl_set_long, GEN(max_bytes),
+     S1_PARAM_NONE, 1, 1LL << 30},
+};
+
+/* generate runs one budget and one --ignore-stop: ladders are queued with
+ * submit. */
+static const char *const no_ladders[] = {"budgets", "waits", NULL};
+static const char no_ladders_why[] =
+    "generate runs one budget and one --ignore-stop: queue a ladder with s1ctl submit";
 
 /* 0; -1 after --help; or the exit code after printing why. */
 static int parse_args(int argc, char **argv, generate_args *a)
 {
-    int o;
-    while ((o = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
-        if (o == 'h') {
-            fputs(usage, stdout);
-            return -1;
-        }
-        if (o == '?' || o == ':') return s1ctl_bad_flag(argv, o);
-        int rc = s1ctl_policy_flag(o, optarg, &a->req.policy, &a->req.sampling);
-        if (rc == 0) rc = generate_flag(o, optarg, a);
-        if (rc < 0) return S1CTL_EXIT_USAGE;
-    }
-    if (s1ctl_policy_done(&a->req.policy, &a->req.sampling) < 0) return S1CTL_EXIT_USAGE;
-    if (a->req.policy.ladder.kind != S1_LADDER_NONE)
-        return s1ctl_fail(S1CTL_EXIT_USAGE, "generate runs one budget and one --ignore-stop: "
-                                            "queue a ladder with s1ctl submit --budgets/--waits");
+    const s1ctl_flag_table tables[] = {S1CTL_FLAGS(NULL, generate_flags, a),
+                                       S1CTL_POLICY_TABLES(&a->params, no_ladders, no_ladders_why)};
+    int n, rc = s1ctl_flags_parse(usage, tables, 3, argc, argv, &n);
+    if (rc) return rc;
+    if (s1ctl_policy_done(&a->params) < 0) return S1CTL_EXIT_USAGE;
+    a->req.policy = a->params.policy;
+    a->req.sampling = a->params.sampling;
     if (!a->engine.model_dir) return s1ctl_fail(S1CTL_EXIT_USAGE, "--model DIR is required");
-    if (optind + 1 != argc)
+    if (n != 1)
         return s1ctl_fail(S1CTL_EXIT_USAGE,
                           "expected one problem FILE (see s1ctl generate --help)");
-    a->file = argv[optind];
+    a->file = argv[1];
     return 0;
 }
 

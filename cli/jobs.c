@@ -1,30 +1,41 @@
 /* s1ctl show, list, result, cancel, retry: one job or a list of them. */
-#include <getopt.h>
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "commands.h"
 #include "ctl.h"
 #include "db.h"
+#include "flags.h"
 #include "util.h"
 
-#define DB_HELP                                                                                    \
-    "  --json              print JSON\n"                                                           \
-    "  --db CONNINFO       database (default $DATABASE_URL, then libpq's PG* variables)\n"         \
-    "  --help              this text\n"
+/* At most this many ids in one cancel or retry. */
+enum { MAX_IDS = 1000 };
+
+/* The arguments of a command that takes --db, --json and job ids: from 1 to
+ * max_ids of them into ids, *n their count. 0; -1 after --help; or the exit
+ * code after printing why. */
+static int id_args(int argc, char **argv, const char *usage, s1ctl_db_args *db, long long *ids,
+                   int max_ids, int *n)
+{
+    const s1ctl_flag_table tables[] = {{NULL, s1ctl_db_flags, 2, db, NULL}};
+    int rc = s1ctl_flags_parse(usage, tables, 1, argc, argv, n);
+    return rc ? rc : s1ctl_ids("job id", argv + 1, *n, 1, max_ids, ids);
+}
 
 static const char show_usage[] = "Usage: s1ctl show [--json] [--db CONNINFO] ID\n"
-                                 "Prints every field of job ID.\n\n" DB_HELP;
+                                 "Prints every field of job ID.\n\n";
 
 int s1ctl_show(int argc, char **argv)
 {
-    const char *db = NULL;
-    int json = 0;
+    s1ctl_db_args db = {0};
     long long id;
-    int rc = s1ctl_id_args(argc, argv, show_usage, &db, &json, &id);
+    int n, rc = id_args(argc, argv, show_usage, &db, &id, 1, &n);
     if (rc) return rc < 0 ? S1CTL_EXIT_OK : rc;
+    int json = db.json;
     _cleanup_pgconn_ PGconn *c = NULL;
-    if ((rc = s1ctl_connect(db, &c))) return rc;
+    if ((rc = s1ctl_connect(db.db, &c))) return rc;
     s1_err err = {{0}};
     _cleanup_pgresult_ PGresult *r = s1_ctl_show(c, id, &err);
     if (!r) return s1ctl_fail(S1CTL_EXIT_DB, "%s", err.msg);
@@ -36,70 +47,46 @@ int s1ctl_show(int argc, char **argv)
 
 static const char list_usage[] =
     "Usage: s1ctl list [--state S] [--queue Q] [--limit N] [--json] [--db CONNINFO]\n"
-    "Lists jobs, newest first, from s1.job_summary.\n\n"
-    "  --state S           queued, running, succeeded, failed or cancelled\n"
-    "  --queue Q           only this queue\n"
-    "  --limit N           at most N jobs (default 50)\n" DB_HELP;
+    "Lists jobs, newest first, from s1.job_summary.\n\n";
 
 static const char *const job_states[] = {"queued", "running", "succeeded", "failed", "cancelled"};
 
-static int check_state(const char *s)
+static int set_state(const s1ctl_flag *f, const char *arg, void *target)
 {
+    (void)f;
     for (size_t i = 0; i < sizeof job_states / sizeof *job_states; i++)
-        if (!strcmp(s, job_states[i])) return 0;
-    return s1ctl_fail(S1CTL_EXIT_USAGE,
-                      "--state: '%s' is not one of queued, running, succeeded, failed, cancelled",
-                      s);
+        if (!strcmp(arg, job_states[i])) {
+            *(const char **)target = arg;
+            return 0;
+        }
+    return s1ctl_fail(
+        -1, "--state: '%s' is not one of queued, running, succeeded, failed, cancelled", arg);
 }
 
 typedef struct {
-    const char *db, *state, *queue;
+    s1ctl_db_args db;
+    const char *state, *queue;
     long long limit;
-    int json;
 } list_args;
+
+static const s1ctl_flag list_flags[] = {
+    {"state", "S", "queued, running, succeeded, failed or cancelled", set_state,
+     offsetof(list_args, state)},
+    {"queue", "Q", "only this queue", s1ctl_set_string, offsetof(list_args, queue)},
+    {"limit", "N", "at most N jobs (default 50)", s1ctl_set_long, offsetof(list_args, limit),
+     S1_PARAM_NONE, 1, 1000000},
+};
 
 /* 0; -1 after --help; or the exit code after printing why. */
 static int list_parse(int argc, char **argv, list_args *a)
 {
-    static const struct option options[] = {
-        {"state", required_argument, NULL, 's'},
-        {"queue", required_argument, NULL, 'q'},
-        {"limit", required_argument, NULL, 'l'},
-        {"db", required_argument, NULL, 'd'},
-        {"json", no_argument, NULL, 'j'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    int o;
-    while ((o = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
-        switch (o) {
-        case 's':
-            if (check_state(optarg)) return S1CTL_EXIT_USAGE;
-            a->state = optarg;
-            break;
-        case 'q':
-            a->queue = optarg;
-            break;
-        case 'l':
-            if (s1ctl_parse_int("--limit", optarg, 1, 1000000, &a->limit) < 0)
-                return S1CTL_EXIT_USAGE;
-            break;
-        case 'd':
-            a->db = optarg;
-            break;
-        case 'j':
-            a->json = 1;
-            break;
-        case 'h':
-            fputs(list_usage, stdout);
-            return -1;
-        default:
-            return s1ctl_bad_flag(argv, o);
-        }
-    }
-    if (optind < argc)
+    const s1ctl_flag_table tables[] = {S1CTL_FLAGS(NULL, list_flags, a),
+                                       {NULL, s1ctl_db_flags, 2, &a->db, NULL}};
+    int n, rc = s1ctl_flags_parse(list_usage, tables, 2, argc, argv, &n);
+    if (rc) return rc;
+    if (n > 0)
         return s1ctl_fail(S1CTL_EXIT_USAGE, "unexpected argument '%s' (see s1ctl list --help)",
-                          argv[optind]);
+                          argv[1]);
     return 0;
 }
 
@@ -109,11 +96,11 @@ int s1ctl_list(int argc, char **argv)
     int rc = list_parse(argc, argv, &a);
     if (rc) return rc < 0 ? S1CTL_EXIT_OK : rc;
     _cleanup_pgconn_ PGconn *c = NULL;
-    if ((rc = s1ctl_connect(a.db, &c))) return rc;
+    if ((rc = s1ctl_connect(a.db.db, &c))) return rc;
     s1_err err = {{0}};
     _cleanup_pgresult_ PGresult *r = s1_ctl_list(c, a.state, a.queue, (long)a.limit, &err);
     if (!r) return s1ctl_fail(S1CTL_EXIT_DB, "%s", err.msg);
-    if (!a.json) {
+    if (!a.db.json) {
         s1ctl_print_table(r);
         return S1CTL_EXIT_OK;
     }
@@ -128,7 +115,7 @@ static const char result_usage[] =
     "Prints the answer of each sample of job ID with its token counts; a ladder job\n"
     "has one per sample and rung, each with the budget and ignore-stop it equals.\n"
     "Exit 1 when the job has no result (yet).\n\n"
-    "  --trace             also print the whole trace (thinking, forced text, answer)\n" DB_HELP;
+    "\n";
 
 static const char *col(const PGresult *r, int row, const char *name)
 {
@@ -168,40 +155,22 @@ static void print_sample(const PGresult *r, int row, int trace)
 }
 
 typedef struct {
-    const char *db;
-    int json, trace;
+    s1ctl_db_args db;
+    int trace;
     long long id;
 } result_args;
 
+static const s1ctl_flag result_flags[] = {
+    {"trace", NULL, "also print the whole trace (thinking, forced text, answer)", s1ctl_set_switch,
+     offsetof(result_args, trace)},
+};
+
 static int result_parse(int argc, char **argv, result_args *a)
 {
-    static const struct option options[] = {
-        {"trace", no_argument, NULL, 't'},
-        {"db", required_argument, NULL, 'd'},
-        {"json", no_argument, NULL, 'j'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    int o;
-    while ((o = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
-        switch (o) {
-        case 't':
-            a->trace = 1;
-            break;
-        case 'd':
-            a->db = optarg;
-            break;
-        case 'j':
-            a->json = 1;
-            break;
-        case 'h':
-            fputs(result_usage, stdout);
-            return -1;
-        default:
-            return s1ctl_bad_flag(argv, o);
-        }
-    }
-    return s1ctl_one_id(argc, argv, &a->id);
+    const s1ctl_flag_table tables[] = {S1CTL_FLAGS(NULL, result_flags, a),
+                                       {NULL, s1ctl_db_flags, 2, &a->db, NULL}};
+    int n, rc = s1ctl_flags_parse(result_usage, tables, 2, argc, argv, &n);
+    return rc ? rc : s1ctl_ids("job id", argv + 1, n, 1, 1, &a->id);
 }
 
 int s1ctl_result(int argc, char **argv)
@@ -210,14 +179,14 @@ int s1ctl_result(int argc, char **argv)
     int rc = result_parse(argc, argv, &a);
     if (rc) return rc < 0 ? S1CTL_EXIT_OK : rc;
     _cleanup_pgconn_ PGconn *c = NULL;
-    if ((rc = s1ctl_connect(a.db, &c))) return rc;
+    if ((rc = s1ctl_connect(a.db.db, &c))) return rc;
     s1_err err = {{0}};
     char state[16];
     _cleanup_pgresult_ PGresult *r = s1_ctl_results(c, a.id, a.trace, state, sizeof state, &err);
     if (!r) return s1ctl_fail(state[0] ? S1CTL_EXIT_DB : S1CTL_EXIT_NOT_FOUND, "%s", err.msg);
     if (PQntuples(r) == 0)
         return s1ctl_fail(S1CTL_EXIT_FAILED, "job %lld is %s and has no result", a.id, state);
-    if (a.json) {
+    if (a.db.json) {
         json_t *arr = json_array();
         for (int i = 0; i < PQntuples(r); i++)
             json_array_append_new(arr, s1ctl_row_json(r, i));
@@ -229,53 +198,72 @@ int s1ctl_result(int argc, char **argv)
     return S1CTL_EXIT_OK;
 }
 
-/* Prints what a cancel or retry did, as a line or as JSON. */
-static void print_change(long long id, const char *state, const char *what, int json)
+/* Cancels or retries one job: its state then, or NULL when refused (the
+ * message is printed and *rc set). */
+static const char *change_one(PGconn *c, long long id, bool cancel, int *rc)
 {
-    if (json)
-        s1ctl_print_json(json_pack("{s:I,s:s}", "id", (json_int_t)id, "state", state));
-    else
-        printf("job %lld %s\n", id, what);
+    s1_err err = {{0}};
+    const char *state = "queued";
+    int r = cancel ? s1_ctl_cancel(c, id, &state, &err) : s1_ctl_retry(c, id, &err);
+    if (r < 0) *rc = s1ctl_fail(s1ctl_store_exit(r), "%s", err.msg);
+    return r < 0 ? NULL : state;
+}
+
+/* The line of a change: a running job is only asked to stop. */
+static const char *change_text(const char *state)
+{
+    if (!strcmp(state, "queued")) return "queued again";
+    return strcmp(state, "cancelled") ? "is running: cancel requested" : "cancelled";
+}
+
+/* Cancels (or retries) every id, each on its own (one refused job does not
+ * stop the others); prints a line per job, or JSON (an object for one id,
+ * an array for several). The exit code of the first failure, else 0. */
+static int change_jobs(int argc, char **argv, const char *usage, bool cancel)
+{
+    s1ctl_db_args db = {0};
+    long long ids[MAX_IDS];
+    int n, rc = id_args(argc, argv, usage, &db, ids, MAX_IDS, &n);
+    if (rc) return rc < 0 ? S1CTL_EXIT_OK : rc;
+    _cleanup_pgconn_ PGconn *c = NULL;
+    if ((rc = s1ctl_connect(db.db, &c))) return rc;
+    json_t *arr = json_array();
+    for (int i = 0; i < n; i++) {
+        int one = 0;
+        const char *state = change_one(c, ids[i], cancel, &one);
+        if (!rc) rc = one;
+        if (!state) continue;
+        if (db.json)
+            json_array_append_new(arr,
+                                  json_pack("{s:I,s:s}", "id", (json_int_t)ids[i], "state", state));
+        else
+            printf("job %lld %s\n", ids[i], change_text(state));
+    }
+    if (!db.json || (n == 1 && rc)) {
+        json_decref(arr);
+        return rc;
+    }
+    int out = s1ctl_print_json(n == 1 ? json_incref(json_array_get(arr, 0)) : json_incref(arr));
+    json_decref(arr);
+    return rc ? rc : out;
 }
 
 static const char cancel_usage[] =
-    "Usage: s1ctl cancel [--json] [--db CONNINFO] ID\n"
-    "Cancels job ID: a queued job is cancelled at once; a running job is asked to stop\n"
-    "(its daemon ends it as cancelled). Exit 1 when the job already ended.\n\n" DB_HELP;
+    "Usage: s1ctl cancel [--json] [--db CONNINFO] ID...\n"
+    "Cancels each job ID: a queued job is cancelled at once; a running job is asked\n"
+    "to stop (its daemon ends it as cancelled). Exit 1 when a job already ended.\n\n";
 
 int s1ctl_cancel(int argc, char **argv)
 {
-    const char *db = NULL, *state = NULL;
-    int json = 0;
-    long long id;
-    int rc = s1ctl_id_args(argc, argv, cancel_usage, &db, &json, &id);
-    if (rc) return rc < 0 ? S1CTL_EXIT_OK : rc;
-    _cleanup_pgconn_ PGconn *c = NULL;
-    if ((rc = s1ctl_connect(db, &c))) return rc;
-    s1_err err = {{0}};
-    if ((rc = s1_ctl_cancel(c, id, &state, &err)) < 0)
-        return s1ctl_fail(s1ctl_store_exit(rc), "%s", err.msg);
-    print_change(id, state,
-                 strcmp(state, "cancelled") ? "is running: cancel requested" : "cancelled", json);
-    return S1CTL_EXIT_OK;
+    return change_jobs(argc, argv, cancel_usage, true);
 }
 
 static const char retry_usage[] =
-    "Usage: s1ctl retry [--json] [--db CONNINFO] ID\n"
-    "Queues failed or cancelled job ID again, attempts reset, earlier results removed.\n\n" DB_HELP;
+    "Usage: s1ctl retry [--json] [--db CONNINFO] ID...\n"
+    "Queues each failed or cancelled job ID again, attempts reset, earlier results\n"
+    "removed.\n\n";
 
 int s1ctl_retry(int argc, char **argv)
 {
-    const char *db = NULL;
-    int json = 0;
-    long long id;
-    int rc = s1ctl_id_args(argc, argv, retry_usage, &db, &json, &id);
-    if (rc) return rc < 0 ? S1CTL_EXIT_OK : rc;
-    _cleanup_pgconn_ PGconn *c = NULL;
-    if ((rc = s1ctl_connect(db, &c))) return rc;
-    s1_err err = {{0}};
-    if ((rc = s1_ctl_retry(c, id, &err)) < 0)
-        return s1ctl_fail(s1ctl_store_exit(rc), "%s", err.msg);
-    print_change(id, "queued", "queued again", json);
-    return S1CTL_EXIT_OK;
+    return change_jobs(argc, argv, retry_usage, false);
 }

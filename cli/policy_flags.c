@@ -1,116 +1,101 @@
 #include "policy_flags.h"
 
 #include <stdint.h>
+#include <stdio.h>
 
 #include "commands.h"
-#include "job.h"
 #include "util.h"
 
-/* An int field set by a flag, with its lowest accepted value. */
-static int int_flag(const char *flag, const char *arg, long long min, int *out)
+/* A ladder flag: its values sorted, repeats dropped; the last one given wins. */
+static int set_ladder(const s1ctl_flag *f, const char *arg, void *target)
 {
-    long long v;
-    if (s1ctl_parse_int(flag, arg, min, INT32_MAX, &v) < 0) return -1;
-    *out = (int)v;
-    return 1;
-}
-
-static int float_flag(const char *flag, const char *arg, double min, double max, float *out)
-{
-    double v;
-    if (s1ctl_parse_double(flag, arg, min, max, &v) < 0) return -1;
-    *out = (float)v;
-    return 1;
-}
-
-static int string_flag(const char *flag, const char *arg, int may_be_empty, const char **out)
-{
-    if (!may_be_empty && !*arg) {
-        s1ctl_fail(S1CTL_EXIT_USAGE, "%s: must not be empty", flag);
+    s1_ladder *l = target;
+    s1_ladder_kind kind = f->param == S1_PARAM_BUDGET_RUNG ? S1_LADDER_BUDGET : S1_LADDER_WAIT;
+    s1_ladder out = {.kind = kind};
+    char name[32];
+    snprintf(name, sizeof name, "--%s", f->name);
+    if (s1ctl_parse_list(name, arg, (int)s1_param_rule_of(f->param)->lo, S1_MAX_RUNGS, out.rungs,
+                         &out.n_rungs) < 0)
         return -1;
-    }
-    return s1ctl_text_flag(flag, arg, out);
+    *l = out;
+    return 0;
+}
+
+/* The seed is a uint64_t, which the range of an int flag does not cover. */
+static int set_seed(const s1ctl_flag *f, const char *arg, void *target)
+{
+    const s1_param_rule *r = s1_param_rule_of(f->param);
+    long long v;
+    if (s1ctl_parse_int("--seed", arg, r->lo, r->hi, &v) < 0) return -1;
+    *(uint64_t *)target = (uint64_t)v;
+    return 0;
 }
 
 /* --template: the names the jobs' template column allows. */
-static int template_flag(const char *arg, s1_template *out)
+static int set_template(const s1ctl_flag *f, const char *arg, void *target)
+{
+    (void)f;
+    s1_err err = {{0}};
+    if (s1_job_template_parse(arg, target, &err) < 0)
+        return s1ctl_fail(-1, "--template: %s", err.msg);
+    return 0;
+}
+
+#define POLICY(field)   offsetof(s1_job_params, policy.field)
+#define SAMPLING(field) offsetof(s1_job_params, sampling.field)
+
+const s1ctl_flag s1ctl_policy_flags[S1CTL_N_POLICY_FLAGS] = {
+    {"budget", "N", "at most N thinking tokens, then the end of thinking is forced",
+     s1ctl_set_param_int, POLICY(max_think), S1_PARAM_MAX_THINK},
+    {"min-think", "N", "suppress the end of thinking before N thinking tokens", s1ctl_set_param_int,
+     POLICY(min_think), S1_PARAM_MIN_THINK},
+    {"ignore-stop", "N", "suppress the first N ends of thinking", s1ctl_set_param_int,
+     POLICY(ignore_stop), S1_PARAM_IGNORE_STOP},
+    {"budgets", "LIST",
+     "a budget ladder in one job, e.g. 512,1024,2048: thinks once up to\n"
+     "the largest; each budget gets its own result (instead of --budget)",
+     set_ladder, POLICY(ladder), S1_PARAM_BUDGET_RUNG},
+    {"waits", "LIST",
+     "a Wait ladder in one job, e.g. 0,1,2,4: each count of suppressed\n"
+     "ends gets its own result (instead of --ignore-stop)",
+     set_ladder, POLICY(ladder), S1_PARAM_WAIT_RUNG},
+    {"max-answer", "N", "at most N answer tokens", s1ctl_set_param_int, POLICY(max_answer),
+     S1_PARAM_MAX_ANSWER},
+    {"wait-string", "S", "fed in place of a suppressed end (default \"Wait\")", s1ctl_set_nonempty,
+     POLICY(wait_string)},
+    {"answer-prefix", "S", "fed after a forced end (default \"Final Answer:\")", s1ctl_set_text,
+     POLICY(answer_prefix)},
+    {"answer-header", "S", "fed after the delimiter on a forced end (default \"answer\\n\")",
+     s1ctl_set_text, POLICY(answer_header)},
+    {"think-end", "S", "the end-of-thinking delimiter (default \"<|im_start|>\")",
+     s1ctl_set_nonempty, POLICY(think_end)},
+    {"system", "S", "the system prompt", s1ctl_set_text, POLICY(system)},
+    {"template", "T",
+     "s1 (thinking in an <|im_start|>think turn) or think-tags (between\n"
+     "<think> and </think>, as QwQ); default: the serving model's",
+     set_template, POLICY(template)},
+};
+
+const s1ctl_flag s1ctl_sampling_flags[S1CTL_N_SAMPLING_FLAGS] = {
+    {"temperature", "X", "0 = greedy (default)", s1ctl_set_param_real, SAMPLING(temperature),
+     S1_PARAM_TEMPERATURE},
+    {"top-p", "X", "nucleus sampling, in (0, 1]", s1ctl_set_param_real, SAMPLING(top_p),
+     S1_PARAM_TOP_P},
+    {"top-k", "N", "keep the N most likely tokens (0 = off)", s1ctl_set_param_int, SAMPLING(top_k),
+     S1_PARAM_TOP_K},
+    {"seed", "N", "random seed", set_seed, SAMPLING(seed), S1_PARAM_SEED},
+};
+
+int s1ctl_policy_done(const s1_job_params *p)
 {
     s1_err err = {{0}};
-    if (s1_job_template_parse(arg, out, &err) < 0) {
-        s1ctl_fail(S1CTL_EXIT_USAGE, "--template: %s", err.msg);
-        return -1;
-    }
-    return 1;
-}
-
-/* A ladder flag: its values sorted, repeats dropped; the last one given wins. */
-static int ladder_flag(const char *flag, const char *arg, s1_ladder_kind kind, s1_policy_cfg *p)
-{
-    s1_ladder l = {.kind = kind};
-    if (s1ctl_parse_list(flag, arg, kind == S1_LADDER_BUDGET ? 1 : 0, S1_MAX_RUNGS, l.rungs,
-                         &l.n_rungs) < 0)
-        return -1;
-    p->ladder = l;
-    return 1;
-}
-
-int s1ctl_policy_flag(int code, const char *arg, s1_policy_cfg *p, s1_sampling *s)
-{
-    long long seed;
-    switch (code) {
-    case S1CTL_OPT_BUDGET:
-        return int_flag("--budget", arg, 1, &p->max_think);
-    case S1CTL_OPT_BUDGETS:
-        return ladder_flag("--budgets", arg, S1_LADDER_BUDGET, p);
-    case S1CTL_OPT_WAITS:
-        return ladder_flag("--waits", arg, S1_LADDER_WAIT, p);
-    case S1CTL_OPT_MIN_THINK:
-        return int_flag("--min-think", arg, 0, &p->min_think);
-    case S1CTL_OPT_IGNORE_STOP:
-        return int_flag("--ignore-stop", arg, 0, &p->ignore_stop);
-    case S1CTL_OPT_MAX_ANSWER:
-        return int_flag("--max-answer", arg, 0, &p->max_answer);
-    case S1CTL_OPT_TEMPLATE:
-        return template_flag(arg, &p->template);
-    case S1CTL_OPT_SYSTEM:
-        return string_flag("--system", arg, 1, &p->system);
-    case S1CTL_OPT_THINK_END:
-        return string_flag("--think-end", arg, 0, &p->think_end);
-    case S1CTL_OPT_ANSWER_HEADER:
-        return string_flag("--answer-header", arg, 1, &p->answer_header);
-    case S1CTL_OPT_ANSWER_PREFIX:
-        return string_flag("--answer-prefix", arg, 1, &p->answer_prefix);
-    case S1CTL_OPT_WAIT_STRING:
-        return string_flag("--wait-string", arg, 0, &p->wait_string);
-    case S1CTL_OPT_TEMPERATURE:
-        return float_flag("--temperature", arg, 0, 1e6, &s->temperature);
-    case S1CTL_OPT_TOP_P:
-        if (float_flag("--top-p", arg, 0, 1, &s->top_p) < 0) return -1;
-        if (s->top_p > 0) return 1;
-        s1ctl_fail(S1CTL_EXIT_USAGE, "--top-p: '%s' is not in (0, 1]", arg);
-        return -1;
-    case S1CTL_OPT_TOP_K:
-        return int_flag("--top-k", arg, 0, &s->top_k);
-    case S1CTL_OPT_SEED:
-        if (s1ctl_parse_int("--seed", arg, 0, INT64_MAX, &seed) < 0) return -1;
-        s->seed = (uint64_t)seed;
-        return 1;
-    default:
-        return 0;
-    }
-}
-
-int s1ctl_policy_done(const s1_policy_cfg *p, const s1_sampling *s)
-{
-    if (p->max_think > 0 && p->min_think > p->max_think) {
-        s1ctl_fail(S1CTL_EXIT_USAGE, "--min-think %d is above --budget %d", p->min_think,
-                   p->max_think);
-        return -1;
-    }
-    s1_err err = {{0}};
-    if (s1_job_policy_check(p, &err) < 0 || s1_job_sampling_check(s, &err) < 0) {
-        s1ctl_fail(S1CTL_EXIT_USAGE, "%s", err.msg);
-        return -1;
-    }
+    const s1_ladder *l = &p->policy.ladder;
+    if ((p->policy.max_think > 0 && s1_param_check_order(&s1_param_orders[0], p->policy.min_think,
+                                                         p->policy.max_think, true, &err) < 0) ||
+        (l->kind == S1_LADDER_BUDGET &&
+         s1_param_check_order(&s1_param_orders[1], p->policy.min_think, l->rungs[0], true, &err) <
+             0) ||
+        s1_job_policy_check(&p->policy, &err) < 0 || s1_job_sampling_check(&p->sampling, &err) < 0)
+        return s1ctl_fail(-1, "%s", err.msg);
     return 0;
 }

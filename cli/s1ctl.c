@@ -1,6 +1,5 @@
 /* s1ctl: the command line of s1d — submit jobs, follow and read them, manage
  * the schema, and run the engine in-process (generate, tokenize). */
-#include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -28,7 +27,8 @@ static const command commands[] = {
     {"generate", s1ctl_generate, "run the engine on one problem, in-process"},
     {"tokenize", s1ctl_tokenize, "text to token ids, or back with --decode"},
     {"suite", s1ctl_suite, "benchmark suites: import a JSON-lines set, list, show"},
-    {"bench", s1ctl_bench, "benchmark runs at a ladder of budgets: run, report, list, regrade"},
+    {"bench", s1ctl_bench,
+     "benchmark runs at a ladder of budgets: run, report, compare, wait, ..."},
     {"export", s1ctl_export, "results of a run or of jobs as JSON lines or CSV"},
 };
 
@@ -53,7 +53,6 @@ static void usage(FILE *f)
 int main(int argc, char **argv)
 {
     s1_log_set_ident("s1ctl");
-    opterr = 0; /* the commands print their own one-line message */
     if (argc < 2) {
         usage(stderr);
         return S1CTL_EXIT_USAGE;

@@ -1,5 +1,5 @@
 /* s1ctl submit: problem files → queued jobs, all of them or none. */
-#include <getopt.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,127 +16,56 @@
 static const char usage[] =
     "Usage: s1ctl submit [FLAGS] FILE...\n"
     "Queues one job per problem file (- reads stdin) and prints each new job id.\n"
-    "All files are checked first and inserted in one transaction: all or none.\n"
-    "\n" S1CTL_POLICY_HELP "Job:\n"
-    "  --samples N         samples per problem (1..1024, default 1)\n"
-    "  --priority N        higher runs first (-1000000..1000000, default 0)\n"
-    "  --queue NAME        queue (default \"default\")\n"
-    "  --model NAME        only a daemon serving this model runs it (default any)\n"
-    "  --answer REF        the reference answer, to grade the result\n"
-    "  --max-attempts N    attempts before the job fails (1..1000, default 3)\n"
-    "  --max-bytes N       largest problem file accepted (default 1048576)\n"
-    "  --wait              wait for the jobs to end (exit 1 when one did not succeed)\n"
-    "  --timeout SECONDS   with --wait, give up after SECONDS (exit 7 when a job is\n"
-    "                      still queued or running then)\n"
-    "  --json              print [{\"id\": N, \"file\": F}, ...]\n"
-    "  --db CONNINFO       database (default $DATABASE_URL, then libpq's PG* variables)\n"
-    "  --help              this text\n";
-
-enum {
-    OPT_SAMPLES = 0x2000,
-    OPT_PRIORITY,
-    OPT_QUEUE,
-    OPT_MODEL,
-    OPT_ANSWER,
-    OPT_MAX_ATTEMPTS,
-    OPT_MAX_BYTES,
-    OPT_WAIT,
-    OPT_TIMEOUT,
-    OPT_JSON,
-    OPT_DB,
-};
-
-static const struct option options[] = {
-    S1CTL_POLICY_OPTIONS,
-    {"samples", required_argument, NULL, OPT_SAMPLES},
-    {"priority", required_argument, NULL, OPT_PRIORITY},
-    {"queue", required_argument, NULL, OPT_QUEUE},
-    {"model", required_argument, NULL, OPT_MODEL},
-    {"answer", required_argument, NULL, OPT_ANSWER},
-    {"max-attempts", required_argument, NULL, OPT_MAX_ATTEMPTS},
-    {"max-bytes", required_argument, NULL, OPT_MAX_BYTES},
-    {"wait", no_argument, NULL, OPT_WAIT},
-    {"timeout", required_argument, NULL, OPT_TIMEOUT},
-    {"json", no_argument, NULL, OPT_JSON},
-    {"db", required_argument, NULL, OPT_DB},
-    {"help", no_argument, NULL, 'h'},
-    {NULL, 0, NULL, 0},
-};
+    "All files are checked first and inserted in one transaction: all or none.\n\n";
 
 typedef struct {
-    s1_policy_cfg policy;
-    s1_sampling sampling;
+    s1_job_params params;
     s1_ctl_job job;
+    s1ctl_db_args db;
     long long max_bytes;
     double timeout; /* --timeout; 0: wait forever */
-    int wait, json;
-    const char *db;
+    int wait;
 } submit_args;
 
-/* The job flags (policy and sampling flags go to policy_flags.c). 1 when
- * handled, -1 after printing why the value is bad, 0 when unknown. */
-static int job_flag(int code, const char *arg, submit_args *a)
-{
-    long long v;
-    switch (code) {
-    case OPT_SAMPLES:
-        if (s1ctl_parse_int("--samples", arg, 1, 1024, &v) < 0) return -1;
-        a->job.samples = (int)v;
-        return 1;
-    case OPT_PRIORITY:
-        if (s1ctl_parse_int("--priority", arg, -S1_JOB_MAX_PRIORITY, S1_JOB_MAX_PRIORITY, &v) < 0)
-            return -1;
-        a->job.priority = (int)v;
-        return 1;
-    case OPT_MAX_ATTEMPTS:
-        if (s1ctl_parse_int("--max-attempts", arg, 1, S1_JOB_MAX_ATTEMPTS, &v) < 0) return -1;
-        a->job.max_attempts = (int)v;
-        return 1;
-    case OPT_MAX_BYTES:
-        return s1ctl_parse_int("--max-bytes", arg, 1, 1LL << 30, &a->max_bytes) < 0 ? -1 : 1;
-    case OPT_QUEUE:
-        return s1ctl_text_flag("--queue", arg, &a->job.queue);
-    case OPT_MODEL:
-        return s1ctl_text_flag("--model", arg, &a->job.model);
-    case OPT_ANSWER:
-        return s1ctl_text_flag("--answer", arg, &a->job.reference_answer);
-    case OPT_WAIT:
-        a->wait = 1;
-        return 1;
-    case OPT_TIMEOUT:
-        return s1ctl_parse_timeout(arg, &a->timeout) < 0 ? -1 : 1;
-    case OPT_JSON:
-        a->json = 1;
-        return 1;
-    case OPT_DB:
-        a->db = arg;
-        return 1;
-    default:
-        return 0;
-    }
-}
+#define ARG(field) offsetof(submit_args, field)
 
-/* Parses the flags; 0, or the exit code after printing why (-1 after --help). */
-static int parse_args(int argc, char **argv, submit_args *a)
+static const s1ctl_flag job_flags[] = {
+    {"samples", "N", "samples per problem (1..1024, default 1)", s1ctl_set_param_int,
+     ARG(job.samples), S1_PARAM_SAMPLES},
+    {"priority", "N", "higher runs first (-1000000..1000000, default 0)", s1ctl_set_param_int,
+     ARG(job.priority), S1_PARAM_PRIORITY},
+    {"queue", "NAME", "queue (default \"default\")", s1ctl_set_queue, ARG(job.queue)},
+    {"model", "NAME", "only a daemon serving this model runs it (default any)", s1ctl_set_text,
+     ARG(job.model)},
+    {"answer", "REF", "the reference answer, to grade the result", s1ctl_set_text,
+     ARG(job.reference_answer)},
+    {"max-attempts", "N", "attempts before the job fails (1..1000, default 3)", s1ctl_set_param_int,
+     ARG(job.max_attempts), S1_PARAM_MAX_ATTEMPTS},
+    {"max-bytes", "N", "largest problem file accepted (default 1048576)", s1ctl_set_long,
+     ARG(max_bytes), S1_PARAM_NONE, 1, 1LL << 30},
+    {"wait", NULL, "wait for the jobs to end (exit 1 when one did not succeed)", s1ctl_set_switch,
+     ARG(wait)},
+    {"timeout", "SECONDS",
+     "with --wait, give up after SECONDS (exit 7 when a job is\n"
+     "still queued or running then)",
+     s1ctl_set_timeout, ARG(timeout)},
+};
+
+/* Parses the flags; 0, or the exit code after printing why (-1 after
+ * --help). The problem files end up in argv[1..*n]. */
+static int parse_args(int argc, char **argv, submit_args *a, int *n)
 {
-    int o;
-    while ((o = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
-        if (o == 'h') {
-            fputs(usage, stdout);
-            return -1;
-        }
-        if (o == '?' || o == ':') return s1ctl_bad_flag(argv, o);
-        int rc = s1ctl_policy_flag(o, optarg, &a->policy, &a->sampling);
-        if (rc == 0) rc = job_flag(o, optarg, a);
-        if (rc < 0) return S1CTL_EXIT_USAGE;
-    }
+    const s1ctl_flag_table tables[] = {
+        S1CTL_POLICY_TABLES(&a->params, NULL, NULL),
+        S1CTL_FLAGS("Job:", job_flags, a),
+        {NULL, s1ctl_db_flags, 2, &a->db, NULL},
+    };
+    int rc = s1ctl_flags_parse(usage, tables, sizeof tables / sizeof *tables, argc, argv, n);
+    if (rc) return rc;
     if (a->timeout > 0 && !a->wait)
         return s1ctl_fail(S1CTL_EXIT_USAGE, "--timeout: only meaningful with --wait");
-    s1_err err = {0};
-    if (a->job.queue && s1_job_queue_check(a->job.queue, &err))
-        return s1ctl_fail(S1CTL_EXIT_USAGE, "--queue: %s", err.msg);
-    if (s1ctl_policy_done(&a->policy, &a->sampling) < 0) return S1CTL_EXIT_USAGE;
-    if (optind >= argc)
+    if (s1ctl_policy_done(&a->params) < 0) return S1CTL_EXIT_USAGE;
+    if (*n == 0)
         return s1ctl_fail(S1CTL_EXIT_USAGE, "no problem file given (see s1ctl submit --help)");
     return 0;
 }
@@ -159,15 +88,16 @@ static int read_problems(char **files, int n, size_t max_bytes, char **texts)
 static int insert_all(PGconn *c, submit_args *a, char **files, char **texts, int n, long long *ids)
 {
     s1_err err = {{0}};
-    _cleanup_free_ char *policy = s1_job_policy_json(&a->policy, &err);
-    _cleanup_free_ char *sampling = policy ? s1_job_sampling_json(&a->sampling, &err) : NULL;
+    _cleanup_free_ char *policy = s1_job_policy_json(&a->params.policy, &err);
+    _cleanup_free_ char *sampling = policy ? s1_job_sampling_json(&a->params.sampling, &err) : NULL;
     if (!sampling) return s1ctl_fail(S1CTL_EXIT_USAGE, "%s", err.msg);
     a->job.policy_json = policy;
-    a->job.template_name = s1_template_name(a->policy.template);
+    a->job.template_name = s1_template_name(a->params.policy.template);
     a->job.sampling_json = sampling;
-    const s1_ladder *l = &a->policy.ladder;
-    int budget = l->kind == S1_LADDER_BUDGET ? l->rungs[l->n_rungs - 1] : a->policy.max_think;
-    int rc = s1ctl_budget_fits(c, a->job.queue, a->job.model, budget, a->policy.max_answer);
+    const s1_policy_cfg *p = &a->params.policy;
+    int budget =
+        p->ladder.kind == S1_LADDER_BUDGET ? p->ladder.rungs[p->ladder.n_rungs - 1] : p->max_think;
+    int rc = s1ctl_budget_fits(c, a->job.queue, a->job.model, budget, p->max_answer);
     if (rc) return rc;
     if (s1_db_run(c, "beginning the submit", "BEGIN", 0, NULL, &err) < 0)
         return s1ctl_fail(S1CTL_EXIT_DB, "%s", err.msg);
@@ -217,21 +147,22 @@ static void free_texts(char **texts, int n)
 int s1ctl_submit(int argc, char **argv)
 {
     submit_args a = {.max_bytes = (long long)S1_JOB_MAX_PROBLEM_BYTES};
-    int rc = parse_args(argc, argv, &a);
+    int n;
+    int rc = parse_args(argc, argv, &a, &n);
     if (rc) return rc < 0 ? S1CTL_EXIT_OK : rc;
-    int n = argc - optind;
+    char **files = argv + 1;
     char **texts = calloc((size_t)n, sizeof *texts);
     long long *ids = calloc((size_t)n, sizeof *ids);
     _cleanup_pgconn_ PGconn *c = NULL;
     if (!texts || !ids)
         rc = s1ctl_fail(S1CTL_EXIT_FAILED, "out of memory");
-    else if (!(rc = read_problems(argv + optind, n, (size_t)a.max_bytes, texts)) &&
-             !(rc = s1ctl_connect(a.db, &c)) &&
-             !(rc = insert_all(c, &a, argv + optind, texts, n, ids))) {
+    else if (!(rc = read_problems(files, n, (size_t)a.max_bytes, texts)) &&
+             !(rc = s1ctl_connect(a.db.db, &c)) &&
+             !(rc = insert_all(c, &a, files, texts, n, ids))) {
         /* With --wait --json the waits print one object per job instead. */
-        if (!(a.wait && a.json)) print_ids(argv + optind, n, ids, a.json);
+        if (!(a.wait && a.db.json)) print_ids(files, n, ids, a.db.json);
         s1ctl_warn_unserved(c, a.job.queue ? a.job.queue : "default", a.job.model);
-        if (a.wait) rc = wait_all(c, ids, n, a.json, a.timeout);
+        if (a.wait) rc = wait_all(c, ids, n, a.db.json, a.timeout);
     }
     if (texts) free_texts(texts, n);
     free(ids);

@@ -1,7 +1,7 @@
 /* s1ctl suite import, list, show: benchmark sets of problems with reference
  * answers, loaded from JSON lines. An import checks the whole file before it
  * writes anything, then upserts every problem in one transaction. */
-#include <getopt.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +9,7 @@
 #include "bench.h"
 #include "cleanup.h"
 #include "commands.h"
+#include "flags.h"
 #include "db.h"
 #include "file.h"
 #include "job.h"
@@ -234,70 +235,40 @@ static const char import_usage[] =
     "Loads a benchmark set, one JSON object per line, into suite NAME (created when\n"
     "new). Problems are keyed by their id: importing again adds new ids and updates\n"
     "changed problems. The whole file is checked first, then stored in one\n"
-    "transaction: all or nothing.\n\n"
-    "  --id-key K          the key of each problem's unique id (default \"id\")\n"
-    "  --problem-key K     the key of the problem text (default \"problem\")\n"
-    "  --answer-key K      the key of the reference answer (default \"answer\")\n"
-    "  --description TEXT  the suite's description\n"
-    "  --json              print the counts as JSON\n"
-    "  --db CONNINFO       database (default $DATABASE_URL, then libpq's PG* variables)\n"
-    "  --help              this text\n";
+    "transaction: all or nothing.\n\n";
 
 typedef struct {
     suite_keys keys;
-    const char *db, *description, *name, *file;
-    int json;
+    s1ctl_db_args db;
+    const char *description, *name, *file;
 } import_args;
+
+#define IMPORT(field) offsetof(import_args, field)
+
+static const s1ctl_flag import_flags[] = {
+    {"id-key", "K", "the key of each problem's unique id (default \"id\")", s1ctl_set_string,
+     IMPORT(keys.id_key)},
+    {"problem-key", "K", "the key of the problem text (default \"problem\")", s1ctl_set_string,
+     IMPORT(keys.problem_key)},
+    {"answer-key", "K", "the key of the reference answer (default \"answer\")", s1ctl_set_string,
+     IMPORT(keys.answer_key)},
+    {"description", "TEXT", "the suite's description", s1ctl_set_text, IMPORT(description)},
+};
 
 /* 0; -1 after --help; or the exit code after printing why. */
 static int import_parse(int argc, char **argv, import_args *a)
 {
-    static const struct option options[] = {
-        {"id-key", required_argument, NULL, 'i'},
-        {"problem-key", required_argument, NULL, 'p'},
-        {"answer-key", required_argument, NULL, 'a'},
-        {"description", required_argument, NULL, 'D'},
-        {"json", no_argument, NULL, 'j'},
-        {"db", required_argument, NULL, 'd'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    int o;
-    while ((o = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
-        switch (o) {
-        case 'i':
-            a->keys.id_key = optarg;
-            break;
-        case 'p':
-            a->keys.problem_key = optarg;
-            break;
-        case 'a':
-            a->keys.answer_key = optarg;
-            break;
-        case 'D':
-            if (s1ctl_text_flag("--description", optarg, &a->description) < 0)
-                return S1CTL_EXIT_USAGE;
-            break;
-        case 'j':
-            a->json = 1;
-            break;
-        case 'd':
-            a->db = optarg;
-            break;
-        case 'h':
-            fputs(import_usage, stdout);
-            return -1;
-        default:
-            return s1ctl_bad_flag(argv, o);
-        }
-    }
-    if (argc - optind != 2)
+    const s1ctl_flag_table tables[] = {S1CTL_FLAGS(NULL, import_flags, a),
+                                       {NULL, s1ctl_db_flags, 2, &a->db, NULL}};
+    int n, rc = s1ctl_flags_parse(import_usage, tables, 2, argc, argv, &n);
+    if (rc) return rc;
+    if (n != 2)
         return s1ctl_fail(S1CTL_EXIT_USAGE,
                           "expected NAME and FILE.jsonl, got %d argument%s "
                           "(see s1ctl suite import --help)",
-                          argc - optind, argc - optind == 1 ? "" : "s");
-    a->name = argv[optind];
-    a->file = argv[optind + 1];
+                          n, n == 1 ? "" : "s");
+    a->name = argv[1];
+    a->file = argv[2];
     if (!*a->name) return s1ctl_fail(S1CTL_EXIT_USAGE, "the suite name must not be empty");
     if (s1ctl_text_flag("the suite name", a->name, &a->name) < 0) return S1CTL_EXIT_USAGE;
     return 0;
@@ -305,7 +276,7 @@ static int import_parse(int argc, char **argv, import_args *a)
 
 static void print_import(const import_args *a, size_t total, const import_counts *n)
 {
-    if (a->json) {
+    if (a->db.json) {
         s1ctl_print_json(json_pack("{s:s,s:s,s:I,s:i,s:i,s:i}", "suite", a->name, "file", a->file,
                                    "problems", (json_int_t)total, "added", n->added, "updated",
                                    n->updated, "unchanged", n->unchanged));
@@ -326,7 +297,7 @@ int s1ctl_suite_import(int argc, char **argv)
     _cleanup_pgconn_ PGconn *c = NULL;
     if (load_file(a.file, &a.keys, &items, &err) < 0)
         rc = s1ctl_fail(S1CTL_EXIT_USAGE, "%s", err.msg);
-    else if (!(rc = s1ctl_connect(a.db, &c))) {
+    else if (!(rc = s1ctl_connect(a.db.db, &c))) {
         if (store_items(c, a.name, a.description, &items, &n, &err) < 0)
             rc = s1ctl_fail(S1CTL_EXIT_DB, "suite %s: %s; nothing was imported", a.name, err.msg);
         else
@@ -336,24 +307,21 @@ int s1ctl_suite_import(int argc, char **argv)
     return rc;
 }
 
-static const char list_usage[] =
-    "Usage: s1ctl suite list [--json] [--db CONNINFO]\n"
-    "Lists the benchmark suites with their problem and run counts.\n\n"
-    "  --json              print JSON\n"
-    "  --db CONNINFO       database (default $DATABASE_URL, then libpq's PG* variables)\n"
-    "  --help              this text\n";
+static const char list_usage[] = "Usage: s1ctl suite list [--json] [--db CONNINFO]\n"
+                                 "Lists the benchmark suites with their problem and run counts.\n\n"
+                                 "\n";
 
-/* Flags of list and show: --db, --json and npos positionals. 0; -1 after
- * --help; or the exit code after printing why. */
-static int simple_parse(int argc, char **argv, const char *usage, int npos, const char **db,
-                        int *json)
+/* Flags of list and show: --db, --json and npos positionals (then in
+ * argv[1..npos]). 0; -1 after --help; or the exit code after printing why. */
+static int simple_parse(int argc, char **argv, const char *usage, int npos, s1ctl_db_args *db)
 {
-    int rc = s1ctl_db_json_flags(argc, argv, usage, db, json);
+    const s1ctl_flag_table tables[] = {{NULL, s1ctl_db_flags, 2, db, NULL}};
+    int n, rc = s1ctl_flags_parse(usage, tables, 1, argc, argv, &n);
     if (rc) return rc;
-    if (argc - optind > npos)
+    if (n > npos)
         return s1ctl_fail(S1CTL_EXIT_USAGE, "unexpected argument '%s' (see s1ctl %s --help)",
-                          argv[optind + npos], "suite");
-    if (argc - optind < npos)
+                          argv[1 + npos], s1ctl_command());
+    if (n < npos)
         return s1ctl_fail(S1CTL_EXIT_USAGE, "missing the suite name (see s1ctl suite --help)");
     return 0;
 }
@@ -369,16 +337,15 @@ static json_t *rows_json(const PGresult *r)
 
 int s1ctl_suite_list(int argc, char **argv)
 {
-    const char *db = NULL;
-    int json = 0;
-    int rc = simple_parse(argc, argv, list_usage, 0, &db, &json);
+    s1ctl_db_args db = {0};
+    int rc = simple_parse(argc, argv, list_usage, 0, &db);
     if (rc) return rc < 0 ? S1CTL_EXIT_OK : rc;
     _cleanup_pgconn_ PGconn *c = NULL;
-    if ((rc = s1ctl_connect(db, &c))) return rc;
+    if ((rc = s1ctl_connect(db.db, &c))) return rc;
     s1_err err = {{0}};
     _cleanup_pgresult_ PGresult *r = s1_bench_suite_list(c, &err);
     if (!r) return s1ctl_fail(S1CTL_EXIT_DB, "%s", err.msg);
-    if (json) return s1ctl_print_json(rows_json(r));
+    if (db.json) return s1ctl_print_json(rows_json(r));
     s1ctl_print_table(r);
     return S1CTL_EXIT_OK;
 }
@@ -386,20 +353,16 @@ int s1ctl_suite_list(int argc, char **argv)
 static const char show_usage[] =
     "Usage: s1ctl suite show [--json] [--db CONNINFO] NAME\n"
     "Prints suite NAME and its problems (id, reference answer, the start of the text;\n"
-    "the whole text with --json).\n\n"
-    "  --json              print JSON\n"
-    "  --db CONNINFO       database (default $DATABASE_URL, then libpq's PG* variables)\n"
-    "  --help              this text\n";
+    "the whole text with --json).\n\n";
 
 int s1ctl_suite_show(int argc, char **argv)
 {
-    const char *db = NULL;
-    int json = 0;
-    int rc = simple_parse(argc, argv, show_usage, 1, &db, &json);
+    s1ctl_db_args db = {0};
+    int rc = simple_parse(argc, argv, show_usage, 1, &db);
     if (rc) return rc < 0 ? S1CTL_EXIT_OK : rc;
-    const char *name = argv[optind];
+    const char *name = argv[1];
     _cleanup_pgconn_ PGconn *c = NULL;
-    if ((rc = s1ctl_connect(db, &c))) return rc;
+    if ((rc = s1ctl_connect(db.db, &c))) return rc;
     s1_err err = {{0}};
     _cleanup_pgresult_ PGresult *s = s1_bench_suite_get(c, name, &err);
     if (!s) return s1ctl_fail(S1CTL_EXIT_DB, "%s", err.msg);
@@ -408,7 +371,7 @@ int s1ctl_suite_show(int argc, char **argv)
                           name);
     _cleanup_pgresult_ PGresult *p = s1_bench_suite_problems(c, atoll(PQgetvalue(s, 0, 0)), &err);
     if (!p) return s1ctl_fail(S1CTL_EXIT_DB, "%s", err.msg);
-    if (json) {
+    if (db.json) {
         json_t *o = s1ctl_row_json(s, 0);
         json_object_set_new(o, "problems", rows_json(p));
         return s1ctl_print_json(o);

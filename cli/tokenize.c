@@ -1,6 +1,6 @@
 /* s1ctl tokenize: stdin's text → token ids, or ids → text with --decode.
  * Needs only DIR/tokenizer.json. Special tokens written in the text match. */
-#include <getopt.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,6 +8,7 @@
 #include "cleanup.h"
 #include "commands.h"
 #include "engine.h"
+#include "flags.h"
 #include "file.h"
 #include "job.h"
 #include "util.h"
@@ -15,11 +16,21 @@
 static const char usage[] =
     "Usage: s1ctl tokenize --model DIR [--decode] [--json] < INPUT\n"
     "Prints the token ids of stdin's text, space-separated (added tokens such as\n"
-    "<|im_end|> written in the text match). With --decode, reads ids and prints the text.\n\n"
-    "  --model DIR         a Hugging Face model directory (only tokenizer.json is read)\n"
-    "  --decode            ids (space- or comma-separated) → text\n"
-    "  --json              print a JSON array of ids (or a JSON string with --decode)\n"
-    "  --help              this text\n";
+    "<|im_end|> written in the text match). With --decode, reads ids and prints the text.\n\n";
+
+typedef struct {
+    const char *model;
+    int decode, json;
+} tokenize_args;
+
+static const s1ctl_flag tokenize_flags[] = {
+    {"model", "DIR", "a Hugging Face model directory (only tokenizer.json is read)",
+     s1ctl_set_string, offsetof(tokenize_args, model)},
+    {"decode", NULL, "ids (space- or comma-separated) → text", s1ctl_set_switch,
+     offsetof(tokenize_args, decode)},
+    {"json", NULL, "print a JSON array of ids (or a JSON string with --decode)", s1ctl_set_switch,
+     offsetof(tokenize_args, json)},
+};
 
 static inline void tokenizer_freep(s1_tokenizer **t)
 {
@@ -90,53 +101,29 @@ static int encode(const s1_tokenizer *t, const char *text, size_t len, int json)
 }
 
 /* 0; -1 after --help; or the exit code after printing why. */
-static int parse_args(int argc, char **argv, const char **model, int *decode_ids, int *json)
+static int parse_args(int argc, char **argv, tokenize_args *a)
 {
-    static const struct option options[] = {
-        {"model", required_argument, NULL, 'm'},
-        {"decode", no_argument, NULL, 'd'},
-        {"json", no_argument, NULL, 'j'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    int o;
-    while ((o = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
-        switch (o) {
-        case 'm':
-            *model = optarg;
-            break;
-        case 'd':
-            *decode_ids = 1;
-            break;
-        case 'j':
-            *json = 1;
-            break;
-        case 'h':
-            fputs(usage, stdout);
-            return -1;
-        default:
-            return s1ctl_bad_flag(argv, o);
-        }
-    }
-    if (optind < argc)
+    const s1ctl_flag_table tables[] = {S1CTL_FLAGS(NULL, tokenize_flags, a)};
+    int n, rc = s1ctl_flags_parse(usage, tables, 1, argc, argv, &n);
+    if (rc) return rc;
+    if (n > 0)
         return s1ctl_fail(S1CTL_EXIT_USAGE, "unexpected argument '%s': the text is read from stdin",
-                          argv[optind]);
-    if (!*model) return s1ctl_fail(S1CTL_EXIT_USAGE, "--model DIR is required");
+                          argv[1]);
+    if (!a->model || !*a->model) return s1ctl_fail(S1CTL_EXIT_USAGE, "--model DIR is required");
     return 0;
 }
 
 int s1ctl_tokenize(int argc, char **argv)
 {
-    const char *model = NULL;
-    int decode_ids = 0, json = 0;
-    int rc = parse_args(argc, argv, &model, &decode_ids, &json);
+    tokenize_args a = {0};
+    int rc = parse_args(argc, argv, &a);
     if (rc) return rc < 0 ? S1CTL_EXIT_OK : rc;
     s1_err err = {{0}};
-    _cleanup_(tokenizer_freep) s1_tokenizer *t = s1_tokenizer_open(model, &err);
+    _cleanup_(tokenizer_freep) s1_tokenizer *t = s1_tokenizer_open(a.model, &err);
     if (!t) return s1ctl_fail(S1CTL_EXIT_MODEL, "%s", err.msg);
     _cleanup_free_ char *text = NULL;
     size_t len;
     if (s1_read_file("-", S1_JOB_MAX_PROBLEM_BYTES * 16, &text, &len, &err) < 0)
         return s1ctl_fail(S1CTL_EXIT_USAGE, "%s", err.msg);
-    return decode_ids ? decode(t, text, json) : encode(t, text, len, json);
+    return a.decode ? decode(t, text, a.json) : encode(t, text, len, a.json);
 }

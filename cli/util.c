@@ -1,7 +1,6 @@
 #include "util.h"
 
 #include <errno.h>
-#include <getopt.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -37,17 +36,9 @@ int s1ctl_fail(int code, const char *fmt, ...)
     return code;
 }
 
-int s1ctl_bad_flag(char **argv, int opt)
+const char *s1ctl_command(void)
 {
-    /* getopt_long leaves optind past the offending word; for a short flag
-     * optopt names it. */
-    const char *word = optind > 0 ? argv[optind - 1] : "?";
-    char shortf[3] = {'-', (char)optopt, '\0'};
-    if (optopt && (!word || strncmp(word, "--", 2))) word = shortf;
-    if (opt == ':')
-        return s1ctl_fail(S1CTL_EXIT_USAGE, "flag %s needs a value (see s1ctl %s --help)", word,
-                          command);
-    return s1ctl_fail(S1CTL_EXIT_USAGE, "unknown flag %s (see s1ctl %s --help)", word, command);
+    return command;
 }
 
 int s1ctl_parse_int(const char *flag, const char *s, long long min, long long max, long long *out)
@@ -128,48 +119,18 @@ int s1ctl_text_flag(const char *flag, const char *arg, const char **out)
     return 1;
 }
 
-int s1ctl_one_id(int argc, char **argv, long long *id)
+int s1ctl_ids(const char *what, char **args, int n, int min_n, int max_n, long long *ids)
 {
-    if (optind >= argc)
-        return s1ctl_fail(S1CTL_EXIT_USAGE, "missing the job id (see s1ctl %s --help)", command);
-    if (optind + 1 < argc)
-        return s1ctl_fail(S1CTL_EXIT_USAGE, "unexpected argument '%s' after the job id",
-                          argv[optind + 1]);
-    return s1ctl_parse_int("job id", argv[optind], 1, INT64_MAX, id) < 0 ? S1CTL_EXIT_USAGE : 0;
-}
-
-int s1ctl_db_json_flags(int argc, char **argv, const char *usage, const char **db, int *json)
-{
-    static const struct option options[] = {
-        {"db", required_argument, NULL, 'd'},
-        {"json", no_argument, NULL, 'j'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    int o;
-    while ((o = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
-        switch (o) {
-        case 'd':
-            *db = optarg;
-            break;
-        case 'j':
-            *json = 1;
-            break;
-        case 'h':
-            fputs(usage, stdout);
-            return -1;
-        default:
-            return s1ctl_bad_flag(argv, o);
-        }
-    }
+    if (n < min_n)
+        return s1ctl_fail(S1CTL_EXIT_USAGE, "missing the %s (see s1ctl %s --help)", what, command);
+    if (n > max_n)
+        return s1ctl_fail(S1CTL_EXIT_USAGE,
+                          max_n == 1 ? "unexpected argument '%s' after the %s"
+                                     : "unexpected argument '%s': at most so many %ss",
+                          args[max_n], what);
+    for (int i = 0; i < n; i++)
+        if (s1ctl_parse_int(what, args[i], 1, INT64_MAX, &ids[i]) < 0) return S1CTL_EXIT_USAGE;
     return 0;
-}
-
-int s1ctl_id_args(int argc, char **argv, const char *usage, const char **db, int *json,
-                  long long *id)
-{
-    int rc = s1ctl_db_json_flags(argc, argv, usage, db, json);
-    return rc ? rc : s1ctl_one_id(argc, argv, id);
 }
 
 int s1ctl_connect(const char *db, PGconn **out)

@@ -13,9 +13,8 @@ void s1ctl_set_command(const char *name);
 /* Logs "s1ctl CMD: message" as an error (stderr) and returns code. */
 __attribute__((format(printf, 2, 3))) int s1ctl_fail(int code, const char *fmt, ...);
 
-/* The answer to getopt_long's '?' or ':' (optstring starts with ':'): one
- * line naming the flag, and S1CTL_EXIT_USAGE. */
-int s1ctl_bad_flag(char **argv, int opt);
+/* The command named in messages ("bench run"). */
+const char *s1ctl_command(void);
 
 /* Parses s as an integer in [min, max]; prints why not (naming flag) and
  * returns -1. */
@@ -44,18 +43,9 @@ int s1ctl_text_flag(const char *flag, const char *arg, const char **out);
 int s1ctl_parse_int_list(const char *flag, const char *list, long long min, long long max,
                          long long *out, int cap, int *n);
 
-/* Exactly one positional job id after the flags; prints why not. 0 or the exit code. */
-int s1ctl_one_id(int argc, char **argv, long long *id);
-
-/* Flags --db, --json and --help, the whole set of many read commands. 0; -1
- * after printing usage for --help; or the exit code after printing why. */
-int s1ctl_db_json_flags(int argc, char **argv, const char *usage, const char **db, int *json);
-
-/* The arguments of a command that takes flags --db, --json, --help and one
- * job id (show, cancel, retry, wait). 0; -1 after printing usage for --help;
- * or the exit code after printing why. */
-int s1ctl_id_args(int argc, char **argv, const char *usage, const char **db, int *json,
-                  long long *id);
+/* The n positional arguments as ids of what (a "job id", a "run id"): from
+ * min_n to max_n of them, into ids. 0, or the exit code after printing why. */
+int s1ctl_ids(const char *what, char **args, int n, int min_n, int max_n, long long *ids);
 
 /* Connects to --db (or DATABASE_URL, PG*) and checks the schema. 0, or the
  * exit code after printing why (unreachable: 3; schema: 4). */

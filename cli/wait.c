@@ -1,6 +1,6 @@
 /* s1ctl wait: follows a job until it ends, woken by NOTIFY s1_progress. */
 #include <errno.h>
-#include <getopt.h>
+#include <stddef.h>
 #include <math.h>
 #include <poll.h>
 #include <stdint.h>
@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "commands.h"
+#include "flags.h"
 #include "ctl.h"
 #include "db.h"
 #include "util.h"
@@ -35,8 +36,7 @@ s1ctl_deadline s1ctl_deadline_in(double timeout)
     return d;
 }
 
-/* Milliseconds left before the deadline (0 once it passed), or -1 for none. */
-static long long left_ms(const s1ctl_deadline *d)
+long long s1ctl_deadline_left_ms(const s1ctl_deadline *d)
 {
     if (!d || d->timeout <= 0) return -1;
     long long left = d->until_ms - now_ms();
@@ -76,6 +76,12 @@ typedef struct {
     long long shown_ms; /* when a line about it was printed last */
     int checked;        /* whether a live daemon serves it was asked */
 } watched;
+
+/* The jobs a notification may be about. */
+typedef struct {
+    const watched *ws;
+    int n;
+} watched_set;
 
 /* How to show: bars redrawn on a terminal, plain lines otherwise (a change
  * of state at once, progress at most every interval_ms), nothing but the
@@ -214,29 +220,34 @@ static int conclude(display *d, const watched *ws, int n, const s1ctl_deadline *
     return worst;
 }
 
-/* Whether a notification about one of the jobs waits in libpq's buffer (they
- * also arrive during queries); consumes all of them. */
-static int drain_notifies(PGconn *c, const watched *ws, int n)
+/* Whether the notified job is one of the watched jobs not done yet. */
+static int watched_job(long long id, void *ud)
 {
-    PGnotify *note;
-    int ours = 0;
-    while ((note = PQnotifies(c))) {
-        long long id = strtoll(note->extra, NULL, 10);
-        for (int i = 0; i < n; i++)
-            ours |= ws[i].id == id && !ws[i].done;
-        PQfreemem(note);
-    }
-    return ours;
+    const watched_set *set = ud;
+    for (int i = 0; i < set->n; i++)
+        if (set->ws[i].id == id && !set->ws[i].done) return 1;
+    return 0;
 }
 
-/* Blocks until a notification about one of the jobs arrives, POLL_MS pass,
- * a line is due (interval) or the deadline comes. */
-static int wait_notify(PGconn *c, const watched *ws, int n, long long most_ms,
-                       const s1ctl_deadline *d, s1_err *err)
+/* Whether a notification that ours accepts waits in libpq's buffer (they
+ * arrive with any result, so check before blocking). */
+static int drain_notifies(PGconn *c, int (*ours)(long long id, void *ud), void *ud)
+{
+    PGnotify *note;
+    int any = 0;
+    while ((note = PQnotifies(c))) {
+        any |= !ours || ours(strtoll(note->extra, NULL, 10), ud);
+        PQfreemem(note);
+    }
+    return any;
+}
+
+int s1ctl_wait_notify(PGconn *c, int (*ours)(long long id, void *ud), void *ud, long long most_ms,
+                      const s1ctl_deadline *d, s1_err *err)
 {
     struct pollfd pfd = {.fd = PQsocket(c), .events = POLLIN};
-    while (!drain_notifies(c, ws, n)) {
-        long long left = left_ms(d), wait = most_ms;
+    while (!drain_notifies(c, ours, ud)) {
+        long long left = s1ctl_deadline_left_ms(d), wait = most_ms;
         if (left == 0) return 0;
         if (left > 0 && left < wait) wait = left;
         int k = poll(&pfd, 1, (int)wait);
@@ -264,7 +275,7 @@ static int read_all(PGconn *c, display *d, watched *ws, int n, const s1ctl_deadl
         if (!w->rate_ms && !strcmp(w->p.state, "running"))
             w->rate_ms = now_ms(), w->rate_tokens = w->p.generated;
         /* Checked after the read, so a job that ended in time never times out. */
-        if (ended(&w->p) || left_ms(dl) == 0) {
+        if (ended(&w->p) || s1ctl_deadline_left_ms(dl) == 0) {
             w->done = 1;
             w->code = !ended(&w->p)                      ? S1CTL_EXIT_TIMEOUT
                       : !strcmp(w->p.state, "succeeded") ? S1CTL_EXIT_OK
@@ -301,7 +312,8 @@ int s1ctl_wait_jobs(PGconn *c, const long long *ids, int n, const s1ctl_wait_opt
         if (d.tty && !d.json && !d.quiet) draw_bars(&d, ws, n);
         long long most =
             d.tty || !d.interval_ms || d.interval_ms > POLL_MS ? POLL_MS : d.interval_ms;
-        if (wait_notify(c, ws, n, most, deadline, &err) < 0)
+        watched_set set = {ws, n};
+        if (s1ctl_wait_notify(c, watched_job, &set, most, deadline, &err) < 0)
             rc = s1ctl_fail(S1CTL_EXIT_DB, "%s", err.msg);
     }
     if (!rc) rc = conclude(&d, ws, n, deadline);
@@ -320,77 +332,45 @@ static const char wait_usage[] =
     "thinking (forced text and answer), tokens/s and an upper bound on the thinking\n"
     "time left. Otherwise: a line at each change of state and at most one progress\n"
     "line per --interval, then a last line per job. Exit 0 when every job succeeded,\n"
-    "1 when one failed or was cancelled, 7 when --timeout passed first.\n\n"
-    "  --timeout SECONDS   give up after SECONDS (a positive number; default: never),\n"
-    "                      printing the state each unfinished job is still in\n"
-    "  --quiet             only the last line of each job\n"
-    "  --interval SECONDS  progress lines when not on a terminal at most this often\n"
-    "                      (default 10; 0: at every change)\n"
-    "  --json              print JSON when the jobs end or the wait times out: an\n"
-    "                      object for one job, an array for several\n"
-    "  --db CONNINFO       database (default $DATABASE_URL, then libpq's PG* variables)\n"
-    "  --help              this text\n";
+    "1 when one failed or was cancelled, 7 when --timeout passed first. --json prints\n"
+    "an object for one job, an array for several, when they end or the wait times out.\n\n";
 
 typedef struct {
-    const char *db;
+    s1ctl_db_args db;
     double timeout;
     s1ctl_wait_opts o;
     long long ids[MAX_WAIT];
     int n;
 } wait_args;
 
-/* One flag; 0, -1 after --help, or the exit code after printing why. */
-static int wait_flag(int o, char **argv, wait_args *a)
-{
-    switch (o) {
-    case 't':
-        return s1ctl_parse_timeout(optarg, &a->timeout) < 0 ? S1CTL_EXIT_USAGE : 0;
-    case 'i':
-        return s1ctl_parse_double("--interval", optarg, 0, 86400, &a->o.interval) < 0
-                   ? S1CTL_EXIT_USAGE
-                   : 0;
-    case 'q':
-        a->o.quiet = 1;
-        return 0;
-    case 'd':
-        a->db = optarg;
-        return 0;
-    case 'j':
-        a->o.json = 1;
-        return 0;
-    case 'h':
-        fputs(wait_usage, stdout);
-        return -1;
-    default:
-        return s1ctl_bad_flag(argv, o);
-    }
-}
+#define WAIT(field) offsetof(wait_args, field)
+
+static const s1ctl_flag wait_flags[] = {
+    {"timeout", "SECONDS",
+     "give up after SECONDS (a positive number; default: never),\n"
+     "printing the state each unfinished job is still in",
+     s1ctl_set_timeout, WAIT(timeout)},
+    {"quiet", NULL, "only the last line of each job", s1ctl_set_switch, WAIT(o.quiet)},
+    {"interval", "SECONDS",
+     "progress lines when not on a terminal at most this often\n"
+     "(default 10; 0: at every change)",
+     s1ctl_set_double, WAIT(o.interval), S1_PARAM_NONE, 0, 86400},
+};
 
 /* The flags and the job ids; 0, -1 after --help, or the exit code after
  * printing why. */
 static int parse_args(int argc, char **argv, wait_args *a)
 {
-    static const struct option options[] = {
-        {"timeout", required_argument, NULL, 't'},
-        {"interval", required_argument, NULL, 'i'},
-        {"quiet", no_argument, NULL, 'q'},
-        {"db", required_argument, NULL, 'd'},
-        {"json", no_argument, NULL, 'j'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    int o, rc;
-    while ((o = getopt_long(argc, argv, ":h", options, NULL)) != -1)
-        if ((rc = wait_flag(o, argv, a))) return rc;
-    if (optind == argc)
-        return s1ctl_fail(S1CTL_EXIT_USAGE, "no job id given (see s1ctl wait --help)");
-    if (argc - optind > MAX_WAIT)
+    const s1ctl_flag_table tables[] = {S1CTL_FLAGS(NULL, wait_flags, a),
+                                       {NULL, s1ctl_db_flags, 2, &a->db, NULL}};
+    int rc = s1ctl_flags_parse(wait_usage, tables, 2, argc, argv, &a->n);
+    if (rc) return rc;
+    if (a->n == 0) return s1ctl_fail(S1CTL_EXIT_USAGE, "no job id given (see s1ctl wait --help)");
+    if (a->n > MAX_WAIT)
         return s1ctl_fail(S1CTL_EXIT_USAGE, "more than %d job ids; wait for them in groups",
                           MAX_WAIT);
-    for (; optind < argc; optind++)
-        if (s1ctl_parse_int("job id", argv[optind], 1, INT64_MAX, &a->ids[a->n++]) < 0)
-            return S1CTL_EXIT_USAGE;
-    return 0;
+    a->o.json = a->db.json;
+    return s1ctl_ids("job id", argv + 1, a->n, 1, MAX_WAIT, a->ids);
 }
 
 int s1ctl_wait(int argc, char **argv)
@@ -399,7 +379,7 @@ int s1ctl_wait(int argc, char **argv)
     int rc = parse_args(argc, argv, &a);
     if (rc) return rc < 0 ? S1CTL_EXIT_OK : rc;
     _cleanup_pgconn_ PGconn *c = NULL;
-    if ((rc = s1ctl_connect(a.db, &c))) return rc;
+    if ((rc = s1ctl_connect(a.db.db, &c))) return rc;
     /* The clock starts once connected: --timeout bounds the wait, not the connect. */
     s1ctl_deadline deadline = s1ctl_deadline_in(a.timeout);
     return s1ctl_wait_jobs(c, a.ids, a.n, &a.o, &deadline);

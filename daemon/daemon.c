@@ -22,7 +22,8 @@ typedef struct {
     uv_loop_t *loop;
     s1d_config *cfg;
     const s1_engine_info *info;
-    s1_queue_worker who; /* derived from cfg; the parts read it in place */
+    const char *fingerprint; /* the model's (runner's); NULL for noop */
+    s1_queue_worker who;     /* derived from cfg; the parts read it in place */
     char host[256];
     s1d_exec *exec;
     s1d_conn *db;       /* claims, heartbeats, LISTEN */
@@ -38,6 +39,7 @@ static void set_who(s1d *d)
 {
     d->who = (s1_queue_worker){.worker = d->cfg->worker_name,
                                .model = d->cfg->model_name,
+                               .fingerprint = d->fingerprint,
                                .queues = (const char *const *)d->cfg->queues,
                                .n_queues = d->cfg->n_queues,
                                .lease_ms = d->cfg->lease_ms};
@@ -187,7 +189,8 @@ static void free_parts(s1d *d)
 
 int s1d_run(s1d_config *cfg, s1d_runner *runner, int argc, char **argv)
 {
-    s1d d = {.cfg = cfg, .info = s1d_runner_info(runner)};
+    s1d d = {
+        .cfg = cfg, .info = s1d_runner_info(runner), .fingerprint = s1d_runner_fingerprint(runner)};
     uv_loop_t loop;
     uv_loop_init(&loop);
     d.loop = &loop;

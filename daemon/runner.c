@@ -3,13 +3,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fingerprint.h"
 #include "job.h"
 #include "noop.h"
 
-/* Exactly one of the two is set. */
+/* Exactly one of the two is set; the engine's model has a fingerprint. */
 struct s1d_runner {
     s1_engine *engine;
     s1d_noop *noop;
+    char fingerprint[S1D_FINGERPRINT_LEN];
 };
 
 s1d_runner *s1d_runner_open(const s1d_config *cfg, s1_err *err)
@@ -33,7 +35,13 @@ s1d_runner *s1d_runner_open(const s1d_config *cfg, s1_err *err)
                             .max_seqs = cfg->max_seqs,
                             .max_context = cfg->max_context,
                             .template = template};
+        /* Taken from the files the engine has just loaded, so results
+         * name the model they came from. */
         r->engine = s1_engine_open(&ec, err);
+        if (r->engine && s1d_fingerprint(cfg->model, r->fingerprint, err) < 0) {
+            s1_engine_close(r->engine);
+            r->engine = NULL;
+        }
     }
     if (!r->engine && !r->noop) {
         free(r);
@@ -48,6 +56,11 @@ void s1d_runner_close(s1d_runner *r)
     if (r->engine) s1_engine_close(r->engine);
     s1d_noop_close(r->noop);
     free(r);
+}
+
+const char *s1d_runner_fingerprint(const s1d_runner *r)
+{
+    return r->engine ? r->fingerprint : NULL;
 }
 
 const s1_engine_info *s1d_runner_info(const s1d_runner *r)

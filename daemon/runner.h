@@ -17,6 +17,8 @@ s1d_runner *s1d_runner_open(const s1d_config *cfg, s1_err *err);
 void s1d_runner_close(s1d_runner *r);
 
 const s1_engine_info *s1d_runner_info(const s1d_runner *r);
+/* The model's fingerprint (daemon/fingerprint.h); NULL for the noop engine. */
+const char *s1d_runner_fingerprint(const s1d_runner *r);
 int s1d_runner_add(s1d_runner *r, const s1_request *req, s1_err *err);
 int s1d_runner_cancel(s1d_runner *r, uint64_t tag);
 int s1d_runner_step(s1d_runner *r, s1_err *err);

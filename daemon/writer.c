@@ -4,7 +4,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "answer.h"
 #include "log.h"
+#include "s1_config.h"
 
 /* A completion waiting to be written (the job is owned here). */
 typedef struct pending {
@@ -44,6 +46,27 @@ static int rung_value(const s1_policy_cfg *p, s1_ladder_kind kind, int rung, int
     return p->ladder.kind == kind ? p->ladder.rungs[rung] : own;
 }
 
+/* Marks, at each rung, the row of the majority answer of the job's samples
+ * (store/answer.h's vote: grader-equivalent answers are one vote, a tie goes
+ * to the lowest sample), so maj@k is one select away. Rows are by sample,
+ * then rung. A vote that cannot be taken leaves the rung unmarked. */
+static void mark_majority(const s1d_job *j, s1_queue_sample *x)
+{
+    int n = j->row.samples;
+    const char **answers = calloc((size_t)n, sizeof *answers);
+    for (int r = 0; answers && r < j->rungs; r++) {
+        for (int s = 0; s < n; s++)
+            answers[s] = j->extracted[s * j->rungs + r];
+        int winner, votes;
+        s1_err err = {0};
+        if (s1_answer_vote(answers, n, &winner, &votes, &err) < 0)
+            log_warning("job %" PRId64 " rung %d: voting: %s", j->row.id, r, err.msg);
+        else if (winner >= 0)
+            x[winner * j->rungs + r].majority = true, x[winner * j->rungs + r].votes = votes;
+    }
+    free(answers);
+}
+
 /* The result rows of a succeeded job, one per sample and rung; NULL for
  * other ends. */
 static s1_queue_sample *job_samples(const s1d_job *j, const s1_queue_end end)
@@ -78,6 +101,7 @@ static s1_queue_sample *job_samples(const s1d_job *j, const s1_queue_end end)
                               .ttft_ms = r->ttft_s * 1000.0,
                               .decode_tps = r->decode_tps};
     }
+    if (x) mark_majority(j, x);
     return x;
 }
 
@@ -229,8 +253,11 @@ void s1d_writer_flush(s1d_writer *w)
         done[i].samples = job_samples(j, p->end);
         rc = p->end == S1_QUEUE_SUCCEEDED && !done[i].samples;
     }
-    s1_queue_origin o = {
-        .model = w->who->model, .backend = w->info->backend, .gpus = w->info->n_devices};
+    s1_queue_origin o = {.model = w->who->model,
+                         .backend = w->info->backend,
+                         .gpus = w->info->n_devices,
+                         .fingerprint = w->who->fingerprint,
+                         .version = S1_VERSION};
     s1_queue_stmt s;
     s1_err err = {0};
     rc = rc || s1_queue_complete(&s, w->who, &o, done, n, &err);

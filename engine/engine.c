@@ -612,13 +612,37 @@ s1_result *s1_engine_take_result(s1_engine *e)
 
 /* ---- finishing -------------------------------------------------------- */
 
+/* A token can decode to a NUL byte (byte-level BPE has one for every byte),
+ * which would end the C string there and drop the rest of the trace: each
+ * becomes U+FFFD, as invalid UTF-8 does where the text is stored. *text is
+ * replaced; -1 when out of memory. */
+static int replace_nuls(char **text, size_t len)
+{
+    size_t nuls = 0;
+    for (size_t i = 0; i < len; i++)
+        nuls += (*text)[i] == '\0';
+    if (!nuls) return 0;
+    char *out = malloc(len + 2 * nuls + 1), *o = out;
+    if (!out) return -1;
+    for (size_t i = 0; i < len; i++)
+        if ((*text)[i])
+            *o++ = (*text)[i];
+        else
+            memcpy(o, "\xEF\xBF\xBD", 3), o += 3;
+    *o = '\0';
+    free(*text);
+    *text = out;
+    return 0;
+}
+
 /* Text for a result; a result is worth keeping even when its text cannot be
  * decoded, so that failure is logged and the text left empty. */
 static int decode(const s1_engine *e, const int32_t *ids, int n, char **out)
 {
     size_t len;
     s1_err err;
-    if (s1_tokenizer_decode(e->tok, ids, (size_t)(n > 0 ? n : 0), out, &len, &err) == 0) return 0;
+    if (s1_tokenizer_decode(e->tok, ids, (size_t)(n > 0 ? n : 0), out, &len, &err) == 0)
+        return replace_nuls(out, len);
     log_warning("engine: decoding a result failed: %s", err.msg);
     *out = strdup("");
     return *out ? 0 : -1;

@@ -16,6 +16,16 @@ static void ll_param(char *buf, size_t cap, long long v)
     snprintf(buf, cap, "%lld", v);
 }
 
+/* Runs a statement whose one parameter is the run. */
+static PGresult *exec_run(PGconn *c, const char *what, const char *sql, long long run_id,
+                          s1_err *err)
+{
+    char rid[24];
+    ll_param(rid, sizeof rid, run_id);
+    const char *params[] = {rid};
+    return s1_db_exec(c, what, sql, 1, params, err);
+}
+
 /* Suites are found by name, so importing the same name again reuses the row;
  * a NULL description keeps the one stored. */
 static const char SQL_SUITE_UPSERT[] =
@@ -188,7 +198,7 @@ int s1_bench_run_create(PGconn *c, const s1_bench_run_spec *s, long long *run_id
     if (budgets_param(s->budgets, s->n_budgets, &budgets, err) < 0) return -1;
     if (s1_db_run(c, "beginning the run", "BEGIN", 0, NULL, err) < 0) return -1;
     int rc = run_insert(c, s, budgets, run_id, jobs, err);
-    if (rc < 0) {
+    if (rc < 0 || s->dry_run) {
         PQclear(PQexec(c, "ROLLBACK"));
         return rc;
     }
@@ -197,14 +207,17 @@ int s1_bench_run_create(PGconn *c, const s1_bench_run_spec *s, long long *run_id
 
 /* The latest run matching the filters (NULL = any): by id, by suite, or the
  * newest of all. Progress counts jobs; Control is over every sample of the
- * run with thinking tokens, the paper's share of budgets respected. */
+ * run with thinking tokens, the paper's share of budgets respected; the
+ * provenance is what its results recorded (0007_provenance_votes). */
 /* "The latest run" is the latest complete one (nothing pending, something
  * succeeded): a run still going or cancelled whole is picked only when no
  * run is complete. */
 static const char SQL_RUN_GET[] =
     "SELECT b.id, s.name AS suite, b.model, b.budgets, b.samples, b.policy, b.sampling, b.note,"
-    "       b.created_at, t.jobs, t.succeeded, t.failed, t.pending, t.control"
+    "       b.created_at, t.jobs, t.succeeded, t.failed, t.pending, t.control,"
+    "       v.model_fingerprints, v.s1d_versions, v.backends, v.gpus"
     "  FROM s1.bench_runs b JOIN s1.suites s ON s.id = b.suite_id"
+    "  LEFT JOIN s1.run_provenance v ON v.bench_run_id = b.id"
     " CROSS JOIN LATERAL ("
     "   SELECT count(DISTINCT j.id) AS jobs,"
     "          count(DISTINCT j.id) FILTER (WHERE j.state = 'succeeded') AS succeeded,"
@@ -223,6 +236,60 @@ PGresult *s1_bench_run_get(PGconn *c, long long run_id, const char *suite, s1_er
     ll_param(rid, sizeof rid, run_id);
     const char *params[] = {run_id ? rid : NULL, suite};
     return s1_db_exec(c, "reading the run", SQL_RUN_GET, 2, params, err);
+}
+
+/* The run's jobs by state; no row when there is no such run. */
+static const char SQL_RUN_PROGRESS[] =
+    "SELECT count(j.id), count(j.id) FILTER (WHERE j.state = 'succeeded'),"
+    "       count(j.id) FILTER (WHERE j.state = 'failed'),"
+    "       count(j.id) FILTER (WHERE j.state = 'cancelled'),"
+    "       count(j.id) FILTER (WHERE j.state IN ('queued', 'running')),"
+    "       coalesce(min(j.queue) FILTER (WHERE j.state = 'queued'), ''),"
+    "       coalesce(min(j.model) FILTER (WHERE j.state = 'queued'), '')"
+    "  FROM s1.bench_runs b LEFT JOIN s1.jobs j ON j.bench_run_id = b.id"
+    " WHERE b.id = $1 GROUP BY b.id";
+
+int s1_bench_run_progress(PGconn *c, long long run_id, s1_bench_progress *out, s1_err *err)
+{
+    _cleanup_pgresult_ PGresult *r =
+        exec_run(c, "reading the run's progress", SQL_RUN_PROGRESS, run_id, err);
+    if (!r) return -1;
+    if (PQntuples(r) == 0) {
+        s1_errf(err, "run %lld: no such benchmark run (see s1ctl bench list)", run_id);
+        return S1_CTL_NOT_FOUND;
+    }
+    long long *counts[] = {&out->jobs, &out->succeeded, &out->failed, &out->cancelled,
+                           &out->pending};
+    for (int i = 0; i < 5; i++)
+        *counts[i] = atoll(PQgetvalue(r, 0, i));
+    snprintf(out->queue, sizeof out->queue, "%s", PQgetvalue(r, 0, 5));
+    snprintf(out->model, sizeof out->model, "%s", PQgetvalue(r, 0, 6));
+    return 0;
+}
+
+/* Each job through the function the roles allow (s1.cancel_job checks the
+ * caller's right to it, 0003_roles); the states picked are the ones the
+ * function can change, so "refused" counts only jobs the caller may not
+ * touch (or that changed state meanwhile). */
+static const char SQL_RUN_CANCEL[] =
+    "SELECT count(*) FILTER (WHERE o.outcome = 'done'), count(*) FILTER (WHERE o.outcome <> 'done')"
+    "  FROM s1.jobs j CROSS JOIN LATERAL s1.cancel_job(j.id) o"
+    " WHERE j.bench_run_id = $1 AND j.state IN ('queued', 'running') AND NOT j.cancel_requested";
+
+static const char SQL_RUN_RETRY[] =
+    "SELECT count(*) FILTER (WHERE o.outcome = 'done'), count(*) FILTER (WHERE o.outcome <> 'done')"
+    "  FROM s1.jobs j CROSS JOIN LATERAL s1.retry_job(j.id) o"
+    " WHERE j.bench_run_id = $1 AND j.state IN ('failed', 'cancelled')";
+
+int s1_bench_run_change(PGconn *c, long long run_id, bool cancel, s1_bench_run_changed *out,
+                        s1_err *err)
+{
+    _cleanup_pgresult_ PGresult *r = exec_run(c, cancel ? "cancelling the run" : "retrying the run",
+                                              cancel ? SQL_RUN_CANCEL : SQL_RUN_RETRY, run_id, err);
+    if (!r) return -1;
+    out->changed = atoll(PQgetvalue(r, 0, 0));
+    out->refused = atoll(PQgetvalue(r, 0, 1));
+    return 0;
 }
 
 /* Runs with their progress by job state; NULL suite = every suite. */
@@ -265,16 +332,6 @@ static const char SQL_RUN_CURVE[] =
     "      AND coalesce(r.budget, (j.policy ->> 'max_think')::int) = u.budget) g"
     " WHERE b.id = $1"
     " ORDER BY u.budget";
-
-/* Runs a statement whose one parameter is the run. */
-static PGresult *exec_run(PGconn *c, const char *what, const char *sql, long long run_id,
-                          s1_err *err)
-{
-    char rid[24];
-    ll_param(rid, sizeof rid, run_id);
-    const char *params[] = {rid};
-    return s1_db_exec(c, what, sql, 1, params, err);
-}
 
 PGresult *s1_bench_run_curve(PGconn *c, long long run_id, s1_err *err)
 {
@@ -426,15 +483,22 @@ void s1_bench_compare(const double *d, int n, s1_bench_paired_test *out)
 
 /* ---- regrading ---- */
 
-/* Every result of a run with what grading reads and what it wrote. */
+/* Every result of a run with what grading reads and what it wrote, a job's
+ * samples at a rung together (they are voted on together), lowest sample
+ * first (a tied vote goes to it). */
 static const char SQL_RUN_RESULTS[] =
-    "SELECT r.id, r.answer, j.reference_answer, r.extracted_answer, r.grade"
+    "SELECT r.id, r.answer, j.reference_answer, r.extracted_answer, r.grade, r.job_id, r.rung,"
+    "       r.majority, r.votes"
     "  FROM s1.results r JOIN s1.jobs j ON j.id = r.job_id"
-    " WHERE j.bench_run_id = $1 ORDER BY r.id";
+    " WHERE j.bench_run_id = $1 ORDER BY r.job_id, r.rung, r.sample";
 
 /* Only the two columns the grader owns; the row is the one read above. */
 static const char SQL_REGRADE[] =
     "UPDATE s1.results SET extracted_answer = $2, grade = $3::boolean WHERE id = $1";
+
+/* The vote's columns, written only where they change. */
+static const char SQL_REVOTE[] =
+    "UPDATE s1.results SET majority = $2::boolean, votes = $3::int WHERE id = $1";
 
 /* 1 when the stored extracted answer and grade differ from the new ones. */
 static int grade_changed(const PGresult *r, int row, const char *extracted, int grade)
@@ -448,24 +512,64 @@ static int grade_changed(const PGresult *r, int row, const char *extracted, int 
     return !same_answer || !same_grade;
 }
 
-static int regrade_row(PGconn *c, const PGresult *r, int row, s1_bench_regraded *out, s1_err *err)
+/* Grades one row again; *extracted (owned by the caller) gets its answer. */
+static int regrade_row(PGconn *c, const PGresult *r, int row, char **extracted,
+                       s1_bench_regraded *out, s1_err *err)
 {
     const char *text = PQgetisnull(r, row, 1) ? NULL : PQgetvalue(r, row, 1);
     const char *ref = PQgetisnull(r, row, 2) ? NULL : PQgetvalue(r, row, 2);
-    char *extracted = NULL;
-    int grade, rc = s1_answer_judge(text, ref, &extracted, &grade, err);
+    int grade, rc = s1_answer_judge(text, ref, extracted, &grade, err);
     out->results++;
     out->correct += grade > 0;
-    if (!rc && grade_changed(r, row, extracted, grade)) {
-        const char *params[] = {PQgetvalue(r, row, 0), extracted,
+    if (!rc && grade_changed(r, row, *extracted, grade)) {
+        const char *params[] = {PQgetvalue(r, row, 0), *extracted,
                                 grade < 0 ? NULL
                                 : grade   ? "true"
                                           : "false"};
         rc = s1_db_run(c, "regrading a result", SQL_REGRADE, 3, params, err);
         out->changed += !rc;
     }
-    free(extracted);
     return rc;
+}
+
+/* Marks row as the majority (with votes) or not, where it is not already. */
+static int revote_row(PGconn *c, const PGresult *r, int row, bool majority, int votes, s1_err *err)
+{
+    char v[16];
+    snprintf(v, sizeof v, "%d", votes);
+    bool was = !PQgetisnull(r, row, 7) && *PQgetvalue(r, row, 7) == 't';
+    if (!PQgetisnull(r, row, 7) && was == majority &&
+        (!majority || !strcmp(PQgetvalue(r, row, 8), v)))
+        return 0;
+    const char *params[] = {PQgetvalue(r, row, 0), majority ? "true" : "false",
+                            majority ? v : NULL};
+    return s1_db_run(c, "storing a vote", SQL_REVOTE, 3, params, err);
+}
+
+/* One job's samples at one rung, rows [from, to): regraded, then voted on
+ * with the answers just extracted. */
+static int regrade_group(PGconn *c, const PGresult *r, int from, int to, s1_bench_regraded *out,
+                         s1_err *err)
+{
+    int n = to - from, winner = -1, votes = 0, rc = 0;
+    char **answers = calloc((size_t)n, sizeof *answers);
+    if (!answers) return s1_errf(err, "regrading: out of memory");
+    for (int i = 0; !rc && i < n; i++)
+        rc = regrade_row(c, r, from + i, &answers[i], out, err);
+    if (!rc) rc = s1_answer_vote((const char *const *)answers, n, &winner, &votes, err);
+    for (int i = 0; !rc && i < n; i++)
+        rc = revote_row(c, r, from + i, i == winner, votes, err);
+    for (int i = 0; i < n; i++)
+        free(answers[i]);
+    free(answers);
+    return rc;
+}
+
+/* Whether rows a and b are the same job's samples at the same rung. */
+static bool same_group(const PGresult *r, int a, int b)
+{
+    return !strcmp(PQgetvalue(r, a, 5), PQgetvalue(r, b, 5)) &&
+           !strcmp(PQgetvalue(r, a, 6), PQgetvalue(r, b, 6));
 }
 
 int s1_bench_regrade(PGconn *c, long long run_id, s1_bench_regraded *out, s1_err *err)
@@ -475,8 +579,11 @@ int s1_bench_regrade(PGconn *c, long long run_id, s1_bench_regraded *out, s1_err
     _cleanup_pgresult_ PGresult *r =
         exec_run(c, "reading the run's results", SQL_RUN_RESULTS, run_id, err);
     int rc = r ? 0 : -1;
-    for (int i = 0; !rc && r && i < PQntuples(r); i++)
-        rc = regrade_row(c, r, i, out, err);
+    for (int from = 0, i = 1; !rc && r && i <= PQntuples(r); i++)
+        if (i == PQntuples(r) || !same_group(r, from, i)) {
+            rc = regrade_group(c, r, from, i, out, err);
+            from = i;
+        }
     s1_err ignored = {{0}};
     if (rc) return s1_db_run(c, "regrading", "ROLLBACK", 0, NULL, &ignored), -1;
     return s1_db_run(c, "regrading", "COMMIT", 0, NULL, err);

@@ -59,20 +59,46 @@ typedef struct {
     bool separate; /* one job per (problem, budget) rather than a ladder job per problem */
     int priority;
     long long limit; /* the first N problems of the suite; 0 = all */
+    bool dry_run;    /* check and count everything, then roll back: nothing is queued */
 } s1_bench_run_spec;
 
 /* In one transaction: the s1.bench_runs row and one ladder job per problem
  * (separate: per problem and budget), each with the problem's reference answer. *run_id and *jobs
- * get the run and how many jobs were queued. S1_CTL_NOT_FOUND when the suite does not exist,
- * S1_CTL_REFUSED when it has no problems. */
+ * get the run and how many jobs were queued (with dry_run: would be; the
+ * transaction is rolled back, every CHECK having been applied). S1_CTL_NOT_FOUND when the suite
+ * does not exist, S1_CTL_REFUSED when it has no problems. */
 int s1_bench_run_create(PGconn *c, const s1_bench_run_spec *s, long long *run_id, long long *jobs,
                         s1_err *err);
 
 /* One run with its progress and Control (share of samples within their
  * budget): id, suite, model, budgets, samples, policy, sampling, note,
- * created_at, jobs, succeeded, failed, pending, control. run_id 0 means the
+ * created_at, jobs, succeeded, failed, pending, control, and the distinct
+ * model_fingerprints, s1d_versions, backends and gpus of its results (NULL
+ * before any result). run_id 0 means the
  * latest run, of suite when suite is not NULL. No row when none matches. */
 PGresult *s1_bench_run_get(PGconn *c, long long run_id, const char *suite, s1_err *err);
+
+/* A run's jobs by state, and where its pending jobs wait (queue and model
+ * of one of them; "" when none is pending, model "" also for any model). */
+typedef struct {
+    long long jobs, succeeded, failed, cancelled, pending;
+    char queue[256], model[256];
+} s1_bench_progress;
+
+/* S1_CTL_NOT_FOUND when no run has this id. */
+int s1_bench_run_progress(PGconn *c, long long run_id, s1_bench_progress *out, s1_err *err);
+
+/* What a cancel or retry of a whole run did: jobs changed, and jobs the
+ * caller may not change (another submitter's, without s1_admin). */
+typedef struct {
+    long long changed, refused;
+} s1_bench_run_changed;
+
+/* Cancels every queued or running job of the run (cancel), or queues every
+ * failed or cancelled one again (retry), through s1.cancel_job / s1.retry_job
+ * so each job's rights are checked, in one statement. */
+int s1_bench_run_change(PGconn *c, long long run_id, bool cancel, s1_bench_run_changed *out,
+                        s1_err *err);
 
 /* Runs newest first (of suite when not NULL), at most limit: id, suite,
  * model, budgets, samples, jobs, succeeded, failed, pending, created_at, note. */
@@ -143,8 +169,9 @@ typedef struct {
 } s1_bench_regraded;
 
 /* Extracts and grades every result of run run_id again with this binary's
- * grader (store/answer.h, docs/grading.md) and stores what changed, in one
- * transaction: all rows regraded or none. */
+ * grader (store/answer.h, docs/grading.md), votes again on each job's
+ * samples at each rung (results.majority, votes), and stores what changed,
+ * in one transaction: all rows regraded or none. */
 int s1_bench_regrade(PGconn *c, long long run_id, s1_bench_regraded *out, s1_err *err);
 
 #endif

@@ -10,9 +10,7 @@
 #include <utf8proc.h>
 
 #include "cleanup.h"
-
-/* Upper bound on temperature, as in s1.sampling_is_valid. */
-#define MAX_TEMPERATURE 1e6
+#include "params.h"
 
 /* The ladder's rules of s1.policy_is_valid (migrations/0005_ladders.sql). */
 static int ladder_check(const s1_policy_cfg *p, s1_err *err)
@@ -23,17 +21,20 @@ static int ladder_check(const s1_policy_cfg *p, s1_err *err)
     const char *name = budgets ? "budgets" : "waits";
     if (l->n_rungs < 1 || l->n_rungs > S1_MAX_RUNGS)
         return s1_errf(err, "%s: give 1 to %d values", name, S1_MAX_RUNGS);
-    for (int i = 0; i < l->n_rungs; i++)
-        if (l->rungs[i] < (budgets ? 1 : 0) || (i > 0 && l->rungs[i] <= l->rungs[i - 1]))
-            return s1_errf(err, "%s: %d is out of order: give %s values in ascending order", name,
-                           l->rungs[i], budgets ? "positive" : "non-negative");
+    for (int i = 0; i < l->n_rungs; i++) {
+        if (s1_param_check_int(budgets ? S1_PARAM_BUDGET_RUNG : S1_PARAM_WAIT_RUNG, l->rungs[i],
+                               false, err) < 0)
+            return -1;
+        if (i > 0 && l->rungs[i] <= l->rungs[i - 1])
+            return s1_errf(err, "%s: %d is out of order: give the values in ascending order", name,
+                           l->rungs[i]);
+    }
     if (budgets && p->max_think > 0)
         return s1_errf(err, "budgets replaces max_think (--budget): give one or the other");
     if (!budgets && p->ignore_stop > 0)
         return s1_errf(err, "waits replaces ignore_stop (--ignore-stop): give one or the other");
-    if (budgets && p->min_think > l->rungs[0])
-        return s1_errf(err, "min_think (%d) is above the smallest budget (%d)", p->min_think,
-                       l->rungs[0]);
+    if (budgets)
+        return s1_param_check_order(&s1_param_orders[1], p->min_think, l->rungs[0], false, err);
     return 0;
 }
 
@@ -47,15 +48,38 @@ int s1_job_template_parse(const char *name, s1_template *out, s1_err *err)
     return 0;
 }
 
+/* The policy's integer fields with their rules; 0 in max_think means none. */
+typedef struct {
+    s1_param param;
+    size_t off;
+} int_key;
+
+static const int_key policy_ints[] = {
+    {S1_PARAM_MAX_THINK, offsetof(s1_policy_cfg, max_think)},
+    {S1_PARAM_MIN_THINK, offsetof(s1_policy_cfg, min_think)},
+    {S1_PARAM_IGNORE_STOP, offsetof(s1_policy_cfg, ignore_stop)},
+    {S1_PARAM_MAX_ANSWER, offsetof(s1_policy_cfg, max_answer)},
+};
+
+#define N_OF(a) (sizeof(a) / sizeof((a)[0]))
+
+static int int_field(const s1_policy_cfg *p, const int_key *k)
+{
+    return *(const int *)((const char *)p + k->off);
+}
+
 int s1_job_policy_check(const s1_policy_cfg *p, s1_err *err)
 {
-    if (p->max_think < 0) return s1_errf(err, "max_think must be a positive integer");
-    if (p->min_think < 0) return s1_errf(err, "min_think must be 0 or more");
-    if (p->ignore_stop < 0) return s1_errf(err, "ignore_stop must be 0 or more");
-    if (p->max_answer < 0) return s1_errf(err, "max_answer must be 0 or more");
-    if (p->max_think > 0 && p->min_think > p->max_think)
-        return s1_errf(err, "min_think (%d) is above the budget max_think (%d)", p->min_think,
-                       p->max_think);
+    for (size_t i = 0; i < N_OF(policy_ints); i++) {
+        int v = int_field(p, &policy_ints[i]);
+        /* Unset is 0, which max_think's range leaves out. */
+        if ((v || policy_ints[i].param != S1_PARAM_MAX_THINK) &&
+            s1_param_check_int(policy_ints[i].param, v, false, err) < 0)
+            return -1;
+    }
+    if (p->max_think > 0 &&
+        s1_param_check_order(&s1_param_orders[0], p->min_think, p->max_think, false, err) < 0)
+        return -1;
     if (p->think_end && !*p->think_end) return s1_errf(err, "think_end must not be empty");
     if (p->wait_string && !*p->wait_string) return s1_errf(err, "wait_string must not be empty");
     return ladder_check(p, err);
@@ -63,29 +87,18 @@ int s1_job_policy_check(const s1_policy_cfg *p, s1_err *err)
 
 int s1_job_sampling_check(const s1_sampling *s, s1_err *err)
 {
-    if (!isfinite(s->temperature) || s->temperature < 0 || s->temperature > MAX_TEMPERATURE)
-        return s1_errf(err, "temperature must be a number from 0 to %g", MAX_TEMPERATURE);
-    if (!isfinite(s->top_p) || s->top_p < 0 || s->top_p > 1)
-        return s1_errf(err, "top_p must be a number in (0, 1]");
-    if (s->top_k < 0) return s1_errf(err, "top_k must be 0 or more");
-    if (s->seed > INT64_MAX) return s1_errf(err, "seed must be at most %lld", (long long)INT64_MAX);
+    /* top_p 0 is the struct's "off", which the JSON leaves out. */
+    if (s1_param_check_real(S1_PARAM_TEMPERATURE, s->temperature, false, err) < 0 ||
+        (s->top_p != 0 && s1_param_check_real(S1_PARAM_TOP_P, s->top_p, false, err) < 0) ||
+        s1_param_check_int(S1_PARAM_TOP_K, s->top_k, false, err) < 0)
+        return -1;
+    if (s->seed > INT64_MAX)
+        return s1_errf(err, "seed: %llu is above %lld", (unsigned long long)s->seed,
+                       (long long)INT64_MAX);
     return 0;
 }
 
-/* The keys of a policy: integers (offset of an int field) and strings. */
-typedef struct {
-    const char *key;
-    size_t off;
-    int min;
-} int_key;
-
-static const int_key policy_ints[] = {
-    {"max_think", offsetof(s1_policy_cfg, max_think), 1},
-    {"min_think", offsetof(s1_policy_cfg, min_think), 0},
-    {"ignore_stop", offsetof(s1_policy_cfg, ignore_stop), 0},
-    {"max_answer", offsetof(s1_policy_cfg, max_answer), 0},
-};
-
+/* The policy's string keys. */
 typedef struct {
     const char *key;
     size_t off;
@@ -99,13 +112,13 @@ static const str_key policy_strs[] = {
     {"wait_string", offsetof(s1_policy_cfg, wait_string)},
 };
 
-#define N_OF(a) (sizeof(a) / sizeof((a)[0]))
-
-/* Reads an integer value in [min, INT_MAX]; integers only, as the CHECK wants. */
-static int get_int(const char *col, const char *key, json_t *v, int min, int *out, s1_err *err)
+/* Reads an integer value within param's rule; integers only, as the CHECK wants. */
+static int get_int(const char *col, s1_param param, json_t *v, int *out, s1_err *err)
 {
-    if (!json_is_integer(v) || json_integer_value(v) < min || json_integer_value(v) > INT32_MAX)
-        return s1_errf(err, "%s.%s must be an integer from %d to %d", col, key, min, INT32_MAX);
+    const s1_param_rule *r = s1_param_rule_of(param);
+    if (!json_is_integer(v) || json_integer_value(v) < r->lo || json_integer_value(v) > r->hi)
+        return s1_errf(err, "%s.%s must be an integer from %lld to %lld", col, r->key, r->lo,
+                       r->hi);
     *out = (int)json_integer_value(v);
     return 0;
 }
@@ -122,8 +135,10 @@ static int ladder_key(const char *key, json_t *v, s1_ladder_kind kind, s1_policy
     p->ladder.n_rungs = (int)json_array_size(v);
     size_t i;
     json_t *x;
-    json_array_foreach(v, i,
-                       x) if (get_int("policy", key, x, 0, &p->ladder.rungs[i], err) < 0) return -1;
+    json_array_foreach(
+        v, i, x) if (get_int("policy",
+                             kind == S1_LADDER_BUDGET ? S1_PARAM_BUDGET_RUNG : S1_PARAM_WAIT_RUNG,
+                             x, &p->ladder.rungs[i], err) < 0) return -1;
     return 0;
 }
 
@@ -135,8 +150,8 @@ static int policy_key(void *dst, const char *key, json_t *v, s1_err *err)
     if (!strcmp(key, "budgets")) return ladder_key(key, v, S1_LADDER_BUDGET, p, err);
     if (!strcmp(key, "waits")) return ladder_key(key, v, S1_LADDER_WAIT, p, err);
     for (size_t i = 0; i < N_OF(policy_ints); i++)
-        if (!strcmp(key, policy_ints[i].key))
-            return get_int("policy", key, v, policy_ints[i].min,
+        if (!strcmp(key, s1_param_rule_of(policy_ints[i].param)->key))
+            return get_int("policy", policy_ints[i].param, v,
                            (int *)((char *)p + policy_ints[i].off), err);
     for (size_t i = 0; i < N_OF(policy_strs); i++) {
         if (strcmp(key, policy_strs[i].key)) continue;
@@ -149,9 +164,14 @@ static int policy_key(void *dst, const char *key, json_t *v, s1_err *err)
     return s1_errf(err, "policy: unknown key \"%s\"", key);
 }
 
-static int get_number(const char *key, json_t *v, float *out, s1_err *err)
+/* A number within param's rule, checked before it is rounded to a float
+ * (1000000.001 is above the temperature's bound, its float is not). */
+static int get_number(s1_param param, json_t *v, float *out, s1_err *err)
 {
+    const char *key = s1_param_rule_of(param)->key;
     if (!json_is_number(v)) return s1_errf(err, "sampling.%s must be a number", key);
+    if (s1_param_check_real(param, json_number_value(v), false, err) < 0)
+        return s1_err_prefix(err, "sampling");
     *out = (float)json_number_value(v);
     return 0;
 }
@@ -160,13 +180,14 @@ static int get_number(const char *key, json_t *v, float *out, s1_err *err)
 static int sampling_key(void *dst, const char *key, json_t *v, s1_err *err)
 {
     s1_sampling *s = dst;
-    if (!strcmp(key, "temperature")) return get_number(key, v, &s->temperature, err);
+    if (!strcmp(key, "temperature"))
+        return get_number(S1_PARAM_TEMPERATURE, v, &s->temperature, err);
     if (!strcmp(key, "top_p")) {
-        if (get_number(key, v, &s->top_p, err) < 0) return -1;
+        if (get_number(S1_PARAM_TOP_P, v, &s->top_p, err) < 0) return -1;
         /* 0 means "off" in the struct, but the column wants (0, 1]. */
         return s->top_p > 0 ? 0 : s1_errf(err, "sampling.top_p must be a number in (0, 1]");
     }
-    if (!strcmp(key, "top_k")) return get_int("sampling", key, v, 0, &s->top_k, err);
+    if (!strcmp(key, "top_k")) return get_int("sampling", S1_PARAM_TOP_K, v, &s->top_k, err);
     if (!strcmp(key, "seed")) {
         if (!json_is_integer(v) || json_integer_value(v) < 0)
             return s1_errf(err, "sampling.seed must be an integer from 0 to %lld",
@@ -237,8 +258,9 @@ char *s1_job_policy_json(const s1_policy_cfg *p, s1_err *err)
     json_auto_t *o = json_object();
     if (!o) return dump(NULL, "policy", err);
     for (size_t i = 0; i < N_OF(policy_ints); i++) {
-        int v = *(const int *)((const char *)p + policy_ints[i].off);
-        if (v > 0 && set_key(o, "policy", policy_ints[i].key, json_integer(v), err) < 0)
+        int v = int_field(p, &policy_ints[i]);
+        if (v > 0 && set_key(o, "policy", s1_param_rule_of(policy_ints[i].param)->key,
+                             json_integer(v), err) < 0)
             return NULL;
     }
     for (size_t i = 0; i < N_OF(policy_strs); i++) {

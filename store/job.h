@@ -1,8 +1,8 @@
 /* store/job.h — a job's parameters as s1ctl writes them and s1d reads them:
  * the policy and sampling jsonb columns <-> the engine's s1_policy_cfg and
- * s1_sampling, and the checks both sides share. The rules are those of
- * s1.policy_is_valid / s1.sampling_is_valid (migrations/0001_init.sql), so
- * what one side accepts the other does too. */
+ * s1_sampling, and the checks both sides share. The ranges come from
+ * store/params.h, whose rules are those of s1.policy_is_valid /
+ * s1.sampling_is_valid, so what one side accepts the other does too. */
 #ifndef S1_JOB_H
 #define S1_JOB_H
 
@@ -10,10 +10,6 @@
 
 #include "engine_params.h"
 #include "err.h"
-
-/* Bounds of the jobs' columns (0003_roles): s1ctl refuses what the CHECKs would. */
-#define S1_JOB_MAX_ATTEMPTS 1000
-#define S1_JOB_MAX_PRIORITY 1000000
 
 /* s1ctl submit's default limit on a problem's size (--max-bytes). */
 #define S1_JOB_MAX_PROBLEM_BYTES ((size_t)1 << 20)

@@ -92,20 +92,22 @@ static const char SQL_COMPLETE[] =
     "              context_end, trace, answer, extracted_answer,"
     "              grade, prompt_tokens, thinking_tokens, forced_tokens, answer_tokens, waits,"
     "              forced_end, stop_reason, prompt_ids, token_ids, queue_wait_ms, ttft_ms,"
-    "              decode_tps, model, backend, gpus, worker)"
+    "              decode_tps, model, backend, gpus, worker, model_fingerprint, s1d_version,"
+    "              majority, votes)"
     "       SELECT x.job_id, x.attempt, x.sample, x.rung, nullif(x.budget, 0), x.ignore_stop,"
     "              x.context_end, x.trace, x.answer, x.extracted_answer,"
     "              x.grade, x.prompt_tokens, x.thinking_tokens, x.forced_tokens, x.answer_tokens,"
     "              x.waits, x.forced_end, x.stop_reason, decode(x.prompt_ids, 'hex'),"
     "              decode(x.token_ids, 'hex'),"
-    "              x.queue_wait_ms, x.ttft_ms, x.decode_tps, $3, $4, $5::int, $1"
+    "              x.queue_wait_ms, x.ttft_ms, x.decode_tps, $3, $4, $5::int, $1, $7, $8,"
+    "              x.majority, x.votes"
     "         FROM jsonb_to_recordset($6::jsonb) AS x(job_id bigint, attempt int, sample int,"
     "              rung int, budget int, ignore_stop int, context_end boolean,"
     "              trace text, answer text, extracted_answer text, grade boolean,"
     "              prompt_tokens int, thinking_tokens int, forced_tokens int,"
     "              answer_tokens int, waits int, forced_end boolean, stop_reason text,"
     "              prompt_ids text, token_ids text, queue_wait_ms float8, ttft_ms float8,"
-    "              decode_tps float8)"
+    "              decode_tps float8, majority boolean, votes int)"
     "         JOIN j ON j.id = x.job_id AND j.attempt = x.attempt"
     "       RETURNING 1)"
     " SELECT id FROM j";
@@ -154,13 +156,13 @@ static const char SQL_SAVE[] =
 static const char SQL_WORKER[] =
     "INSERT INTO s1.workers AS w (name, host, pid, version, model, backend, gpus, queues, state,"
     "                             jobs_in_flight, jobs_done, tokens_per_s, max_context,"
-    "                             started_at, heartbeat_at)"
+    "                             model_fingerprint, started_at, heartbeat_at)"
     " VALUES ($1, $2, $3::int, $4, $5, $6, $7::int, $8::text[], $9, $10::int, $11::bigint,"
-    "         $12::float8, nullif($13::int, 0), now(), now())"
+    "         $12::float8, nullif($13::int, 0), $14, now(), now())"
     " ON CONFLICT (name) DO UPDATE"
     "   SET host = EXCLUDED.host, pid = EXCLUDED.pid, version = EXCLUDED.version,"
     "       model = EXCLUDED.model, backend = EXCLUDED.backend, gpus = EXCLUDED.gpus,"
-    "       max_context = EXCLUDED.max_context,"
+    "       max_context = EXCLUDED.max_context, model_fingerprint = EXCLUDED.model_fingerprint,"
     "       queues = EXCLUDED.queues, state = EXCLUDED.state,"
     "       jobs_in_flight = EXCLUDED.jobs_in_flight, jobs_done = EXCLUDED.jobs_done,"
     "       tokens_per_s = EXCLUDED.tokens_per_s, heartbeat_at = now(),"
@@ -457,7 +459,9 @@ static json_t *sample_json(const s1_queue_done *d, const s1_queue_sample *x)
              json_object_set_new(o, "token_ids", json_hex_ids(x->token_ids, x->n_tokens)) |
              json_object_set_new(o, "queue_wait_ms", json_real(x->queue_wait_ms)) |
              json_object_set_new(o, "ttft_ms", json_real(x->ttft_ms)) |
-             json_object_set_new(o, "decode_tps", json_real(x->decode_tps));
+             json_object_set_new(o, "decode_tps", json_real(x->decode_tps)) |
+             json_object_set_new(o, "majority", json_boolean(x->majority)) |
+             json_object_set_new(o, "votes", x->majority ? json_integer(x->votes) : json_null());
     if (rc) {
         json_decref(o);
         return NULL;
@@ -522,7 +526,8 @@ int s1_queue_complete(s1_queue_stmt *s, const s1_queue_worker *w, const s1_queue
     s->params[5] = rows;
     s->n_params = 6;
     int rc = !(s->params[0] = strdup(w->worker)) || !(s->params[2] = strdup(o->model)) ||
-             !(s->params[3] = strdup(o->backend)) || asprintf(&s->params[4], "%d", o->gpus) < 0;
+             !(s->params[3] = strdup(o->backend)) || asprintf(&s->params[4], "%d", o->gpus) < 0 ||
+             add_param(s, o->fingerprint) || add_param(s, o->version);
     if (built(s, rc)) return s1_errf(err, "complete: out of memory");
     return 0;
 }
@@ -570,7 +575,7 @@ int s1_queue_worker_beat(s1_queue_stmt *s, const s1_queue_worker *w, const s1_qu
              add_paramf(s, "%d", f->gpus) || add_text_array(s, w->queues, w->n_queues) ||
              add_param(s, f->state) || add_paramf(s, "%d", f->jobs_in_flight) ||
              add_paramf(s, "%lld", f->jobs_done) || add_paramf(s, "%.3f", f->tokens_per_s) ||
-             add_paramf(s, "%d", f->max_context);
+             add_paramf(s, "%d", f->max_context) || add_param(s, w->fingerprint);
     return built(s, rc);
 }
 

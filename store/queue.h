@@ -36,6 +36,7 @@ PGresult *s1_queue_exec(PGconn *c, const s1_queue_stmt *s, s1_err *err);
 typedef struct {
     const char *worker;
     const char *model;         /* jobs whose model is NULL or this */
+    const char *fingerprint;   /* of the model's files (daemon/fingerprint.h); NULL: none */
     const char *const *queues; /* queue names */
     int n_queues;
     int lease_ms;
@@ -89,7 +90,9 @@ typedef struct {
     int ignore_stop; /* the run's ignore_stop: the rung's wait count, else the job's */
     bool context_end;
     const char *trace, *answer, *extracted_answer;
-    int grade; /* -1 = NULL (no reference), 0, 1 */
+    int grade;     /* -1 = NULL (no reference), 0, 1 */
+    bool majority; /* the majority answer of its job's samples at its rung */
+    int votes;     /* with majority: how many samples gave that answer */
     int prompt_tokens, thinking_tokens, forced_tokens, answer_tokens, waits;
     bool forced_end;
     const char *stop_reason;
@@ -123,6 +126,8 @@ typedef struct {
 typedef struct {
     const char *model, *backend;
     int gpus;
+    const char *fingerprint; /* NULL: none (the noop engine) */
+    const char *version;     /* s1d's */
 } s1_queue_origin;
 
 /* Ends several jobs in one statement (one transaction): each job's new state

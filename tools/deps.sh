@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
     meson ninja-build pkg-config gcc clang clang-format libclang-rt-14-dev
     libpq-dev libuv1-dev libsystemd-dev libjansson-dev libinih-dev
-    libpcre2-dev libutf8proc-dev libcmocka-dev
+    libpcre2-dev libutf8proc-dev libcmocka-dev libssl-dev
     postgresql postgresql-client
     python3 python3-numpy python3-regex python3-psycopg2 acl
 )

@@ -77,6 +77,8 @@ static void test_complete_writes_results_only_for_succeeded_jobs(void **state)
                          .answer = "4",
                          .extracted_answer = "4",
                          .grade = 1,
+                         .majority = true,
+                         .votes = 1,
                          .stop_reason = "eos",
                          .prompt_ids = prompt,
                          .n_prompt = 2,
@@ -90,11 +92,18 @@ static void test_complete_writes_results_only_for_succeeded_jobs(void **state)
          .error = "refused",
          .samples = &x,
          .n_samples = 1}};
-    s1_queue_origin o = {.model = "tiny", .backend = "cpu", .gpus = 0};
+    s1_queue_origin o = {.model = "tiny",
+                         .backend = "cpu",
+                         .gpus = 0,
+                         .fingerprint = "sha256:ab",
+                         .version = "0.1.0"};
     s1_queue_stmt s;
     s1_err err = {0};
     assert_int_equal(s1_queue_complete(&s, &WORKER, &o, d, 2, &err), 0);
-    assert_int_equal(s.n_params, 6);
+    assert_int_equal(s.n_params, 8);
+    assert_string_equal(s.params[6], "sha256:ab");
+    assert_string_equal(s.params[7], "0.1.0");
+    assert_non_null(strstr(s.params[5], "\"majority\":true,\"votes\":1"));
     assert_non_null(strstr(s.params[1], "\"state\":\"failed\""));
     assert_non_null(strstr(s.params[1], "\"error\":\"refused\""));
     assert_non_null(strstr(s.params[5], "\"job_id\":1"));

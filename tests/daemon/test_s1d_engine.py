@@ -4,8 +4,11 @@ filled and consistent, ladder jobs whose rows equal separate jobs, thinking
 that ends in time for the answer under --max-context, rows the engine
 refuses failing with the reason while the daemon goes on, and the think-tags
 template (a QwQ-like tokenizer) chosen per job or by the model."""
+import glob
+import hashlib
 import os
 import shutil
+import struct
 import subprocess
 import sys
 import tempfile
@@ -40,6 +43,24 @@ def runs(db, jid):
                     " thinking_tokens, forced_tokens, answer_tokens, waits, forced_end, stop_reason"
                     f" FROM s1.results WHERE job_id = {jid} ORDER BY sample, rung")
     return {tuple(int(x) for x in r[:4]): tuple(r[4:]) for r in rows}
+
+
+def fingerprint(model):
+    """daemon/fingerprint.h's hash, computed here independently: config.json,
+    then each shard's name, size and header, every field length-prefixed."""
+    def field(b):
+        return struct.pack("<Q", len(b)) + b
+    h = hashlib.sha256()
+    with open(os.path.join(model, "config.json"), "rb") as f:
+        h.update(field(f.read()))
+    for path in sorted(glob.glob(os.path.join(model, "*.safetensors"))):
+        with open(path, "rb") as f:
+            n = struct.unpack("<Q", f.read(8))[0]
+            header = f.read(n)
+        h.update(field(os.path.basename(path).encode()))
+        h.update(field(struct.pack("<Q", os.path.getsize(path))))
+        h.update(field(header))
+    return "sha256:" + h.hexdigest()
 
 
 def test_each_row_of_a_ladder_job_equals_a_separate_job():
@@ -98,6 +119,15 @@ def test_a_job_succeeds_with_every_result_column_filled_and_consistent():
             assert r[11:17] == ["t"] * 6, r
             assert r[17:] == ["tiny", "cpu", "0", d.name], r
         assert job(db, jid, "progress_thinking::int <= 20, error IS NULL") == ["t", "t"]
+        version = subprocess.run([binary("s1d"), "--version"], capture_output=True, text=True).stdout.split()[1]
+        made_by = psql(db, f"SELECT DISTINCT model_fingerprint, s1d_version FROM s1.results WHERE job_id = {jid}")
+        assert made_by == [[fingerprint(MODEL), version]], made_by
+        assert psql(db, f"SELECT model_fingerprint FROM s1.workers WHERE name = '{d.name}'") == [[fingerprint(MODEL)]]
+        # the samples were voted on: one majority row when any has an answer, none otherwise
+        majority, unvoted, answered = (int(x) for x in psql(
+            db, "SELECT count(*) FILTER (WHERE majority), count(*) FILTER (WHERE majority IS NULL),"
+                f" count(extracted_answer) FROM s1.results WHERE job_id = {jid}")[0])
+        assert (majority, unvoted) == (1 if answered else 0, 0)
 
 
 def test_rows_the_engine_refuses_fail_with_the_reason_and_the_daemon_goes_on():

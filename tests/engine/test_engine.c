@@ -15,6 +15,7 @@
 #include "shared.h"
 
 #include "fixture.h"
+#include "tokenizer.h"
 
 static fx_models models;
 static const char *model_dir;   /* tiny, random: rarely ends its thinking */
@@ -246,6 +247,43 @@ static void test_a_cancelled_request_stops_and_an_overlong_prompt_is_refused(voi
     s1_engine_close(e);
 }
 
+/* The id of the token of the single byte 0 in dir's tokenizer; -1 if none. */
+static int32_t nul_token(const char *dir)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+    s1_err err;
+    s1_tokenizer *t = s1_tokenizer_load(path, &err);
+    int32_t *ids = NULL, id = -1;
+    size_t n = 0;
+    if (t && s1_tokenizer_encode(t, "", 1, 0, &ids, &n, &err) == 0 && n == 1) id = ids[0];
+    free(ids);
+    if (t) s1_tokenizer_free(t);
+    return id;
+}
+
+/* A byte-level tokenizer has a token for byte 0; a model made to like it
+ * generates NULs, which must neither cut the trace (what follows, the forced
+ * end, is kept) nor reach it raw. */
+static void test_a_nul_byte_in_the_generation_becomes_a_replacement_character(void **state)
+{
+    (void)state;
+    char *dir = fx_gen_model("");
+    assert_non_null(dir);
+    int32_t nul = nul_token(dir);
+    assert_true(nul >= 0);
+    assert_int_equal(fx_boost_row(dir, nul, 50), 0);
+    s1_result *r = fx_run_one(dir, (s1_engine_cfg){0}, budget_request(0, problems[0], 8, 4));
+    bool generated_nul = false;
+    for (size_t i = 0; i < r->n_gen; i++)
+        generated_nul |= r->gen_ids[i] == nul;
+    assert_true(generated_nul);
+    assert_non_null(strstr(r->trace, "\xef\xbf\xbd"));
+    assert_non_null(strstr(r->trace, "Final Answer:"));
+    s1_result_free(r);
+    fx_rm_model(dir);
+}
+
 static void test_the_qwen_tokenizer_gives_the_known_forced_end(void **state)
 {
     (void)state;
@@ -273,6 +311,7 @@ int main(void)
         cmocka_unit_test(test_a_resumed_request_ends_exactly_as_an_uninterrupted_one),
         cmocka_unit_test(test_a_saved_state_that_does_not_fit_is_refused),
         cmocka_unit_test(test_a_cancelled_request_stops_and_an_overlong_prompt_is_refused),
+        cmocka_unit_test(test_a_nul_byte_in_the_generation_becomes_a_replacement_character),
         cmocka_unit_test(test_the_qwen_tokenizer_gives_the_known_forced_end),
     };
     /* The last case needs the real Qwen2.5 tokenizer. */

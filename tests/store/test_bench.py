@@ -376,11 +376,11 @@ def test_a_run_needs_budgets_and_one_suite():
 
 def test_budget_and_min_think_above_the_smallest_budget_are_refused():
     suite = imported(1)
-    refused_run([suite, "--budgets", "100", "--budget", "100"], "--budget sets one budget", "--budgets")
+    refused_run([suite, "--budgets", "100", "--budget", "100"], "flag --budget is not taken", "--budgets N,N")
     refused_run([suite, "--budgets", "200,100", "--min-think", "150"],
-                "min_think (150) is above the smallest budget (100)")
+                "--min-think 150 is above the smallest of --budgets 100")
     refused_run([suite, "--waits", "0,1"], "a run is a ladder of budgets")
-    refused_run([suite, "--budgets", "100", "--queue", ""], "--queue: must not be empty")
+    refused_run([suite, "--budgets", "100", "--queue", ""], "--queue: a queue name is empty")
     refused_run([suite, "--budgets", "100", "--samples", "0"], "--samples")
 
 

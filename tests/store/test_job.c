@@ -158,7 +158,8 @@ static void test_out_of_range_values_are_rejected(void **state)
 static void test_min_think_above_max_think_is_rejected(void **state)
 {
     (void)state;
-    expect_rejected("{\"max_think\": 10, \"min_think\": 11}", NULL, "min_think (11) is above");
+    expect_rejected("{\"max_think\": 10, \"min_think\": 11}", NULL,
+                    "min_think 11 is above max_think 10");
 }
 
 static void test_wrong_types_are_rejected(void **state)

@@ -38,7 +38,7 @@ def test_show_of_a_missing_job_is_exit_5():
 
 
 def test_a_job_id_must_be_one_positive_integer():
-    for argv in (["show", "abc"], ["show", "0"], ["show"], ["cancel", "-1"], ["retry", "1", "2"],
+    for argv in (["show", "abc"], ["show", "0"], ["show"], ["cancel", "-1"], ["show", "1", "2"],
                  ["wait", "1x"], ["result"]):
         p = s1ctl(*argv, db=DB)
         assert p.returncode == 2, argv

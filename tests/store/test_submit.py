@@ -96,7 +96,7 @@ def test_ladders_that_clash_with_their_single_setting_are_refused():
     before = job_count(DB)
     for args, needle in ((["--budgets", "100,200", "--budget", "300"], "budgets replaces max_think"),
                          (["--waits", "0,1", "--ignore-stop", "2"], "waits replaces ignore_stop"),
-                         (["--budgets", "100,200", "--min-think", "150"], "smallest budget (100)"),
+                         (["--budgets", "100,200", "--min-think", "150"], "smallest of --budgets 100"),
                          (["--budgets", "0,10"], "--budgets: '0' is not an integer from 1"),
                          (["--waits", "0,,1"], "--waits: '' is not an integer"),
                          (["--budgets", ",".join(str(b) for b in range(1, 34))], "more than 32 values")):
