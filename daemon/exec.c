@@ -175,7 +175,7 @@ static void collect_saves(s1d_exec *x)
             free(ev);
             continue;
         }
-        f->saved = (int)ev->saved->n;
+        f->saved = f->generated;
         post(x, ev);
     }
 }
