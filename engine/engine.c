@@ -26,6 +26,10 @@ typedef struct {
     int32_t *tokens; /* [max_context] prompt, then generated; owned */
     uint8_t *kinds;  /* [max_context] s1_token_kind of generated positions; owned */
     int n_prompt, n_tokens;
+    /* Leading tokens whose KV blocks the prefix cache may share: the prompt,
+     * and on a resumed sequence its saved tokens too, so that rebuilt ladder
+     * branches share the thinking they had in common with their trunk. */
+    int n_shared;
     int n_computed; /* leading tokens whose K/V are in the cache */
     bool decoding;  /* its whole sequence was computed once since admission */
     bool cancelled;
@@ -412,6 +416,7 @@ static int apply_resume(const s1_engine *e, seq *s, const s1_resume_seq *r, s1_e
     memcpy(s->kinds + s->n_tokens, r->kinds, r->n);
     if (s->answer_from < 0) mark_answer_start(s, s->n_tokens, (int)r->n);
     s->n_tokens += (int)r->n;
+    s->n_shared = s->n_tokens;
     s1_sampler_rng_set(&s->sampler, rng);
     return 0;
 }
@@ -481,7 +486,7 @@ static seq *new_seq(const s1_engine *e, const s1_request *r, const s1_resume_seq
     s->kinds = malloc((size_t)e->max_context);
     if (!s->tokens || !s->kinds) goto oom;
     memcpy(s->tokens, ids, sizeof *ids * n);
-    s->n_prompt = s->n_tokens = (int)n;
+    s->n_prompt = s->n_tokens = s->n_shared = (int)n;
     s->answer_from = r->raw ? 0 : -1;
     s1_sampler_init(&s->sampler, &r->sampling);
     s->sample_hi = r->samples > 1 ? r->samples : 1;
@@ -573,6 +578,14 @@ static int check_cover(seq *const *seqs, int n, int samples, int rungs, s1_err *
     return 0;
 }
 
+/* The longest first: a ladder's trunk is prefilled before the branches that
+ * forked from it, which then find their common part in the prefix cache. */
+static int longest_first(const void *a, const void *b)
+{
+    const seq *x = *(seq *const *)a, *y = *(seq *const *)b;
+    return (y->n_tokens > x->n_tokens) - (y->n_tokens < x->n_tokens);
+}
+
 /* A rescued request: one sequence per saved one, all checked before any is
  * queued; those that had finished give their results at once. */
 static int add_resumed(s1_engine *e, const s1_request *r, s1_err *err)
@@ -589,6 +602,7 @@ static int add_resumed(s1_engine *e, const s1_request *r, s1_err *err)
     for (int i = 0; rc < 0 && i < built; i++)
         seq_free(seqs[i]);
     if (rc < 0) return -1;
+    qsort(seqs, (size_t)saved->n, sizeof *seqs, longest_first);
     for (int i = 0; i < saved->n; i++)
         if (!s1_policy_done(seqs[i]->policy, NULL) && queue_seq(e, seqs[i], err) < 0) rc = -1;
     for (int i = 0; i < saved->n; i++) {
@@ -912,7 +926,7 @@ static int admit_one(s1_engine *e)
 {
     if (e->n_waiting == 0 || e->n_running >= e->cfg.max_seqs) return 0;
     seq *s = e->waiting[0];
-    s->n_computed = s1_kv_table_match(e->kv, &s->table, s->tokens, s->n_prompt, s->n_tokens);
+    s->n_computed = s1_kv_table_match(e->kv, &s->table, s->tokens, s->n_shared, s->n_tokens);
     if (s1_kv_table_reserve(e->kv, &s->table, s->n_tokens) < 0) {
         s1_kv_table_release(e->kv, &s->table);
         s->n_computed = 0;
@@ -960,15 +974,36 @@ static seq *preempt_youngest(s1_engine *e)
 
 /* ---- one step --------------------------------------------------------- */
 
+/* True when an earlier sequence of s's request computes s's next block in
+ * this step, over the same tokens (rebuilt ladder branches and their trunk,
+ * rebuilt samples and their prompt): s then waits a step and shares that
+ * block through the prefix cache rather than computing it again. */
+static bool next_block_planned_by_another(const s1_engine *e, const seq *s)
+{
+    int bs = e->cfg.block_size, end = s->n_computed + bs;
+    if (e->cfg.no_prefix_cache || s->n_computed % bs || end > s->n_shared || end >= s->n_tokens)
+        return false;
+    for (int i = 0; i < e->n_plan; i++) {
+        const seq *p = e->plan[i].s;
+        if (p->tag == s->tag && p->n_computed <= s->n_computed &&
+            end <= p->n_computed + e->plan[i].count && end <= p->n_shared &&
+            !memcmp(p->tokens, s->tokens, sizeof *s->tokens * (size_t)end))
+            return true;
+    }
+    return false;
+}
+
 /* Plans s's next chunk of uncomputed tokens within the step's budget, with
  * the blocks it needs, private where it writes: when they run out the
  * youngest sequence is preempted, which is s itself when s is the youngest.
  * Returns -1 on a backend error. */
 static int plan_seq(s1_engine *e, seq *s, s1_err *err)
 {
-    if (!s->decoding)
-        s->n_computed = s1_kv_table_rematch(e->kv, &s->table, s->tokens, s->n_prompt, s->n_computed,
+    if (!s->decoding) {
+        s->n_computed = s1_kv_table_rematch(e->kv, &s->table, s->tokens, s->n_shared, s->n_computed,
                                             s->n_tokens);
+        if (next_block_planned_by_another(e, s)) return 0;
+    }
     int count = s->n_tokens - s->n_computed;
     int left = e->cfg.max_batch_tokens - e->n_planned;
     if (count > left) count = left;
@@ -1157,7 +1192,7 @@ static int run_batch(s1_engine *e, s1_err *err)
         int64_t n = e->plan[i].count;
         e->stats.kv_attended += n * s->n_computed + n * (n + 1) / 2;
         s->n_computed += e->plan[i].count;
-        s1_kv_table_publish(e->kv, &s->table, s->tokens, s->n_prompt, s->n_computed);
+        s1_kv_table_publish(e->kv, &s->table, s->tokens, s->n_shared, s->n_computed);
         if (s->n_computed < s->n_tokens) continue;
         const float *row = e->logits + (size_t)out++ * (size_t)e->backend->vocab_size;
         if (s->sample_hi - s->sample_lo > 1 && fork_samples(e, s, row, err) < 0) return -1;

@@ -55,7 +55,11 @@ static const char SQL_RENEW[] =
     "             RETURNING j.id)"
     " SELECT id, cancel_requested FROM mine";
 
-/* Progress, fenced, with one s1_progress notification per job written. */
+/* Progress, fenced, with one s1_progress notification per job written. A
+ * row locked now (a cancel, an analyst's SELECT FOR UPDATE, this worker's own
+ * completion) is skipped, not waited for: its progress is written at a later
+ * tick, and the statements queued behind this one on the connection (the
+ * heartbeat among them) never wait on another transaction. */
 static const char SQL_PROGRESS[] =
     "WITH p AS (UPDATE s1.jobs j"
     "              SET progress_thinking = h.thinking, progress_tokens = h.generated,"
@@ -64,6 +68,10 @@ static const char SQL_PROGRESS[] =
     "                  AS h(id, attempt, thinking, generated)"
     "            WHERE j.id = h.id AND j.attempt = h.attempt AND j.worker = $1"
     "              AND j.state = 'running'"
+    "              AND j.id IN (SELECT k.id FROM s1.jobs k"
+    "                            WHERE k.id = ANY ($2::bigint[]) AND k.worker = $1"
+    "                              AND k.state = 'running'"
+    "                              FOR UPDATE OF k SKIP LOCKED)"
     "           RETURNING j.id, j.progress_thinking)"
     " SELECT pg_notify('s1_progress', id || ' ' || progress_thinking) FROM p";
 

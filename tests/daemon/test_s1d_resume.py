@@ -102,19 +102,20 @@ def test_every_sample_of_a_sampled_job_killed_mid_thinking_ends_as_if_never_inte
 def test_a_budget_ladder_killed_after_its_first_rungs_forked_ends_as_if_never_interrupted():
     # Stops are waits (ignore_stop) so the largest budget thinks long; the
     # budget of 100 forks, answers and finishes, that of 300 forks, then
-    # the kill comes while the trunk thinks towards 1200.
-    policy = '{"budgets": [100, 300, 1200], "ignore_stop": 100000, "max_answer": 16}'
+    # the kill comes while the trunk thinks towards 3000 (saves are written
+    # twice a second: it must think for several of them).
+    policy = '{"budgets": [100, 300, 3000], "ignore_stop": 100000, "max_answer": 16}'
     _, _, _, saved = killed_then_rescued('{"temperature": 0.7, "seed": 3}', "count(*) = 3", policy)
     assert [row[:2] for row in saved] == [["0", "0"], ["0", "1"], ["0", "2"]]
-    assert saved[0][3] == "max_answer", "the first rung's branch is saved finished, its result given again"
+    assert saved[0][3] != "", "the first rung's branch is saved finished, its result given again"
     assert saved[2][3] == "", "the trunk was still thinking"
 
 
 def test_a_wait_ladder_killed_after_its_first_rung_forked_ends_as_if_never_interrupted():
-    # The random model stops often: before min_think those stops are waits;
-    # the first one after it is accepted by rung 0, the trunk suppresses all.
-    policy = '{"max_think": 1200, "min_think": 300, "waits": [0, 100000], "max_answer": 16}'
-    _, _, _, saved = killed_then_rescued('{}', "count(*) = 2", policy)
+    # Sampled, the random model stops now and then: the first stop after
+    # min_think is accepted by rung 0's branch, the trunk suppresses them all.
+    policy = '{"max_think": 3000, "min_think": 300, "waits": [0, 100000], "max_answer": 16}'
+    _, _, _, saved = killed_then_rescued('{"temperature": 0.7, "seed": 3}', "count(*) = 2", policy)
     assert [row[:2] for row in saved] == [["0", "0"], ["0", "1"]]
 
 

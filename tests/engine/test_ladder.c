@@ -369,7 +369,9 @@ static void assert_incomplete_saves_are_refused(const char *dir, s1_request r, s
 /* Killed after any step (mid-thinking, some rungs forked, some answered and
  * their results lost with the process), a request of several samples and
  * rungs resumed from its save in another engine gives every (sample, rung)
- * exactly the run of an uninterrupted one, greedy and sampled. */
+ * exactly the run of an uninterrupted one, greedy and sampled; its rebuilt
+ * sequences share their prompt and common thinking as the forks did, so the
+ * resumed run computes no more than the uninterrupted one (to a block). */
 static void
 test_samples_and_ladders_resumed_after_any_step_end_as_if_never_interrupted(void **state)
 {
@@ -377,13 +379,18 @@ test_samples_and_ladders_resumed_after_any_step_end_as_if_never_interrupted(void
     s1_request reqs[] = {budget_ladder(0, problems[0], sampled),
                          wait_ladder(0, problems[1], sampled),
                          budget_ladder(0, problems[2], greedy), fx_request(0, problems[1])};
-    const char *dirs[] = {model_dir, boosted_dir, boosted_dir, model_dir};
+    const char *dirs[] = {model_dir, boosted_dir, NULL, model_dir};
+    static const int long_budgets[] = {30, 60, 100};
+    reqs[2].policy.ladder = ladder(S1_LADDER_BUDGET, 3, long_budgets);
+    reqs[2].policy.ignore_stop = 1000; /* thinks on: branches share long stretches with the trunk */
+    dirs[2] = model_dir;
     reqs[0].samples = reqs[1].samples = reqs[3].samples = 3;
     reqs[3].policy.max_think = 30;
     reqs[3].sampling = sampled;
     for (int q = 0; q < 4; q++) {
         int cells = n_samples(&reqs[q]) * n_rungs(&reqs[q]);
-        s1_result **whole = run_ladders(dirs[q], (s1_engine_cfg){0}, &reqs[q], 1, NULL);
+        s1_engine_stats whole_st;
+        s1_result **whole = run_ladders(dirs[q], (s1_engine_cfg){0}, &reqs[q], 1, &whole_st);
         s1_resume *saved;
         int resumes = 0;
         for (int steps = 2; (saved = save_after_steps(dirs[q], &reqs[q], steps)); steps += 7) {
@@ -392,7 +399,11 @@ test_samples_and_ladders_resumed_after_any_step_end_as_if_never_interrupted(void
             if (q == 0 && steps == 16) assert_incomplete_saves_are_refused(dirs[q], reqs[q], saved);
             s1_request r = reqs[q];
             r.resume = saved;
-            s1_result **resumed = run_ladders(dirs[q], (s1_engine_cfg){0}, &r, 1, NULL);
+            s1_engine_stats st;
+            s1_result **resumed = run_ladders(dirs[q], (s1_engine_cfg){0}, &r, 1, &st);
+            /* The rebuilt sequences shared their common tokens again, but
+             * for the part of a block each forked in (shared when it forked). */
+            assert_true(st.tokens_computed <= whole_st.tokens_computed + saved->n * 15);
             for (int i = 0; i < cells; i++) {
                 assert_int_equal(resumed[i]->waits, whole[i]->waits);
                 assert_int_equal(resumed[i]->forced_end, whole[i]->forced_end);
