@@ -706,8 +706,9 @@ static bool snapshot(const seq *s, s1_resume_seq *out)
     return false;
 }
 
-/* The sequences of the request tagged tag: those in flight, then those that
- * finished; all but the ones that still stand for several samples. */
+/* The request's sequences in flight (waiting, then running), into out when
+ * it is given; one that still stands for several samples (not forked yet)
+ * sets *unforked instead. Returns their count. */
 static int collect_seqs(const s1_engine *e, uint64_t tag, const seq **out, bool *unforked)
 {
     int n = 0;

@@ -1,9 +1,10 @@
 #!/usr/bin/python3
 """Crash-resume on the real engine with a tiny generated model: a daemon
-killed with SIGKILL mid-thinking leaves its saved tokens in s1.resume, the
-daemon that rescues the job prefills them and goes on, and the result is
-token for token the one of a run that was never interrupted, greedy and
-sampled."""
+killed with SIGKILL mid-thinking leaves its saved sequences in s1.resume
+(every sample, every ladder branch, running or finished), the daemon that
+rescues the job rebuilds them and goes on, and every result row is token for
+token the one of a run that was never interrupted, greedy and sampled, with
+several samples, on a budget ladder and on a Wait ladder."""
 import os
 import shutil
 import signal
