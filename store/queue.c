@@ -140,12 +140,16 @@ static const char SQL_REAP[] =
  * only for an attempt this worker holds, and never over the save of a later
  * attempt (a zombie's save cannot replace its rescuer's). A job's save is
  * all its sequences: rows of that job it no longer names are deleted, so the
- * table holds one consistent set per job. */
+ * table holds one consistent set per job. The rows' foreign key takes a key
+ * share lock on the job: a job row another transaction holds FOR UPDATE is
+ * skipped (saved next time), so the statements behind this one on the
+ * connection, heartbeats among them, never wait on someone else's lock. */
 static const char SQL_SAVE[] =
     "WITH x AS (SELECT x.* FROM jsonb_to_recordset($3::jsonb) AS x(job_id bigint, attempt int,"
     "                 sample int, rung int, token_ids int[], token_kinds smallint[], state text)"
     "             JOIN s1.jobs j ON j.id = x.job_id AND j.attempt = x.attempt AND j.worker = $1"
-    "                           AND j.state = 'running'),"
+    "                           AND j.state = 'running'"
+    "              FOR KEY SHARE OF j SKIP LOCKED),"
     " gone AS (DELETE FROM s1.resume r USING (SELECT DISTINCT job_id, attempt FROM x) k"
     "           WHERE r.job_id = k.job_id AND r.attempt <= k.attempt"
     "             AND NOT EXISTS (SELECT FROM x WHERE x.job_id = r.job_id AND x.sample = r.sample"

@@ -93,11 +93,11 @@ def test_a_notify_socket_nobody_reads_does_not_stall_a_model_load():
         with Daemon(db, "--model", model, "--threads", "1", noop=False,
                     env={"NOTIFY_SOCKET": sock.path, "WATCHDOG_USEC": "20000"}) as d:
             # The load waits in the FIFO while the feeder finds the socket full.
-            d.wait_log("dropping watchdog messages while the model loads")
+            d.wait_log("dropping watchdog messages while the model loads", timeout=300)
             with open(os.path.join(model, "tokenizer.json"), "w") as f:
                 f.write(tokenizer)
             [jid] = submit(db, policy='{"max_think": 5}')
-            wait_state(db, jid, "succeeded", timeout=60)
+            wait_state(db, jid, "succeeded", timeout=300)
             assert queue_is_full(sock.path)
     finally:
         sock.close()
@@ -143,7 +143,8 @@ def test_a_job_row_locked_by_another_session_stalls_neither_progress_nor_heartbe
     [locked, unlocked] = submit(db, n=2, policy='{"max_think": 1000000}')
     locker = psycopg2.connect(db)
     try:
-        with Daemon(db, "--noop-rate", "100", "--heartbeat", "0.3") as d:
+        # Saves too go on all the time: their rows' foreign key must not wait either.
+        with Daemon(db, "--noop-rate", "100", "--heartbeat", "0.3", "--save-every", "0.05") as d:
             wait_for(lambda: psql(db, f"SELECT count(*) FROM s1.jobs WHERE id IN ({locked}, {unlocked}) "
                                       f"AND progress_at IS NOT NULL") == [["2"]],
                      what="progress of both jobs")
@@ -152,16 +153,16 @@ def test_a_job_row_locked_by_another_session_stalls_neither_progress_nor_heartbe
             since = cur.fetchone()[0]
             # Both jobs think on, so every progress write names the locked row.
             for _ in range(2):
-                wait_for(lambda: job(db, unlocked, f"progress_at > '{since}'") == ["t"],
+                wait_for(lambda: job(db, unlocked, f"progress_at > '{since}'") == ["t"], timeout=120,
                          what="progress of the unlocked job written after the lock")
-                wait_for(lambda: worker(db, d, f"heartbeat_at > '{since}'") == [["t"]],
+                wait_for(lambda: worker(db, d, f"heartbeat_at > '{since}'") == [["t"]], timeout=120,
                          what="a heartbeat after the lock")
                 since = psql(db, "SELECT now()")[0][0]
             assert psql(db, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
                             "AND query LIKE '%progress_thinking%'") == [["0"]]
             assert job(db, locked, "state") == ["running"]
             locker.rollback()
-            wait_for(lambda: job(db, locked, f"progress_at > '{since}'") == ["t"],
+            wait_for(lambda: job(db, locked, f"progress_at > '{since}'") == ["t"], timeout=120,
                      what="progress of the formerly locked job")
     finally:
         locker.close()

@@ -52,7 +52,7 @@ def killed_then_rescued(sampling, ready_sql, policy=POLICY, samples=1):
     db = migrated_db()
     whole = insert(db, sampling, policy, samples)
     with engine_daemon(db):
-        wait_state(db, whole, "succeeded", timeout=120)
+        wait_state(db, whole, "succeeded", timeout=600)
     rescued = insert(db, sampling, policy, samples)
     watch = psycopg2.connect(db)
     watch.autocommit = True
@@ -64,7 +64,7 @@ def killed_then_rescued(sampling, ready_sql, policy=POLICY, samples=1):
     with engine_daemon(db) as first:
         # Polled on one open connection and frozen at once: the job cannot
         # finish between the save seen and the kill.
-        wait_for(ready, timeout=120, what=f"a save where {ready_sql}")
+        wait_for(ready, timeout=600, what=f"a save where {ready_sql}")
         os.kill(first.proc.pid, signal.SIGSTOP)
         first.kill()
     watch.close()
@@ -72,7 +72,7 @@ def killed_then_rescued(sampling, ready_sql, policy=POLICY, samples=1):
                      f"WHERE job_id = {rescued} ORDER BY sample, rung")
     assert job(db, rescued, "state")[0] == "running", "the job ended before the kill: make it longer"
     with engine_daemon(db) as second:
-        wait_state(db, rescued, "succeeded", timeout=120)
+        wait_state(db, rescued, "succeeded", timeout=600)
         second.wait_log(f"job {rescued}: resuming {len(saved)} sequence")
     assert job(db, rescued, "attempt") == ["2"]
     assert results(db, rescued) == results(db, whole)
