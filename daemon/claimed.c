@@ -12,8 +12,6 @@ s1d_job *s1d_job_new(s1_queue_job *row)
     j->row = *row;
     j->row.samples = n;
     memset(row, 0, sizeof *row);
-    j->resume = calloc((size_t)n, sizeof *j->resume);
-    j->saved = calloc((size_t)n, sizeof *j->saved);
     return j;
 }
 
@@ -40,12 +38,8 @@ void s1d_job_free(s1d_job *j, const s1d_runner *r)
         if (j->results[i]) s1d_runner_free_result(r, j->results[i]);
     for (int i = 0; j->extracted && i < s1d_job_runs(j); i++)
         free(j->extracted[i]);
-    for (int i = 0; j->resume && i < j->row.samples; i++)
-        s1_resume_free(j->resume[i]);
-    for (int i = 0; j->saved && i < j->row.samples; i++)
-        s1_resume_free(j->saved[i]);
-    free(j->resume);
-    free(j->saved);
+    s1_resume_free(j->resume);
+    s1_resume_free(j->saved);
     free(j->results);
     free(j->extracted);
     free(j->grade);

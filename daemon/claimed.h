@@ -27,8 +27,8 @@ typedef struct s1d_job {
     char **extracted;        /* [samples * rungs]: final answers found, owned */
     signed char *grade;      /* [samples * rungs]: -1 no reference, 0, 1 */
     int thinking, generated; /* progress: the furthest of its forks */
-    s1_resume **resume;      /* [samples]: saved by an earlier attempt, NULL = none; owned */
-    s1_resume **saved;       /* [samples]: saved now, not yet written; owned */
+    s1_resume *resume;       /* saved by an earlier attempt, NULL = none; owned */
+    s1_resume *saved;        /* saved now, not yet written; owned */
     int n_out;               /* results still to come from the engine */
     bool cancel;             /* cancel requested */
     bool lost;               /* the lease was taken over: write nothing */

@@ -127,7 +127,10 @@ static void collect_results(s1d_exec *x)
             s1d_runner_free_result(x->runner, r);
             continue;
         }
-        untrack(x, r->tag);
+        /* A job of several samples or rungs has more results to come: its
+         * progress and saves go on until its last sequence is done. */
+        int thinking, generated;
+        if (s1d_runner_progress(x->runner, r->tag, &thinking, &generated) < 0) untrack(x, r->tag);
         ev->kind = S1D_EV_DONE;
         ev->tag = r->tag;
         ev->result = r;
@@ -175,7 +178,7 @@ static void collect_saves(s1d_exec *x)
             free(ev);
             continue;
         }
-        f->saved = (int)ev->saved->n;
+        f->saved = f->generated;
         post(x, ev);
     }
 }

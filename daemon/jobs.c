@@ -184,11 +184,20 @@ long long s1d_jobs_done(const s1d_jobs *t)
 
 /* ---- claiming ---------------------------------------------------------------- */
 
-/* The state an earlier attempt saved, for a job of one run: the engine does
- * not save forks, so a job of several samples or rungs starts over. */
+/* The state an earlier attempt saved: every sample and ladder branch it
+ * had. A save without sequences (taken before the samples forked) is none. */
 static const s1_resume *saved_state(const s1d_job *j)
 {
-    return s1d_job_runs(j) == 1 ? j->resume[0] : NULL;
+    return j->resume && j->resume->n > 0 ? j->resume : NULL;
+}
+
+/* Saved tokens, summed over the sequences, for the log. */
+static size_t saved_tokens(const s1_resume *r)
+{
+    size_t n = 0;
+    for (int i = 0; i < r->n; i++)
+        n += r->seqs[i].n;
+    return n;
 }
 
 /* The job's one request: its samples (seeded seed, seed+1, ...) and ladder
@@ -204,8 +213,8 @@ static int add_request(s1d_jobs *t, s1d_job *j)
                     .sampling = j->params.sampling,
                     .resume = saved_state(j)};
     if (r.resume)
-        log_info("job %" PRId64 " sample 0: resuming from %zu saved tokens", j->row.id,
-                 r.resume->n);
+        log_info("job %" PRId64 ": resuming %d sequence%s from %zu saved tokens", j->row.id,
+                 r.resume->n, r.resume->n == 1 ? "" : "s", saved_tokens(r.resume));
     return s1d_exec_add(t->on.exec, &r);
 }
 
@@ -226,7 +235,7 @@ static void take_claimed(s1d_jobs *t, s1_queue_job *row)
 {
     int64_t id = row->id; /* s1d_job_new takes the row */
     s1d_job *j = s1d_job_new(row);
-    if (!j || !j->resume || !j->saved) {
+    if (!j) {
         if (j) s1d_job_free(j, t->on.runner);
         log_error("job %" PRId64 ": out of memory; its lease will expire", id);
         return;
@@ -254,8 +263,8 @@ static void take_claimed(s1d_jobs *t, s1_queue_job *row)
         log_error("job %" PRId64 ": out of memory; its lease will expire", id);
         return s1d_job_free(j, t->on.runner);
     }
-    if (j->row.resume && s1_queue_parse_resume(j->row.resume, j->row.samples, j->resume, &err))
-        log_warning("job %" PRId64 ": its saved samples cannot be read (%s); starting over",
+    if (j->row.resume && !(j->resume = s1_queue_parse_resume(j->row.resume, &err)))
+        log_warning("job %" PRId64 ": its saved sequences cannot be read (%s); starting over",
                     j->row.id, err.msg);
     start_job(t, j);
 }
@@ -345,8 +354,8 @@ static bool start_over(s1d_jobs *t, s1d_job *j, const char *why)
 {
     if (!saved_state(j) || j->cancel || j->lost || j->hand_back) return false;
     log_warning("job %" PRId64 ": its saved state was refused (%s); starting over", j->row.id, why);
-    s1_resume_free(j->resume[0]);
-    j->resume[0] = NULL;
+    s1_resume_free(j->resume);
+    j->resume = NULL;
     return add_request(t, j) == 0;
 }
 
@@ -376,10 +385,8 @@ static bool on_event(s1d_jobs *t, s1d_event *ev)
         return true;
     }
     if (ev->kind == S1D_EV_SAVED) {
-        /* Only a job of one run can resume from a save (see saved_state). */
-        if (s1d_job_runs(j) > 1) return true;
-        s1_resume_free(j->saved[0]);
-        j->saved[0] = ev->saved;
+        s1_resume_free(j->saved);
+        j->saved = ev->saved;
         ev->saved = NULL;
         j->save_dirty = true;
         return true;

@@ -192,24 +192,28 @@ static void save_done(void *ud, const PGresult *r, const char *error)
     if (!r) log_warning("%s", error);
 }
 
-/* The samples saved since the last write, taken from their jobs: the
- * states are the caller's now (free_saves). */
+/* A save worth writing: one with sequences, of a job still held. */
+static bool worth_writing(const s1d_job *j)
+{
+    return j->save_dirty && !j->lost && j->saved && j->saved->n > 0;
+}
+
+/* The jobs saved since the last write, their states taken from them: the
+ * caller's now (free_saves). */
 static s1_queue_saved *take_saves(s1d_leases *l, int *n)
 {
     *n = 0;
     for (s1d_job *j = s1d_jobs_first(l->on.jobs); j; j = j->next)
-        for (int i = 0; j->save_dirty && !j->lost && i < j->row.samples; i++)
-            *n += j->saved[i] != NULL;
+        *n += worth_writing(j);
     s1_queue_saved *v = *n ? calloc((size_t)*n, sizeof *v) : NULL;
     if (!v) return NULL;
     *n = 0;
     for (s1d_job *j = s1d_jobs_first(l->on.jobs); j; j = j->next) {
-        for (int i = 0; j->save_dirty && !j->lost && i < j->row.samples; i++)
-            if (j->saved[i]) {
-                v[(*n)++] = (s1_queue_saved){
-                    .id = j->row.id, .attempt = j->row.attempt, .sample = i, .state = j->saved[i]};
-                j->saved[i] = NULL;
-            }
+        if (worth_writing(j)) {
+            v[(*n)++] =
+                (s1_queue_saved){.id = j->row.id, .attempt = j->row.attempt, .state = j->saved};
+            j->saved = NULL;
+        }
         j->save_dirty = false;
     }
     return v;
@@ -222,7 +226,7 @@ static void free_saves(s1_queue_saved *v, int n)
     free(v);
 }
 
-/* Writes where the running samples stand (fenced); the statement holds its
+/* Writes where the running jobs stand (fenced); the statement holds its
  * own copy of the states. */
 static void write_saves(s1d_leases *l)
 {

@@ -10,6 +10,7 @@
 #include "daemon.h"
 #include "db.h"
 #include "log.h"
+#include "notify_socket.h"
 #include "runner.h"
 
 /* The database must be reachable, its schema current and the worker name
@@ -26,17 +27,25 @@ static PGconn *check_database(const s1d_config *cfg, s1_err *err)
 }
 
 /* Loading a large model takes minutes, longer than WatchdogSec: the loading
- * thread is making progress, so the watchdog is fed until it is done. */
+ * thread is making progress, so the watchdog is fed until it is done. The
+ * feeds go out without waiting (notify_socket.h): a notify socket nobody
+ * reads drops them, and never holds the feeder, hence the load, up. */
 typedef struct {
     atomic_bool done;
     uint64_t every_us;
+    s1d_notify_socket *sock; /* owned */
 } feeder;
 
 static void *feed_watchdog(void *arg)
 {
     feeder *f = arg;
+    bool warned = false;
     while (!atomic_load(&f->done)) {
-        sd_notify(0, "WATCHDOG=1");
+        if (!s1d_notify_socket_send(f->sock, "WATCHDOG=1") && !warned) {
+            warned = true;
+            log_warning("systemd's notify socket is full (its reader lags); dropping watchdog "
+                        "messages while the model loads");
+        }
         for (uint64_t slept = 0; slept < f->every_us && !atomic_load(&f->done); slept += 10000)
             usleep(10000);
     }
@@ -48,12 +57,13 @@ static s1d_runner *load_runner(const s1d_config *cfg, s1_err *err)
     uint64_t usec = 0;
     feeder f = {.done = false};
     pthread_t t;
-    bool feeding = sd_watchdog_enabled(0, &usec) > 0;
+    bool feeding = sd_watchdog_enabled(0, &usec) > 0 && (f.sock = s1d_notify_socket_open());
     f.every_us = usec / 4;
     if (feeding) feeding = !pthread_create(&t, NULL, feed_watchdog, &f);
     s1d_runner *r = s1d_runner_open(cfg, err);
     atomic_store(&f.done, true);
     if (feeding) pthread_join(t, NULL);
+    s1d_notify_socket_close(f.sock);
     return r;
 }
 

@@ -85,7 +85,7 @@ int s1d_noop_add(s1d_noop *n, const s1_request *r, s1_err *err)
     const s1_ladder *l = &r->policy.ladder;
     int target = l->kind == S1_LADDER_BUDGET ? l->rungs[l->n_rungs - 1] : r->policy.max_think;
     /* A resumed request has thought its saved tokens already. */
-    int done = r->resume ? (int)r->resume->n : 0;
+    int done = r->resume && r->resume->n > 0 ? (int)r->resume->seqs[0].n : 0;
     if (done > target) done = target;
     n->seqs[n->n_seqs++] = (noop_seq){.tag = r->tag,
                                       .target = target,
@@ -97,7 +97,8 @@ int s1d_noop_add(s1d_noop *n, const s1_request *r, s1_err *err)
     return 0;
 }
 
-/* Its thinking tokens so far (id 0), under the state text "noop". */
+/* Its thinking tokens so far (id 0) as one sequence of sample 0, under the
+ * state text "noop". */
 s1_resume *s1d_noop_save(const s1d_noop *n, uint64_t tag, s1_err *err)
 {
     const noop_seq *q = NULL;
@@ -108,18 +109,21 @@ s1_resume *s1d_noop_save(const s1d_noop *n, uint64_t tag, s1_err *err)
         return NULL;
     }
     s1_resume *r = calloc(1, sizeof *r);
-    if (r) {
-        r->n = (size_t)q->thinking;
-        r->ids = calloc(r->n + 1, sizeof *r->ids);
-        r->kinds = malloc(r->n + 1);
-        r->state = strdup("noop");
+    s1_resume_seq *s = r ? calloc(1, sizeof *s) : NULL;
+    if (s) {
+        r->seqs = s;
+        r->n = 1;
+        s->n = (size_t)q->thinking;
+        s->ids = calloc(s->n + 1, sizeof *s->ids);
+        s->kinds = malloc(s->n + 1);
+        s->state = strdup("noop");
     }
-    if (!r || !r->ids || !r->kinds || !r->state) {
+    if (!s || !s->ids || !s->kinds || !s->state) {
         s1_resume_free(r);
         s1_errf(err, "request %llu: out of memory saving its state", (unsigned long long)tag);
         return NULL;
     }
-    memset(r->kinds, S1_TOK_THINKING, r->n);
+    memset(s->kinds, S1_TOK_THINKING, s->n);
     return r;
 }
 

@@ -1,16 +1,13 @@
 #include "notify.h"
 
-#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <systemd/sd-daemon.h>
-#include <unistd.h>
 
 #include "log.h"
+#include "notify_socket.h"
 
 enum { MAX_WAITING = 8 }; /* state changes waiting for room: a few at most */
 
@@ -19,68 +16,28 @@ struct s1d_notify {
     uv_timer_t watchdog;
     uint64_t watchdog_usec; /* systemd's WatchdogSec= */
     bool ready_sent;
-    int fd; /* non-blocking datagram socket, owned; -1 without $NOTIFY_SOCKET */
-    struct sockaddr_un addr;
-    socklen_t addr_len;
+    s1d_notify_socket *sock;       /* owned; NULL without $NOTIFY_SOCKET */
     char waiting[MAX_WAITING][96]; /* state changes not sent yet, oldest first */
     int n_waiting;
     long long dropped; /* STATUS= and WATCHDOG=1 the full socket refused */
 };
-
-/* $NOTIFY_SOCKET is a path or, with a leading '@', an abstract name.
- * Returns false (and says why) for anything else. */
-static bool notify_address(s1d_notify *n, const char *where)
-{
-    size_t len = strlen(where);
-    if ((where[0] != '/' && where[0] != '@') || len < 2 || len >= sizeof n->addr.sun_path) {
-        log_warning("NOTIFY_SOCKET=%s: not a unix socket path; systemd will not hear from s1d",
-                    where);
-        return false;
-    }
-    n->addr.sun_family = AF_UNIX;
-    memcpy(n->addr.sun_path, where, len);
-    if (where[0] == '@') n->addr.sun_path[0] = 0;
-    n->addr_len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len);
-    return true;
-}
-
-/* The socket is opened once: a full reader makes a send fail, not wait. */
-static void open_socket(s1d_notify *n)
-{
-    const char *where = getenv("NOTIFY_SOCKET");
-    n->fd = -1;
-    if (!where || !notify_address(n, where)) return;
-    n->fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (n->fd < 0)
-        log_warning("NOTIFY_SOCKET: %s; systemd will not hear from s1d", strerror(errno));
-}
 
 s1d_notify *s1d_notify_new(uv_loop_t *loop, s1d_exec *exec)
 {
     s1d_notify *n = calloc(1, sizeof *n);
     if (!n) return NULL;
     n->exec = exec;
-    open_socket(n);
+    n->sock = s1d_notify_socket_open();
     uv_timer_init(loop, &n->watchdog);
     n->watchdog.data = n;
     return n;
-}
-
-/* One datagram, never waiting. True when it went out, or will never go
- * (no socket, a reader that is gone): only a full queue is worth a retry. */
-static bool send_now(s1d_notify *n, const char *msg)
-{
-    if (n->fd < 0) return true;
-    ssize_t sent = sendto(n->fd, msg, strlen(msg), MSG_NOSIGNAL | MSG_DONTWAIT,
-                          (const struct sockaddr *)&n->addr, n->addr_len);
-    return sent >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != ENOBUFS);
 }
 
 /* State changes go out in order, before anything newer. */
 static bool send_waiting(s1d_notify *n)
 {
     int sent = 0;
-    while (sent < n->n_waiting && send_now(n, n->waiting[sent]))
+    while (sent < n->n_waiting && s1d_notify_socket_send(n->sock, n->waiting[sent]))
         sent++;
     memmove(n->waiting, n->waiting[sent], (size_t)(n->n_waiting - sent) * sizeof n->waiting[0]);
     n->n_waiting -= sent;
@@ -91,7 +48,7 @@ static bool send_waiting(s1d_notify *n)
  * room; the oldest is given up only when too many wait. */
 static void send_state(s1d_notify *n, const char *msg)
 {
-    if (send_waiting(n) && send_now(n, msg)) return;
+    if (send_waiting(n) && s1d_notify_socket_send(n->sock, msg)) return;
     if (n->n_waiting == MAX_WAITING) {
         log_warning("systemd's notify socket is full; %s was not sent", n->waiting[0]);
         memmove(n->waiting, n->waiting[1], (MAX_WAITING - 1) * sizeof n->waiting[0]);
@@ -103,7 +60,7 @@ static void send_state(s1d_notify *n, const char *msg)
 /* STATUS= and WATCHDOG=1 are repeated anyway: dropped when there is no room. */
 static void send_figure(s1d_notify *n, const char *msg)
 {
-    if (send_waiting(n) && send_now(n, msg)) return;
+    if (send_waiting(n) && s1d_notify_socket_send(n->sock, msg)) return;
     if (n->dropped++ == 0)
         log_warning("systemd's notify socket is full (its reader lags); dropping status "
                     "and watchdog messages until it reads again");
@@ -177,6 +134,6 @@ void s1d_notify_stopping(s1d_notify *n)
 void s1d_notify_free(s1d_notify *n)
 {
     if (!n) return;
-    if (n->fd >= 0) close(n->fd);
+    s1d_notify_socket_close(n->sock);
     free(n);
 }

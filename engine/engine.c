@@ -26,6 +26,10 @@ typedef struct {
     int32_t *tokens; /* [max_context] prompt, then generated; owned */
     uint8_t *kinds;  /* [max_context] s1_token_kind of generated positions; owned */
     int n_prompt, n_tokens;
+    /* Leading tokens whose KV blocks the prefix cache may share: the prompt,
+     * and on a resumed sequence its saved tokens too, so that rebuilt ladder
+     * branches share the thinking they had in common with their trunk. */
+    int n_shared;
     int n_computed; /* leading tokens whose K/V are in the cache */
     bool decoding;  /* its whole sequence was computed once since admission */
     bool cancelled;
@@ -40,6 +44,13 @@ typedef struct {
     int n_sampled;
     double t_added, t_first, t_last;
 } seq;
+
+/* A finished sequence's saved state, kept while its request has others in
+ * flight: a save of the request must give it again (its fork point is gone). */
+typedef struct {
+    uint64_t tag;
+    s1_resume_seq saved; /* owned */
+} finished_seq;
 
 /* One entry of the batch being planned: count tokens of s from its n_computed. */
 typedef struct {
@@ -66,6 +77,8 @@ struct s1_engine {
     int n_running;
     s1_result **results; /* finished, not yet taken; owned */
     int n_results, cap_results;
+    finished_seq *finished; /* [n_finished] of requests still in flight; owned */
+    int n_finished, cap_finished;
     /* The batch, sized once. */
     plan_entry *plan;                  /* [max_seqs] */
     int n_plan, n_planned;             /* entries, tokens */
@@ -114,12 +127,20 @@ void s1_result_free(s1_result *r)
     free(r);
 }
 
+static void resume_seq_clear(s1_resume_seq *q)
+{
+    free(q->ids);
+    free(q->kinds);
+    free(q->state);
+    *q = (s1_resume_seq){0};
+}
+
 void s1_resume_free(s1_resume *r)
 {
     if (!r) return;
-    free(r->ids);
-    free(r->kinds);
-    free(r->state);
+    for (int i = 0; i < r->n; i++)
+        resume_seq_clear(&r->seqs[i]);
+    free(r->seqs);
     free(r);
 }
 
@@ -285,9 +306,12 @@ void s1_engine_close(s1_engine *e)
         seq_free(e->running[i]);
     for (int i = 0; i < e->n_results; i++)
         s1_result_free(e->results[i]);
+    for (int i = 0; i < e->n_finished; i++)
+        resume_seq_clear(&e->finished[i].saved);
     free(e->waiting);
     free(e->running);
     free(e->results);
+    free(e->finished);
     free(e->plan);
     free(e->b_tokens);
     free(e->b_pos);
@@ -369,8 +393,8 @@ static int parse_resume_state(const char *text, s1_policy_state *ps, uint64_t rn
 
 /* Every saved token must be one the model could have produced, of a kind
  * whose count the policy state agrees with. */
-static int check_resume_tokens(const s1_engine *e, const s1_resume *r, const s1_policy_state *ps,
-                               s1_err *err)
+static int check_resume_tokens(const s1_engine *e, const s1_resume_seq *r,
+                               const s1_policy_state *ps, s1_err *err)
 {
     int by_kind[4] = {0};
     for (size_t i = 0; i < r->n; i++) {
@@ -393,9 +417,9 @@ static int check_resume_tokens(const s1_engine *e, const s1_resume *r, const s1_
     return 0;
 }
 
-/* A rescued request: its saved tokens follow the prompt (to be prefilled
+/* A rescued sequence: its saved tokens follow the prompt (to be prefilled
  * like a preempted sequence), its policy and generator are where they were. */
-static int apply_resume(const s1_engine *e, seq *s, const s1_resume *r, s1_err *err)
+static int apply_resume(const s1_engine *e, seq *s, const s1_resume_seq *r, s1_err *err)
 {
     s1_policy_state ps;
     uint64_t rng[4];
@@ -407,13 +431,41 @@ static int apply_resume(const s1_engine *e, seq *s, const s1_resume *r, s1_err *
     memcpy(s->kinds + s->n_tokens, r->kinds, r->n);
     if (s->answer_from < 0) mark_answer_start(s, s->n_tokens, (int)r->n);
     s->n_tokens += (int)r->n;
+    s->n_shared = s->n_tokens;
     s1_sampler_rng_set(&s->sampler, rng);
     return 0;
 }
 
+/* A saved sequence runs its own sample: seeded as fork_samples seeds it,
+ * then its generator and policy put where they were. */
+static int resume_sample(const s1_engine *e, seq *s, const s1_request *r,
+                         const s1_resume_seq *saved, s1_err *err)
+{
+    int samples = r->samples > 1 ? r->samples : 1;
+    if (saved->sample < 0 || saved->sample >= samples)
+        return s1_errf(err, "a saved sequence runs sample %d of a request of %d", saved->sample,
+                       samples);
+    s1_sampling cfg = r->sampling;
+    cfg.seed += (uint64_t)saved->sample;
+    s1_sampler_init(&s->sampler, &cfg);
+    s->sample_lo = saved->sample;
+    s->sample_hi = saved->sample + 1;
+    if (apply_resume(e, s, saved, err) < 0) return -1;
+    int first, n;
+    s1_policy_rungs(s->policy, &first, &n);
+    if (saved->rung != first)
+        return s1_errf(err,
+                       "a saved sequence of sample %d is filed under rung %d but its state "
+                       "starts at rung %d",
+                       saved->sample, saved->rung, first);
+    return 0;
+}
+
 /* Tokenizes and checks everything that can be wrong with a request, so that
- * what is queued can always run. */
-static seq *new_seq(const s1_engine *e, const s1_request *r, s1_err *err)
+ * what is queued can always run. With saved, the sequence is that saved one
+ * of the request, sample and all. */
+static seq *new_seq(const s1_engine *e, const s1_request *r, const s1_resume_seq *saved,
+                    s1_err *err)
 {
     if (!r->text || r->text_len == 0) {
         s1_errf(err, "the problem is empty: give the text to solve");
@@ -421,12 +473,6 @@ static seq *new_seq(const s1_engine *e, const s1_request *r, s1_err *err)
     }
     if (r->samples < 0 || r->samples > S1_MAX_SAMPLES) {
         s1_errf(err, "samples is %d: give 1 to %d", r->samples, S1_MAX_SAMPLES);
-        return NULL;
-    }
-    if (r->resume && (r->samples > 1 || r->policy.ladder.kind != S1_LADDER_NONE)) {
-        /* Its forks' states are not saved: a resumed main would fork again. */
-        s1_errf(err, "a request with samples or a ladder cannot be resumed: run it again from "
-                     "the prompt");
         return NULL;
     }
     if (r->raw && r->policy.ladder.kind != S1_LADDER_NONE) {
@@ -455,12 +501,12 @@ static seq *new_seq(const s1_engine *e, const s1_request *r, s1_err *err)
     s->kinds = malloc((size_t)e->max_context);
     if (!s->tokens || !s->kinds) goto oom;
     memcpy(s->tokens, ids, sizeof *ids * n);
-    s->n_prompt = s->n_tokens = (int)n;
+    s->n_prompt = s->n_tokens = s->n_shared = (int)n;
     s->answer_from = r->raw ? 0 : -1;
     s1_sampler_init(&s->sampler, &r->sampling);
     s->sample_hi = r->samples > 1 ? r->samples : 1;
     s->t_added = now_s();
-    if (r->resume && apply_resume(e, s, r->resume, err) < 0) {
+    if (saved && resume_sample(e, s, r, saved, err) < 0) {
         seq_free(s);
         return NULL;
     }
@@ -511,19 +557,89 @@ static int fit_step_buffers(s1_engine *e, const s1_policy *p)
     return 0;
 }
 
+/* Queues s, with room for it and its policy's steps. */
+static int queue_seq(s1_engine *e, seq *s, s1_err *err)
+{
+    if (fit_step_buffers(e, s->policy) < 0 || fit_waiting(e) < 0) {
+        seq_free(s);
+        return s1_errf(err, "out of memory");
+    }
+    push_waiting(e, s, false);
+    return 0;
+}
+
+static int finish_seq(s1_engine *e, seq *s, s1_stop_reason stop, s1_err *err);
+
+/* Each (sample, rung) of the request is run by exactly one saved sequence:
+ * otherwise a result would be missing or given twice. */
+static int check_cover(seq *const *seqs, int n, int samples, int rungs, s1_err *err)
+{
+    _cleanup_free_ bool *cell = calloc((size_t)samples * (size_t)rungs, sizeof *cell);
+    if (!cell) return s1_errf(err, "out of memory");
+    for (int i = 0; i < n; i++) {
+        int first, count;
+        s1_policy_rungs(seqs[i]->policy, &first, &count);
+        for (int k = first; k < first + count; k++) {
+            bool *c = &cell[(size_t)seqs[i]->sample_lo * (size_t)rungs + (size_t)k];
+            if (*c)
+                return s1_errf(err, "saved sequences run sample %d rung %d twice",
+                               seqs[i]->sample_lo, k);
+            *c = true;
+        }
+    }
+    for (int k = 0; k < samples * rungs; k++)
+        if (!cell[k])
+            return s1_errf(err, "no saved sequence runs sample %d rung %d", k / rungs, k % rungs);
+    return 0;
+}
+
+/* The longest first: a ladder's trunk is prefilled before the branches that
+ * forked from it, which then find their common part in the prefix cache. */
+static int longest_first(const void *a, const void *b)
+{
+    const seq *x = *(seq *const *)a, *y = *(seq *const *)b;
+    return (y->n_tokens > x->n_tokens) - (y->n_tokens < x->n_tokens);
+}
+
+/* A rescued request: one sequence per saved one, all checked before any is
+ * queued; those that had finished give their results at once. */
+static int add_resumed(s1_engine *e, const s1_request *r, s1_err *err)
+{
+    const s1_resume *saved = r->resume;
+    if (saved->n < 1) return s1_errf(err, "the saved state has no sequence");
+    _cleanup_free_ seq **seqs = calloc((size_t)saved->n, sizeof *seqs);
+    if (!seqs) return s1_errf(err, "out of memory");
+    int rc = 0, built = 0;
+    for (; rc == 0 && built < saved->n; built++)
+        if (!(seqs[built] = new_seq(e, r, &saved->seqs[built], err))) rc = -1;
+    int rungs = r->policy.ladder.kind == S1_LADDER_NONE ? 1 : r->policy.ladder.n_rungs;
+    if (rc == 0) rc = check_cover(seqs, saved->n, r->samples > 1 ? r->samples : 1, rungs, err);
+    for (int i = 0; rc < 0 && i < built; i++)
+        seq_free(seqs[i]);
+    if (rc < 0) return -1;
+    qsort(seqs, (size_t)saved->n, sizeof *seqs, longest_first);
+    for (int i = 0; i < saved->n; i++)
+        if (!s1_policy_done(seqs[i]->policy, NULL) && queue_seq(e, seqs[i], err) < 0) rc = -1;
+    for (int i = 0; i < saved->n; i++) {
+        s1_stop_reason why;
+        if (s1_policy_done(seqs[i]->policy, &why) && finish_seq(e, seqs[i], why, err) < 0) rc = -1;
+    }
+    return rc;
+}
+
 int s1_engine_add(s1_engine *e, const s1_request *r, s1_err *err)
 {
     if (find_seq(e, r->tag))
         return s1_errf(err, "request %llu: this tag is already in flight",
                        (unsigned long long)r->tag);
-    seq *s = new_seq(e, r, err);
-    if (!s) return s1_err_prefix(err, "request %llu", (unsigned long long)r->tag);
-    if (fit_step_buffers(e, s->policy) < 0 || fit_waiting(e) < 0) {
-        seq_free(s);
-        return s1_errf(err, "request %llu: out of memory", (unsigned long long)r->tag);
+    int rc;
+    if (r->resume) {
+        rc = add_resumed(e, r, err);
+    } else {
+        seq *s = new_seq(e, r, NULL, err);
+        rc = s ? queue_seq(e, s, err) : -1;
     }
-    push_waiting(e, s, false);
-    return 0;
+    return rc < 0 ? s1_err_prefix(err, "request %llu", (unsigned long long)r->tag) : 0;
 }
 
 int s1_engine_cancel(s1_engine *e, uint64_t tag)
@@ -570,36 +686,90 @@ void s1_engine_get_stats(const s1_engine *e, s1_engine_stats *st)
     *st = e->stats;
 }
 
-/* Copies of the generated tokens and the state text; see s1_resume. */
-s1_resume *s1_engine_save(const s1_engine *e, uint64_t tag, s1_err *err)
+/* A copy of a kept state; false when out of memory. */
+static bool copy_saved(const s1_resume_seq *from, s1_resume_seq *out)
 {
-    const seq *s = find_seq(e, tag);
-    if (!s) {
-        s1_errf(err, "request %llu is not in flight", (unsigned long long)tag);
-        return NULL;
-    }
-    int n = s->n_tokens - s->n_prompt;
-    s1_resume *r = calloc(1, sizeof *r);
+    *out = *from;
+    out->ids = s1_ids_dup(from->ids, (int)from->n);
+    out->kinds = malloc(from->n ? from->n : 1);
+    if (out->kinds) memcpy(out->kinds, from->kinds, from->n);
+    out->state = strdup(from->state);
+    if (out->ids && out->kinds && out->state) return true;
+    resume_seq_clear(out);
+    return false;
+}
+
+/* A copy of s's generated tokens and state text; false when out of memory. */
+static bool snapshot(const seq *s, s1_resume_seq *out)
+{
+    int n = s->n_tokens - s->n_prompt, rung;
     s1_policy_state ps;
     uint64_t rng[4];
-    char policy[160], rng_text[S1_SAMPLER_RNG_TEXT];
+    char policy[200], rng_text[S1_SAMPLER_RNG_TEXT];
     s1_policy_state_save(s->policy, &ps);
     s1_policy_state_format(&ps, policy, sizeof policy);
     s1_sampler_rng_get(&s->sampler, rng);
     s1_sampler_rng_format(rng, rng_text);
-    if (r) {
-        r->n = (size_t)n;
-        r->ids = s1_ids_dup(s->tokens + s->n_prompt, n);
-        r->kinds = malloc((size_t)(n > 0 ? n : 1));
-        if (r->kinds && n > 0) memcpy(r->kinds, s->kinds + s->n_prompt, (size_t)n);
-        if (asprintf(&r->state, "%s rng=%s", policy, rng_text) < 0) r->state = NULL;
+    s1_policy_rungs(s->policy, &rung, &(int){0});
+    *out = (s1_resume_seq){.sample = s->sample_lo, .rung = rung, .n = (size_t)n};
+    out->ids = s1_ids_dup(s->tokens + s->n_prompt, n);
+    out->kinds = malloc((size_t)(n > 0 ? n : 1));
+    if (out->kinds && n > 0) memcpy(out->kinds, s->kinds + s->n_prompt, (size_t)n);
+    if (asprintf(&out->state, "%s rng=%s", policy, rng_text) < 0) out->state = NULL;
+    if (out->ids && out->kinds && out->state) return true;
+    resume_seq_clear(out);
+    return false;
+}
+
+/* The request's sequences in flight (waiting, then running), into out when
+ * it is given; one that still stands for several samples (not forked yet)
+ * sets *unforked instead. Returns their count. */
+static int collect_seqs(const s1_engine *e, uint64_t tag, const seq **out, bool *unforked)
+{
+    int n = 0;
+    for (int q = 0; q < 2; q++) {
+        seq *const *arr = q ? e->running : e->waiting;
+        for (int i = 0; i < (q ? e->n_running : e->n_waiting); i++) {
+            if (arr[i]->tag != tag) continue;
+            if (arr[i]->sample_hi - arr[i]->sample_lo > 1)
+                *unforked = true;
+            else if (out)
+                out[n++] = arr[i];
+            else
+                n++;
+        }
     }
-    if (!r || !r->ids || !r->kinds || !r->state) {
-        s1_resume_free(r);
-        s1_errf(err, "request %llu: out of memory saving its state", (unsigned long long)tag);
+    return n;
+}
+
+/* Copies of every sequence's tokens and state text; see s1_resume. A
+ * request whose samples have not forked yet has generated nothing: its save
+ * has no sequence, so that a resume never starts from a part of it. */
+s1_resume *s1_engine_save(const s1_engine *e, uint64_t tag, s1_err *err)
+{
+    if (!find_seq(e, tag)) {
+        s1_errf(err, "request %llu is not in flight", (unsigned long long)tag);
         return NULL;
     }
-    return r;
+    bool unforked = false;
+    int n_live = collect_seqs(e, tag, NULL, &unforked), n_done = 0;
+    for (int i = 0; i < e->n_finished; i++)
+        n_done += e->finished[i].tag == tag;
+    _cleanup_free_ const seq **live = calloc((size_t)n_live + 1, sizeof *live);
+    s1_resume *r = calloc(1, sizeof *r);
+    if (r) r->seqs = calloc((size_t)(n_live + n_done) + 1, sizeof *r->seqs);
+    bool ok = live && r && r->seqs;
+    if (ok && !unforked) {
+        collect_seqs(e, tag, live, &unforked);
+        for (int i = 0; ok && i < n_live; i++)
+            ok = snapshot(live[i], &r->seqs[r->n++]);
+        for (int i = 0; ok && i < e->n_finished; i++)
+            if (e->finished[i].tag == tag) ok = copy_saved(&e->finished[i].saved, &r->seqs[r->n++]);
+    }
+    if (ok) return r;
+    s1_resume_free(r);
+    s1_errf(err, "request %llu: out of memory saving its state", (unsigned long long)tag);
+    return NULL;
 }
 
 s1_result *s1_engine_take_result(s1_engine *e)
@@ -703,12 +873,42 @@ static int push_result(s1_engine *e, s1_result *r)
     return 0;
 }
 
+/* Keeps s's final state while its request has sequences in flight, and
+ * forgets the request's kept ones when s was its last. */
+static int keep_finished(s1_engine *e, const seq *s)
+{
+    if (!find_seq(e, s->tag)) {
+        int kept = 0;
+        for (int i = 0; i < e->n_finished; i++)
+            if (e->finished[i].tag == s->tag)
+                resume_seq_clear(&e->finished[i].saved);
+            else
+                e->finished[kept++] = e->finished[i];
+        e->n_finished = kept;
+        return 0;
+    }
+    if (e->n_finished == e->cap_finished) {
+        int cap = e->cap_finished ? 2 * e->cap_finished : 16;
+        finished_seq *f = realloc(e->finished, sizeof *f * (size_t)cap);
+        if (!f) return -1;
+        e->finished = f;
+        e->cap_finished = cap;
+    }
+    if (!snapshot(s, &e->finished[e->n_finished].saved)) return -1;
+    e->finished[e->n_finished++].tag = s->tag;
+    return 0;
+}
+
 /* Releases s (already out of the queues) and queues its results: one for
  * each sample and rung it stands for (rungs whose decision point it reached
  * together share its run). */
 static int finish_seq(s1_engine *e, seq *s, s1_stop_reason stop, s1_err *err)
 {
     s1_kv_table_release(e->kv, &s->table);
+    if (keep_finished(e, s) < 0) {
+        seq_free(s);
+        return s1_errf(err, "engine: out of memory keeping a finished sequence's state");
+    }
     int first, n;
     s1_policy_rungs(s->policy, &first, &n);
     int rc = 0;
@@ -766,7 +966,7 @@ static int admit_one(s1_engine *e)
 {
     if (e->n_waiting == 0 || e->n_running >= e->cfg.max_seqs) return 0;
     seq *s = e->waiting[0];
-    s->n_computed = s1_kv_table_match(e->kv, &s->table, s->tokens, s->n_prompt, s->n_tokens);
+    s->n_computed = s1_kv_table_match(e->kv, &s->table, s->tokens, s->n_shared, s->n_tokens);
     if (s1_kv_table_reserve(e->kv, &s->table, s->n_tokens) < 0) {
         s1_kv_table_release(e->kv, &s->table);
         s->n_computed = 0;
@@ -814,15 +1014,36 @@ static seq *preempt_youngest(s1_engine *e)
 
 /* ---- one step --------------------------------------------------------- */
 
+/* True when an earlier sequence of s's request computes s's next block in
+ * this step, over the same tokens (rebuilt ladder branches and their trunk,
+ * rebuilt samples and their prompt): s then waits a step and shares that
+ * block through the prefix cache rather than computing it again. */
+static bool next_block_planned_by_another(const s1_engine *e, const seq *s)
+{
+    int bs = e->cfg.block_size, end = s->n_computed + bs;
+    if (e->cfg.no_prefix_cache || s->n_computed % bs || end > s->n_shared || end >= s->n_tokens)
+        return false;
+    for (int i = 0; i < e->n_plan; i++) {
+        const seq *p = e->plan[i].s;
+        if (p->tag == s->tag && p->n_computed <= s->n_computed &&
+            end <= p->n_computed + e->plan[i].count && end <= p->n_shared &&
+            !memcmp(p->tokens, s->tokens, sizeof *s->tokens * (size_t)end))
+            return true;
+    }
+    return false;
+}
+
 /* Plans s's next chunk of uncomputed tokens within the step's budget, with
  * the blocks it needs, private where it writes: when they run out the
  * youngest sequence is preempted, which is s itself when s is the youngest.
  * Returns -1 on a backend error. */
 static int plan_seq(s1_engine *e, seq *s, s1_err *err)
 {
-    if (!s->decoding)
-        s->n_computed = s1_kv_table_rematch(e->kv, &s->table, s->tokens, s->n_prompt, s->n_computed,
+    if (!s->decoding) {
+        s->n_computed = s1_kv_table_rematch(e->kv, &s->table, s->tokens, s->n_shared, s->n_computed,
                                             s->n_tokens);
+        if (next_block_planned_by_another(e, s)) return 0;
+    }
     int count = s->n_tokens - s->n_computed;
     int left = e->cfg.max_batch_tokens - e->n_planned;
     if (count > left) count = left;
@@ -1011,7 +1232,7 @@ static int run_batch(s1_engine *e, s1_err *err)
         int64_t n = e->plan[i].count;
         e->stats.kv_attended += n * s->n_computed + n * (n + 1) / 2;
         s->n_computed += e->plan[i].count;
-        s1_kv_table_publish(e->kv, &s->table, s->tokens, s->n_prompt, s->n_computed);
+        s1_kv_table_publish(e->kv, &s->table, s->tokens, s->n_shared, s->n_computed);
         if (s->n_computed < s->n_tokens) continue;
         const float *row = e->logits + (size_t)out++ * (size_t)e->backend->vocab_size;
         if (s->sample_hi - s->sample_lo > 1 && fork_samples(e, s, row, err) < 0) return -1;

@@ -365,13 +365,20 @@ void s1_policy_rungs(const s1_policy *p, int *first, int *n)
 
 void s1_policy_state_save(const s1_policy *p, s1_policy_state *st)
 {
-    st->counts = p->c;
+    *st = (s1_policy_state){.counts = p->c,
+                            .rung_lo = p->rung_lo,
+                            .rung_next = p->rung_next,
+                            .rung_hi = p->rung_hi,
+                            .done = p->done,
+                            .stop = p->stop};
 }
 
 /* The checks stand in for having stepped there: a state from another job, a
- * changed policy or a damaged row is refused rather than run. */
-static int check_state(const s1_policy *p, const s1_policy_counts *c, s1_err *err)
+ * changed policy or a damaged row is refused rather than run. A finished
+ * sequence may have filled the context; a running one has room for one more. */
+static int check_state(const s1_policy *p, const s1_policy_state *st, s1_err *err)
 {
+    const s1_policy_counts *c = &st->counts;
     const struct {
         const char *name;
         int value;
@@ -390,19 +397,43 @@ static int check_state(const s1_policy *p, const s1_policy_counts *c, s1_err *er
         return s1_errf(err, "saved policy state: %d answer tokens while still thinking", c->answer);
     if (p->raw && c->thinking_phase)
         return s1_errf(err, "saved policy state: a raw request has no thinking phase");
-    if ((long long)c->thinking + c->forced + c->answer >= p->room)
+    if ((long long)c->thinking + c->forced + c->answer > p->room - (st->done ? 0 : 1))
         return s1_errf(err, "saved policy state: %d tokens leave no room in the context (%d left)",
                        c->thinking + c->forced + c->answer, p->room);
     return 0;
 }
 
+/* A fork runs the last rung it stands for: its budget or wait count is that
+ * rung's, as s1_policy_fork set it. */
+static int restore_rungs(s1_policy *p, const s1_policy_state *st, s1_err *err)
+{
+    if (st->rung_hi == 0) return 0;
+    if (st->rung_lo < 0 || st->rung_lo > st->rung_next || st->rung_next >= st->rung_hi ||
+        st->rung_hi > p->rung_hi)
+        return s1_errf(err,
+                       "saved policy state: rungs=%d,%d,%d do not fit this request's %d "
+                       "rung%s",
+                       st->rung_lo, st->rung_next, st->rung_hi, p->rung_hi,
+                       p->rung_hi == 1 ? "" : "s");
+    p->rung_lo = st->rung_lo;
+    p->rung_next = st->rung_next;
+    p->rung_hi = st->rung_hi;
+    if (p->ladder == S1_LADDER_BUDGET)
+        p->max_think = p->rungs[p->rung_hi - 1];
+    else if (p->ladder == S1_LADDER_WAIT)
+        p->ignore_stop = p->rungs[p->rung_hi - 1];
+    return 0;
+}
+
 int s1_policy_state_restore(s1_policy *p, const s1_policy_state *st, s1_err *err)
 {
-    if (check_state(p, &st->counts, err) < 0) return -1;
+    if (restore_rungs(p, st, err) < 0 || check_state(p, st, err) < 0) return -1;
     p->c = st->counts;
     /* Not in the text: a forced end that the budget did not make was the context's. */
     p->c.context_end = p->c.forced_end && !(p->max_think > 0 && p->c.thinking >= p->max_think);
     p->room -= st->counts.thinking + st->counts.forced + st->counts.answer;
+    p->done = st->done;
+    p->stop = st->stop;
     return 0;
 }
 
@@ -410,8 +441,31 @@ int s1_policy_state_format(const s1_policy_state *st, char *buf, size_t cap)
 {
     const s1_policy_counts *c = &st->counts;
     return snprintf(buf, cap,
-                    "thinking=%d forced=%d answer=%d waits=%d forced_end=%d thinking_phase=%d",
-                    c->thinking, c->forced, c->answer, c->waits, c->forced_end, c->thinking_phase);
+                    "thinking=%d forced=%d answer=%d waits=%d forced_end=%d thinking_phase=%d "
+                    "rungs=%d,%d,%d%s%s",
+                    c->thinking, c->forced, c->answer, c->waits, c->forced_end, c->thinking_phase,
+                    st->rung_lo, st->rung_next, st->rung_hi, st->done ? " stop=" : "",
+                    st->done ? s1_stop_reason_name(st->stop) : "");
+}
+
+/* The optional words after the counts: " rungs=LO,NEXT,HI", then
+ * " stop=REASON". Returns the characters read, -1 for a stop reason that is
+ * none of s1_stop_reason_name's. */
+static int parse_rungs_and_stop(const char *text, s1_policy_state *st)
+{
+    int at = 0, end = 0;
+    if (sscanf(text, " rungs=%d,%d,%d%n", &st->rung_lo, &st->rung_next, &st->rung_hi, &end) == 3)
+        at = end;
+    char name[16];
+    end = 0;
+    if (sscanf(text + at, " stop=%15[a-z_]%n", name, &end) != 1 || !end) return at;
+    for (s1_stop_reason r = S1_STOP_EOS; r <= S1_STOP_CANCELLED; r++)
+        if (!strcmp(name, s1_stop_reason_name(r))) {
+            st->done = true;
+            st->stop = r;
+            return at + end;
+        }
+    return -1;
 }
 
 int s1_policy_state_parse(const char *text, s1_policy_state *st, s1_err *err)
@@ -421,11 +475,17 @@ int s1_policy_state_parse(const char *text, s1_policy_state *st, s1_err *err)
     int forced_end, thinking_phase, end = 0;
     if (sscanf(text, "thinking=%d forced=%d answer=%d waits=%d forced_end=%d thinking_phase=%d%n",
                &c->thinking, &c->forced, &c->answer, &c->waits, &forced_end, &thinking_phase,
-               &end) != 6 ||
-        (text[end] && text[end] != ' ') || (forced_end | thinking_phase) & ~1)
+               &end) == 6) {
+        int more = parse_rungs_and_stop(text + end, st);
+        end = more < 0 ? -1 : end + more;
+    } else {
+        end = -1;
+    }
+    if (end < 0 || (text[end] && text[end] != ' ') || (forced_end | thinking_phase) & ~1)
         return s1_errf(err,
                        "saved policy state \"%.80s\" is not \"thinking=T forced=F answer=A "
-                       "waits=W forced_end=0|1 thinking_phase=0|1\"",
+                       "waits=W forced_end=0|1 thinking_phase=0|1 [rungs=LO,NEXT,HI] "
+                       "[stop=REASON]\"",
                        text);
     c->forced_end = forced_end;
     c->thinking_phase = thinking_phase;

@@ -85,19 +85,26 @@ void s1_policy_rungs(const s1_policy *p, int *first, int *n);
  * memory) or a rescued attempt (through its text form). */
 typedef struct {
     s1_policy_counts counts;
+    /* The ladder rungs it stands for and the one it runs (s1_policy_rungs):
+     * [rung_lo, rung_hi), pending from rung_next. rung_hi 0: not given (a
+     * save from before ladders were saved), the fresh policy's hold. */
+    int rung_lo, rung_next, rung_hi;
+    bool done; /* it has finished, for the reason in stop */
+    s1_stop_reason stop;
 } s1_policy_state;
 
 void s1_policy_state_save(const s1_policy *p, s1_policy_state *st);
 
 /* Puts a fresh policy (nothing stepped yet) where st says. Fails, naming the
  * count, for a state this policy could not have reached: negative counts,
- * thinking past max_think, an answer while still thinking, or more tokens
- * than the context leaves room for. */
+ * rungs outside its ladder, thinking past max_think (the rung's), an answer
+ * while still thinking, or more tokens than the context leaves room for. */
 int s1_policy_state_restore(s1_policy *p, const s1_policy_state *st, s1_err *err);
 
 /* Text form, "thinking=T forced=F answer=A waits=W forced_end=0|1
- * thinking_phase=0|1": what s1_policy_state_parse reads back. Returns the
- * length written (as snprintf). */
+ * thinking_phase=0|1 rungs=LO,NEXT,HI", then " stop=REASON" once done:
+ * what s1_policy_state_parse reads back (rungs= and stop= are optional
+ * there). Returns the length written (as snprintf). */
 int s1_policy_state_format(const s1_policy_state *st, char *buf, size_t cap);
 int s1_policy_state_parse(const char *text, s1_policy_state *st, s1_err *err);
 

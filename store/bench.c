@@ -208,7 +208,7 @@ int s1_bench_run_create(PGconn *c, const s1_bench_run_spec *s, long long *run_id
 /* The latest run matching the filters (NULL = any): by id, by suite, or the
  * newest of all. Progress counts jobs; Control is over every sample of the
  * run with thinking tokens, the paper's share of budgets respected; the
- * provenance is what its results recorded (0007_provenance_votes). */
+ * provenance is what its results recorded (0009_provenance_votes). */
 /* "The latest run" is the latest complete one (nothing pending, something
  * succeeded): a run still going or cancelled whole is picked only when no
  * run is complete. */

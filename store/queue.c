@@ -34,7 +34,8 @@ static const char SQL_CLAIM[] =
     " RETURNING j.id, j.attempt, j.samples, j.cancel_requested,"
     "           extract(epoch FROM now() - j.created_at) * 1000,"
     "           j.problem, j.reference_answer, j.policy::text, j.sampling::text,"
-    "           (SELECT json_agg(json_build_object('sample', r.sample, 'ids', r.token_ids,"
+    "           (SELECT json_agg(json_build_object('sample', r.sample, 'rung', r.rung,"
+    "                                              'ids', r.token_ids,"
     "                                              'kinds', r.token_kinds, 'state', r.state))::text"
     "              FROM s1.resume r WHERE r.job_id = j.id AND r.model = $4),"
     "           j.template";
@@ -57,7 +58,11 @@ static const char SQL_RENEW[] =
     "             RETURNING j.id)"
     " SELECT id, cancel_requested FROM mine";
 
-/* Progress, fenced, with one s1_progress notification per job written. */
+/* Progress, fenced, with one s1_progress notification per job written. A
+ * row locked now (a cancel, an analyst's SELECT FOR UPDATE, this worker's own
+ * completion) is skipped, not waited for: its progress is written at a later
+ * tick, and the statements queued behind this one on the connection (the
+ * heartbeat among them) never wait on another transaction. */
 static const char SQL_PROGRESS[] =
     "WITH p AS (UPDATE s1.jobs j"
     "              SET progress_thinking = h.thinking, progress_tokens = h.generated,"
@@ -66,6 +71,10 @@ static const char SQL_PROGRESS[] =
     "                  AS h(id, attempt, thinking, generated)"
     "            WHERE j.id = h.id AND j.attempt = h.attempt AND j.worker = $1"
     "              AND j.state = 'running'"
+    "              AND j.id IN (SELECT k.id FROM s1.jobs k"
+    "                            WHERE k.id = ANY ($2::bigint[]) AND k.worker = $1"
+    "                              AND k.state = 'running'"
+    "                              FOR UPDATE OF k SKIP LOCKED)"
     "           RETURNING j.id, j.progress_thinking)"
     " SELECT pg_notify('s1_progress', id || ' ' || progress_thinking) FROM p";
 
@@ -135,18 +144,30 @@ static const char SQL_REAP[] =
     "                   FOR UPDATE SKIP LOCKED)"
     " RETURNING j.id, j.state, j.attempt";
 
-/* Saved states of running samples, fenced like every write after the claim:
+/* Saved states of running jobs, fenced like every write after the claim:
  * only for an attempt this worker holds, and never over the save of a later
- * attempt (a zombie's save cannot replace its rescuer's). */
+ * attempt (a zombie's save cannot replace its rescuer's). A job's save is
+ * all its sequences: rows of that job it no longer names are deleted, so the
+ * table holds one consistent set per job. The rows' foreign key takes a key
+ * share lock on the job: a job row another transaction holds FOR UPDATE is
+ * skipped (saved next time), so the statements behind this one on the
+ * connection, heartbeats among them, never wait on someone else's lock. */
 static const char SQL_SAVE[] =
-    "INSERT INTO s1.resume AS r (job_id, sample, attempt, worker, model, token_ids, token_kinds,"
-    "                            state, saved_at)"
-    " SELECT x.job_id, x.sample, x.attempt, $1, $2, x.token_ids, x.token_kinds, x.state, now()"
-    "   FROM jsonb_to_recordset($3::jsonb) AS x(job_id bigint, attempt int, sample int,"
-    "        token_ids int[], token_kinds smallint[], state text)"
-    "   JOIN s1.jobs j ON j.id = x.job_id AND j.attempt = x.attempt AND j.worker = $1"
-    "                 AND j.state = 'running'"
-    " ON CONFLICT (job_id, sample) DO UPDATE"
+    "WITH x AS (SELECT x.* FROM jsonb_to_recordset($3::jsonb) AS x(job_id bigint, attempt int,"
+    "                 sample int, rung int, token_ids int[], token_kinds smallint[], state text)"
+    "             JOIN s1.jobs j ON j.id = x.job_id AND j.attempt = x.attempt AND j.worker = $1"
+    "                           AND j.state = 'running'"
+    "              FOR KEY SHARE OF j SKIP LOCKED),"
+    " gone AS (DELETE FROM s1.resume r USING (SELECT DISTINCT job_id, attempt FROM x) k"
+    "           WHERE r.job_id = k.job_id AND r.attempt <= k.attempt"
+    "             AND NOT EXISTS (SELECT FROM x WHERE x.job_id = r.job_id AND x.sample = r.sample"
+    "                                             AND x.rung = r.rung))"
+    " INSERT INTO s1.resume AS r (job_id, sample, rung, attempt, worker, model, token_ids,"
+    "                            token_kinds, state, saved_at)"
+    " SELECT x.job_id, x.sample, x.rung, x.attempt, $1, $2, x.token_ids, x.token_kinds, x.state,"
+    "        now()"
+    "   FROM x"
+    " ON CONFLICT (job_id, sample, rung) DO UPDATE"
     "   SET attempt = EXCLUDED.attempt, worker = EXCLUDED.worker, model = EXCLUDED.model,"
     "       token_ids = EXCLUDED.token_ids, token_kinds = EXCLUDED.token_kinds,"
     "       state = EXCLUDED.state, saved_at = now()"
@@ -579,19 +600,20 @@ int s1_queue_worker_beat(s1_queue_stmt *s, const s1_queue_worker *w, const s1_qu
     return built(s, rc);
 }
 
-/* One saved sample as a row of the save statement. */
-static json_t *saved_json(const s1_queue_saved *v)
+/* One saved sequence as a row of the save statement. */
+static json_t *saved_json(const s1_queue_saved *v, const s1_resume_seq *q)
 {
     json_t *o = json_object(), *kinds = json_array();
     int rc = !o || !kinds;
-    for (size_t i = 0; !rc && i < v->state->n; i++)
-        rc = json_array_append_new(kinds, json_integer(v->state->kinds[i]));
+    for (size_t i = 0; !rc && i < q->n; i++)
+        rc = json_array_append_new(kinds, json_integer(q->kinds[i]));
     rc = rc || json_object_set_new(o, "job_id", json_integer(v->id)) |
                    json_object_set_new(o, "attempt", json_integer(v->attempt)) |
-                   json_object_set_new(o, "sample", json_integer(v->sample)) |
-                   json_object_set_new(o, "token_ids", json_ids(v->state->ids, v->state->n)) |
+                   json_object_set_new(o, "sample", json_integer(q->sample)) |
+                   json_object_set_new(o, "rung", json_integer(q->rung)) |
+                   json_object_set_new(o, "token_ids", json_ids(q->ids, q->n)) |
                    json_object_set_new(o, "token_kinds", kinds) |
-                   json_object_set_new(o, "state", json_text(v->state->state));
+                   json_object_set_new(o, "state", json_text(q->state));
     if (rc) {
         json_decref(o);
         if (!o) json_decref(kinds);
@@ -605,71 +627,79 @@ int s1_queue_save(s1_queue_stmt *s, const s1_queue_worker *w, const s1_queue_sav
 {
     json_t *rows = json_array();
     int rc = !rows;
-    for (int i = 0; !rc && i < n; i++) {
-        json_t *o = saved_json(&v[i]);
-        rc = !o || json_array_append_new(rows, o);
-    }
+    for (int i = 0; !rc && i < n; i++)
+        for (int k = 0; !rc && k < v[i].state->n; k++) {
+            json_t *o = saved_json(&v[i], &v[i].state->seqs[k]);
+            rc = !o || json_array_append_new(rows, o);
+        }
     char *text = rc ? NULL : json_dumps(rows, JSON_COMPACT);
     json_decref(rows);
-    if (!text) return s1_errf(err, "save: out of memory for %d samples", n);
-    stmt_init(s, "save running samples", "s1_save", SQL_SAVE);
+    if (!text) return s1_errf(err, "save: out of memory for %d jobs", n);
+    stmt_init(s, "save running jobs", "s1_save", SQL_SAVE);
     rc = add_param(s, w->worker) || add_param(s, w->model);
     if (!rc)
         s->params[s->n_params++] = text;
     else
         free(text);
-    return built(s, rc) ? s1_errf(err, "save: out of memory for %d samples", n) : 0;
+    return built(s, rc) ? s1_errf(err, "save: out of memory for %d jobs", n) : 0;
 }
 
-/* One element of a claimed job's resume array, checked for shape only: the
- * engine checks the tokens against the request. */
-static s1_resume *resume_from_json(const json_t *o, s1_err *err)
+/* One element of a claimed job's resume array into q, checked for shape
+ * only: the engine checks the tokens and rungs against the request. */
+static int resume_from_json(const json_t *o, s1_resume_seq *q, s1_err *err)
 {
     const json_t *ids = json_object_get(o, "ids"), *kinds = json_object_get(o, "kinds");
+    const json_t *sample = json_object_get(o, "sample"), *rung = json_object_get(o, "rung");
     const char *state = json_string_value(json_object_get(o, "state"));
-    if (!json_is_array(ids) || !json_is_array(kinds) || !state ||
-        json_array_size(ids) != json_array_size(kinds)) {
-        s1_errf(err, "a saved sample lacks ids, kinds or state, or they differ in length");
-        return NULL;
-    }
+    if (!json_is_array(ids) || !json_is_array(kinds) || !state || !json_is_integer(sample) ||
+        !json_is_integer(rung) || json_array_size(ids) != json_array_size(kinds))
+        return s1_errf(err, "a saved sequence lacks sample, rung, ids, kinds or state, or its "
+                            "ids and kinds differ in length");
     size_t n = json_array_size(ids);
-    s1_resume *r = calloc(1, sizeof *r);
-    if (r) {
-        r->n = n;
-        r->ids = calloc(n ? n : 1, sizeof *r->ids);
-        r->kinds = calloc(n ? n : 1, 1);
-        r->state = strdup(state);
-    }
-    if (!r || !r->ids || !r->kinds || !r->state) {
-        /* (s1_resume_free is the engine's, which store does not link.) */
-        if (r) free(r->ids), free(r->kinds), free(r->state);
-        free(r);
-        s1_errf(err, "out of memory reading %zu saved tokens", n);
-        return NULL;
-    }
+    *q = (s1_resume_seq){.sample = (int)json_integer_value(sample),
+                         .rung = (int)json_integer_value(rung),
+                         .n = n,
+                         .ids = calloc(n ? n : 1, sizeof *q->ids),
+                         .kinds = calloc(n ? n : 1, 1),
+                         .state = strdup(state)};
+    if (!q->ids || !q->kinds || !q->state)
+        return s1_errf(err, "out of memory reading %zu saved tokens", n);
     for (size_t i = 0; i < n; i++) {
-        r->ids[i] = (int32_t)json_integer_value(json_array_get(ids, i));
-        r->kinds[i] = (uint8_t)json_integer_value(json_array_get(kinds, i));
+        q->ids[i] = (int32_t)json_integer_value(json_array_get(ids, i));
+        q->kinds[i] = (uint8_t)json_integer_value(json_array_get(kinds, i));
     }
-    return r;
+    return 0;
 }
 
-int s1_queue_parse_resume(const char *text, int samples, s1_resume **out, s1_err *err)
+/* (s1_resume_free is the engine's, which store does not link.) */
+static void drop_resume(s1_resume *r)
+{
+    for (int i = 0; i < r->n; i++)
+        free(r->seqs[i].ids), free(r->seqs[i].kinds), free(r->seqs[i].state);
+    free(r->seqs);
+    free(r);
+}
+
+s1_resume *s1_queue_parse_resume(const char *text, s1_err *err)
 {
     json_error_t je;
     json_t *a = json_loads(text, 0, &je);
     if (!json_is_array(a)) {
         json_decref(a);
-        return s1_errf(err, "saved samples are not a JSON array: %s", je.text);
+        s1_errf(err, "saved sequences are not a JSON array: %s", je.text);
+        return NULL;
     }
-    int rc = 0;
-    for (size_t i = 0; !rc && i < json_array_size(a); i++) {
-        const json_t *o = json_array_get(a, i);
-        json_int_t sample = json_integer_value(json_object_get(o, "sample"));
-        if (sample < 0 || sample >= samples || out[sample]) continue;
-        out[sample] = resume_from_json(o, err);
-        rc = out[sample] ? 0 : -1;
-    }
+    size_t n = json_array_size(a);
+    s1_resume *r = calloc(1, sizeof *r);
+    if (r) r->seqs = calloc(n ? n : 1, sizeof *r->seqs);
+    int rc = r && r->seqs ? 0 : s1_errf(err, "out of memory reading %zu saved sequences", n);
+    for (size_t i = 0; !rc && i < n; i++, r->n++)
+        rc = resume_from_json(json_array_get(a, i), &r->seqs[i], err);
     json_decref(a);
-    return rc;
+    if (!rc) return r;
+    if (r && r->seqs)
+        drop_resume(r);
+    else
+        free(r);
+    return NULL;
 }

@@ -53,7 +53,7 @@ typedef struct {
     char *reference;     /* NULL without a reference answer */
     char *policy;        /* JSON text */
     char *sampling;      /* JSON text */
-    char *resume;        /* JSON text: the samples saved by earlier attempts; NULL when none */
+    char *resume;        /* JSON text: the sequences saved by earlier attempts; NULL when none */
     char *template_name; /* "s1", "think-tags", or NULL: the engine's default */
 } s1_queue_job;
 
@@ -155,19 +155,20 @@ bool s1_queue_batch_full(int jobs, size_t bytes, size_t next_bytes);
  * cancels those whose cancel was requested. The result lists id, state, attempt. */
 void s1_queue_reap(s1_queue_stmt *s);
 
-/* Saves where running samples stand (s1.resume), as this worker's model. */
+/* Saves where running jobs stand (s1.resume), as this worker's model: each
+ * job's every sequence (engine.h s1_resume). */
 typedef struct {
     int64_t id;
-    int attempt, sample;
+    int attempt;
     const s1_resume *state;
 } s1_queue_saved;
 int s1_queue_save(s1_queue_stmt *s, const s1_queue_worker *w, const s1_queue_saved *v, int n,
                   s1_err *err);
 
-/* The saved states of a claimed job (its resume text) into out[samples],
- * each malloc'ed (s1_resume_free); samples with none, or out of range, are
- * left alone. -1 with err when the text is not what the claim returns. */
-int s1_queue_parse_resume(const char *text, int samples, s1_resume **out, s1_err *err);
+/* The saved sequences of a claimed job (its resume text), malloc'ed
+ * (engine.h s1_resume_free); NULL with err when the text is not what the
+ * claim returns. */
+s1_resume *s1_queue_parse_resume(const char *text, s1_err *err);
 
 /* Inserts or updates this worker's row in s1.workers. */
 typedef struct {

@@ -35,15 +35,27 @@ typedef struct {
     s1_template template;
 } s1_engine_cfg;
 
-/* Where a request stood between two steps: its generated tokens and the
- * rest of its state as text (budget-forcing counts, sampler generator).
- * Added again (s1_request.resume) with the same model, text, policy and
- * sampling, it goes on exactly as it would have without stopping. */
+/* Where one sequence of a request stood between two steps: its generated
+ * tokens and the rest of its state as text (budget-forcing counts, the
+ * ladder rungs it stands for, how it stopped if it did, the sampler's
+ * generator). */
 typedef struct {
+    int sample;     /* the sample it runs */
+    int rung;       /* the first ladder rung it stands for (0 without a ladder) */
     int32_t *ids;   /* generated tokens, owned */
     uint8_t *kinds; /* [n] s1_token_kind, owned */
     size_t n;
     char *state; /* owned */
+} s1_resume_seq;
+
+/* Where a request stood: every sequence it had, one per sample and ladder
+ * branch, those still running and those that already finished (their
+ * results are given again, not recomputed: the fork point that made them is
+ * gone). Added again (s1_request.resume) with the same model, text, policy
+ * and sampling, it goes on exactly as it would have without stopping. */
+typedef struct {
+    s1_resume_seq *seqs; /* [n], owned */
+    int n;
 } s1_resume;
 
 void s1_resume_free(s1_resume *r); /* its contents and r itself; NULL is fine */
@@ -59,7 +71,9 @@ typedef struct {
     int samples;
     s1_policy_cfg policy;
     s1_sampling sampling;
-    const s1_resume *resume; /* NULL: from the prompt; else copied by s1_engine_add */
+    /* NULL: from the prompt; else copied by s1_engine_add, and its
+     * sequences must stand for every (sample, rung) of the request once. */
+    const s1_resume *resume;
 } s1_request;
 
 typedef enum {
@@ -123,8 +137,9 @@ const s1_engine_info *s1_engine_get_info(const s1_engine *e);
 int s1_engine_add(s1_engine *e, const s1_request *r, s1_err *err);
 
 /* Where the request tagged tag stands now (call between steps, on the
- * engine's thread): a malloc'ed s1_resume (s1_resume_free), or NULL with err
- * when no such request is in flight or memory ran out. */
+ * engine's thread): a malloc'ed s1_resume (s1_resume_free), with no
+ * sequence while its samples have not forked yet (nothing generated), or
+ * NULL with err when no such request is in flight or memory ran out. */
 s1_resume *s1_engine_save(const s1_engine *e, uint64_t tag, s1_err *err);
 
 /* Marks r's sequences (its samples and rungs) cancelled; they finish with S1_STOP_CANCELLED at the

@@ -1,9 +1,10 @@
 #!/usr/bin/python3
 """Crash-resume on the real engine with a tiny generated model: a daemon
-killed with SIGKILL mid-thinking leaves its saved tokens in s1.resume, the
-daemon that rescues the job prefills them and goes on, and the result is
-token for token the one of a run that was never interrupted, greedy and
-sampled."""
+killed with SIGKILL mid-thinking leaves its saved sequences in s1.resume
+(every sample, every ladder branch, running or finished), the daemon that
+rescues the job rebuilds them and goes on, and every result row is token for
+token the one of a run that was never interrupted, greedy and sampled, with
+several samples, on a budget ladder and on a Wait ladder."""
 import os
 import shutil
 import signal
@@ -32,46 +33,56 @@ def engine_daemon(db):
                   "--save-every", "0.05", noop=False)
 
 
-def insert(db, sampling, policy=POLICY):
-    return int(psql(db, f"INSERT INTO s1.jobs (problem, policy, sampling) "
-                        f"VALUES ('What is 2 + 2?', '{policy}', '{sampling}') RETURNING id")[0][0])
+def insert(db, sampling, policy=POLICY, samples=1):
+    return int(psql(db, f"INSERT INTO s1.jobs (problem, policy, sampling, samples) "
+                        f"VALUES ('What is 2 + 2?', '{policy}', '{sampling}', {samples}) RETURNING id")[0][0])
 
 
-def tokens(db, jid):
-    return psql(db, f"SELECT s1.ids(token_ids), thinking_tokens, forced_tokens, answer_tokens, waits, trace "
-                    f"FROM s1.results WHERE job_id = {jid}")
+def results(db, jid):
+    """Every result row of the job, by sample and rung: all but timings."""
+    return psql(db, f"SELECT sample, rung, budget, ignore_stop, s1.ids(token_ids), thinking_tokens, forced_tokens, "
+                    f"answer_tokens, waits, forced_end, context_end, stop_reason, trace, extracted_answer "
+                    f"FROM s1.results WHERE job_id = {jid} ORDER BY sample, rung")
 
 
-def killed_mid_thinking_then_rescued(sampling):
+def killed_then_rescued(sampling, ready_sql, policy=POLICY, samples=1):
+    """Runs a job whole, then the same job in a daemon killed (SIGKILL) once
+    ready_sql, over the job's rows of s1.resume, is true; another daemon
+    finishes it. Returns the database, both job ids and what was saved."""
     db = migrated_db()
-    whole = insert(db, sampling)
+    whole = insert(db, sampling, policy, samples)
     with engine_daemon(db):
-        wait_state(db, whole, "succeeded", timeout=120)
-    rescued = insert(db, sampling)
+        wait_state(db, whole, "succeeded", timeout=600)
+    rescued = insert(db, sampling, policy, samples)
     watch = psycopg2.connect(db)
     watch.autocommit = True
 
-    def saved_50():
+    def ready():
         cur = watch.cursor()
-        cur.execute("SELECT coalesce(max(cardinality(token_ids)), 0) >= 50 FROM s1.resume WHERE job_id = %s",
-                    (rescued,))
+        cur.execute(f"SELECT {ready_sql} FROM s1.resume WHERE job_id = %s", (rescued,))
         return cur.fetchone()[0]
     with engine_daemon(db) as first:
         # Polled on one open connection and frozen at once: the job cannot
-        # finish between the first save seen and the kill.
-        wait_for(saved_50, timeout=120, what="50 saved tokens")
+        # finish between the save seen and the kill.
+        wait_for(ready, timeout=600, what=f"a save where {ready_sql}")
         os.kill(first.proc.pid, signal.SIGSTOP)
         first.kill()
     watch.close()
-    saved = int(psql(db, f"SELECT cardinality(token_ids) FROM s1.resume WHERE job_id = {rescued}")[0][0])
+    saved = psql(db, f"SELECT sample, rung, cardinality(token_ids), stop_reason FROM s1.resume "
+                     f"WHERE job_id = {rescued} ORDER BY sample, rung")
     assert job(db, rescued, "state")[0] == "running", "the job ended before the kill: make it longer"
     with engine_daemon(db) as second:
-        wait_state(db, rescued, "succeeded", timeout=120)
-        second.wait_log(f"job {rescued} sample 0: resuming from")
+        wait_state(db, rescued, "succeeded", timeout=600)
+        second.wait_log(f"job {rescued}: resuming {len(saved)} sequence")
     assert job(db, rescued, "attempt") == ["2"]
-    assert tokens(db, rescued) == tokens(db, whole)
-    assert 50 <= saved < len(tokens(db, whole)[0][0].split(","))
+    assert results(db, rescued) == results(db, whole)
     assert psql(db, f"SELECT count(*) FROM s1.resume WHERE job_id IN ({whole}, {rescued})") == [["0"]]
+    return db, whole, rescued, saved
+
+
+def killed_mid_thinking_then_rescued(sampling):
+    db, whole, rescued, saved = killed_then_rescued(sampling, "coalesce(max(cardinality(token_ids)), 0) >= 50")
+    assert 50 <= int(saved[0][2]) < len(results(db, whole)[0][4].split(","))
 
 
 def test_a_greedy_job_killed_mid_thinking_ends_as_if_never_interrupted():
@@ -80,6 +91,33 @@ def test_a_greedy_job_killed_mid_thinking_ends_as_if_never_interrupted():
 
 def test_a_sampled_job_killed_mid_thinking_ends_as_if_never_interrupted():
     killed_mid_thinking_then_rescued('{"temperature": 0.8, "top_p": 0.9, "seed": 11}')
+
+
+def test_every_sample_of_a_sampled_job_killed_mid_thinking_ends_as_if_never_interrupted():
+    _, _, _, saved = killed_then_rescued('{"temperature": 0.8, "top_p": 0.9, "seed": 5}',
+                                         "count(DISTINCT sample) = 3 AND min(cardinality(token_ids)) >= 50",
+                                         samples=3)
+    assert [row[:2] for row in saved] == [["0", "0"], ["1", "0"], ["2", "0"]]
+
+
+def test_a_budget_ladder_killed_after_its_first_rungs_forked_ends_as_if_never_interrupted():
+    # Stops are waits (ignore_stop) so the largest budget thinks long; the
+    # budget of 100 forks, answers and finishes, that of 300 forks, then
+    # the kill comes while the trunk thinks towards 3000 (saves are written
+    # twice a second: it must think for several of them).
+    policy = '{"budgets": [100, 300, 3000], "ignore_stop": 100000, "max_answer": 16}'
+    _, _, _, saved = killed_then_rescued('{"temperature": 0.7, "seed": 3}', "count(*) = 3", policy)
+    assert [row[:2] for row in saved] == [["0", "0"], ["0", "1"], ["0", "2"]]
+    assert saved[0][3] != "", "the first rung's branch is saved finished, its result given again"
+    assert saved[2][3] == "", "the trunk was still thinking"
+
+
+def test_a_wait_ladder_killed_after_its_first_rung_forked_ends_as_if_never_interrupted():
+    # Sampled, the random model stops now and then: the first stop after
+    # min_think is accepted by rung 0's branch, the trunk suppresses them all.
+    policy = '{"max_think": 3000, "min_think": 300, "waits": [0, 100000], "max_answer": 16}'
+    _, _, _, saved = killed_then_rescued('{"temperature": 0.7, "seed": 3}', "count(*) = 2", policy)
+    assert [row[:2] for row in saved] == [["0", "0"], ["0", "1"]]
 
 
 def job_with_a_save(model, state):

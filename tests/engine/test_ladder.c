@@ -354,11 +354,94 @@ static void test_ladders_that_cannot_run_are_refused(void **state)
     r = budget_ladder(0, problems[0], greedy);
     r.samples = S1_MAX_SAMPLES + 1;
     fx_assert_add_fails(e, &r, "samples");
-    s1_resume saved = {0};
-    r = budget_ladder(0, problems[0], greedy);
-    r.resume = &saved;
-    fx_assert_add_fails(e, &r, "cannot be resumed");
     s1_engine_close(e);
+}
+
+/* Runs r for steps steps, taking (and dropping, as a daemon killed before
+ * writing them would) the results that came, then saves it; the engine is
+ * closed, as by a crash. NULL when r ended first. */
+static s1_resume *save_after_steps(const char *dir, const s1_request *r, int steps)
+{
+    s1_engine *e = fx_open(dir, (s1_engine_cfg){.max_context = CONTEXT});
+    fx_add(e, r);
+    s1_err err = {{0}};
+    int left = 1;
+    for (int i = 0; i < steps && left > 0; i++) {
+        left = s1_engine_step(e, &err);
+        assert_true(left >= 0);
+        for (s1_result *x; (x = s1_engine_take_result(e));)
+            s1_result_free(x);
+    }
+    s1_resume *saved = left > 0 ? s1_engine_save(e, r->tag, &err) : NULL;
+    assert_true(saved || left == 0);
+    s1_engine_close(e);
+    return saved;
+}
+
+/* A save that runs some (sample, rung) twice or not at all is refused. */
+static void assert_incomplete_saves_are_refused(const char *dir, s1_request r, s1_resume *saved)
+{
+    s1_engine *e = fx_open(dir, (s1_engine_cfg){.max_context = CONTEXT});
+    r.resume = saved;
+    saved->n--;
+    fx_assert_add_fails(e, &r, "no saved sequence runs sample");
+    s1_resume_seq last = saved->seqs[saved->n];
+    saved->seqs[saved->n] = saved->seqs[0];
+    saved->n++;
+    fx_assert_add_fails(e, &r, "twice");
+    saved->seqs[saved->n - 1] = last;
+    s1_engine_close(e);
+}
+
+/* Killed after any step (mid-thinking, some rungs forked, some answered and
+ * their results lost with the process), a request of several samples and
+ * rungs resumed from its save in another engine gives every (sample, rung)
+ * exactly the run of an uninterrupted one, greedy and sampled; its rebuilt
+ * sequences share their prompt and common thinking as the forks did, so the
+ * resumed run computes no more than the uninterrupted one (to a block). */
+static void
+test_samples_and_ladders_resumed_after_any_step_end_as_if_never_interrupted(void **state)
+{
+    (void)state;
+    s1_request reqs[] = {budget_ladder(0, problems[0], sampled),
+                         wait_ladder(0, problems[1], sampled),
+                         budget_ladder(0, problems[2], greedy), fx_request(0, problems[1])};
+    const char *dirs[] = {model_dir, boosted_dir, NULL, model_dir};
+    static const int long_budgets[] = {30, 60, 100};
+    reqs[2].policy.ladder = ladder(S1_LADDER_BUDGET, 3, long_budgets);
+    reqs[2].policy.ignore_stop = 1000; /* thinks on: branches share long stretches with the trunk */
+    dirs[2] = model_dir;
+    reqs[0].samples = reqs[1].samples = reqs[3].samples = 3;
+    reqs[3].policy.max_think = 30;
+    reqs[3].sampling = sampled;
+    for (int q = 0; q < 4; q++) {
+        int cells = n_samples(&reqs[q]) * n_rungs(&reqs[q]);
+        s1_engine_stats whole_st;
+        s1_result **whole = run_ladders(dirs[q], (s1_engine_cfg){0}, &reqs[q], 1, &whole_st);
+        s1_resume *saved;
+        int resumes = 0;
+        for (int steps = 2; (saved = save_after_steps(dirs[q], &reqs[q], steps)); steps += 7) {
+            assert_true(saved->n >= n_samples(&reqs[q]));
+            resumes++;
+            if (q == 0 && steps == 16) assert_incomplete_saves_are_refused(dirs[q], reqs[q], saved);
+            s1_request r = reqs[q];
+            r.resume = saved;
+            s1_engine_stats st;
+            s1_result **resumed = run_ladders(dirs[q], (s1_engine_cfg){0}, &r, 1, &st);
+            /* The rebuilt sequences shared their common tokens again, but
+             * for the part of a block each forked in (shared when it forked). */
+            assert_true(st.tokens_computed <= whole_st.tokens_computed + saved->n * 15);
+            for (int i = 0; i < cells; i++) {
+                assert_int_equal(resumed[i]->waits, whole[i]->waits);
+                assert_int_equal(resumed[i]->forced_end, whole[i]->forced_end);
+                fx_assert_same_run(resumed[i], whole[i]);
+            }
+            fx_free_grid(resumed, cells);
+            s1_resume_free(saved);
+        }
+        assert_true(resumes >= 2);
+        fx_free_grid(whole, cells);
+    }
 }
 
 int main(void)
@@ -372,6 +455,8 @@ int main(void)
         cmocka_unit_test(test_ladders_are_exact_when_preempted_in_a_tiny_kv_cache),
         cmocka_unit_test(test_a_ladder_cancelled_midway_returns_every_rung),
         cmocka_unit_test(test_ladders_that_cannot_run_are_refused),
+        cmocka_unit_test(
+            test_samples_and_ladders_resumed_after_any_step_end_as_if_never_interrupted),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -61,7 +61,7 @@ def test_a_prefix_of_one_flag_is_that_flag():
     p = s1ctl("submit", "--sampl", "0", EXAMPLE)
     assert p.returncode == 2
     one_error_line(p, "--samples: 0 is not an integer from 1 to 1024")
-    p = s1ctl("submit", "--temp=-1", EXAMPLE)
+    p = s1ctl("submit", "--tempe=-1", EXAMPLE)
     one_error_line(p, "--temperature: -1 is not a number in [0, 1e+06]")
 
 
