@@ -169,7 +169,11 @@ static void collect_saves(s1d_exec *x)
     for (int i = 0; i < x->n_flights; i++) {
         flight *f = &x->flights[i];
         s1_err err = {0};
-        if (f->generated == f->saved) continue;
+        /* Counted afresh: the reported progress lags by up to
+         * PROGRESS_EVERY_MS, which may be longer than save_ms. */
+        int thinking, generated;
+        if (s1d_runner_progress(x->runner, f->tag, &thinking, &generated) || generated == f->saved)
+            continue;
         s1d_event *ev = calloc(1, sizeof *ev);
         if (!ev) return;
         *ev = (s1d_event){.kind = S1D_EV_SAVED, .tag = f->tag};
@@ -178,7 +182,7 @@ static void collect_saves(s1d_exec *x)
             free(ev);
             continue;
         }
-        f->saved = f->generated;
+        f->saved = generated;
         post(x, ev);
     }
 }

@@ -11,7 +11,7 @@ enum { PROGRESS_MS = 500 }; /* progress writes per job: at most 2/s */
 
 struct s1d_leases {
     s1d_leases_deps on;
-    uv_timer_t heartbeat, progress;
+    uv_timer_t heartbeat, progress, saves;
     const char *state;                  /* static string */
     bool renewing, progressing, saving; /* one of each in flight */
     bool renew_again;                   /* asked for while one was in flight */
@@ -19,6 +19,7 @@ struct s1d_leases {
 
 static void on_heartbeat(uv_timer_t *t);
 static void on_progress_timer(uv_timer_t *t);
+static void on_save_timer(uv_timer_t *t);
 
 s1d_leases *s1d_leases_new(const s1d_leases_deps *deps)
 {
@@ -28,7 +29,8 @@ s1d_leases *s1d_leases_new(const s1d_leases_deps *deps)
     l->state = "running";
     uv_timer_init(deps->loop, &l->heartbeat);
     uv_timer_init(deps->loop, &l->progress);
-    l->heartbeat.data = l->progress.data = l;
+    uv_timer_init(deps->loop, &l->saves);
+    l->heartbeat.data = l->progress.data = l->saves.data = l;
     return l;
 }
 
@@ -42,6 +44,14 @@ void s1d_leases_start(s1d_leases *l)
     uint64_t every = (uint64_t)l->on.cfg->heartbeat_ms;
     uv_timer_start(&l->heartbeat, on_heartbeat, every, every);
     uv_timer_start(&l->progress, on_progress_timer, PROGRESS_MS, PROGRESS_MS);
+    /* Saves are written at their own pace, so that a crash loses at most
+     * save-every seconds of thinking, even when that is less than the
+     * progress interval. */
+    uint64_t save = (uint64_t)l->on.cfg->save_ms;
+    if (save)
+        uv_timer_start(&l->saves, on_save_timer, save, save);
+    else
+        uv_timer_stop(&l->saves);
 }
 
 void s1d_leases_set_state(s1d_leases *l, const char *state)
@@ -243,14 +253,17 @@ static void write_saves(s1d_leases *l)
     s1d_conn_send(l->on.db, &s, save_done, l);
 }
 
-/* Writes the progress that changed since the last tick (PROGRESS_MS), and
- * the saved samples. */
+static void on_save_timer(uv_timer_t *t)
+{
+    s1d_leases *l = t->data;
+    if (s1d_conn_is_up(l->on.db)) write_saves(l);
+}
+
+/* Writes the progress that changed since the last tick (PROGRESS_MS). */
 static void on_progress_timer(uv_timer_t *t)
 {
     s1d_leases *l = t->data;
-    if (!s1d_conn_is_up(l->on.db)) return;
-    write_saves(l);
-    if (l->progressing) return;
+    if (!s1d_conn_is_up(l->on.db) || l->progressing) return;
     int n = 0;
     for (s1d_job *j = s1d_jobs_first(l->on.jobs); j; j = j->next)
         n += j->progress_dirty && !j->lost;

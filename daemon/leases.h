@@ -1,7 +1,8 @@
 /* daemon/leases.h — what keeps this daemon's claims alive and visible: every
  * heartbeat renews the leases of its jobs, running or waiting to be written
  * (learning of cancels and of leases taken over), beats its worker row and runs the reaper for
- * every worker; progress (tokens so far) is written at most twice a second. */
+ * every worker; progress (tokens so far) is written at most twice a second,
+ * the saved sequences of running jobs every save-every seconds. */
 #ifndef S1D_LEASES_H
 #define S1D_LEASES_H
 
@@ -34,7 +35,8 @@ typedef struct {
 s1d_leases *s1d_leases_new(const s1d_leases_deps *deps);
 void s1d_leases_free(s1d_leases *l);
 
-/* (Re)starts the heartbeat at cfg's interval, and the progress writes. */
+/* (Re)starts the heartbeat and the save writes at cfg's intervals, and the
+ * progress writes. */
 void s1d_leases_start(s1d_leases *l);
 
 /* Renews at once, or right after the renewal in flight: after a reconnect

@@ -21,16 +21,17 @@ from s1test import tap_main  # noqa: E402
 MODEL_PARENT = tempfile.mkdtemp(prefix="s1model.")
 MODEL = os.path.join(MODEL_PARENT, "tiny")
 subprocess.run(["/usr/bin/python3", os.path.join(SOURCE, "tools", "gen_model.py"), "--out", MODEL,
-                "--preset", "tiny"], check=True, capture_output=True)
+                "--preset", "tiny", "--max-position", "16384"], check=True, capture_output=True)
 
 # min_think = max_think: the random model's early stops become waits, so the
-# thinking is long (the kill lands in it) and the policy state has waits.
-POLICY = '{"max_think": 1200, "min_think": 1200, "max_answer": 16}'
+# thinking is long and the policy state has waits. Long enough that the job
+# runs for many save intervals on any machine: the kill must land in it.
+POLICY = '{"max_think": 8000, "min_think": 8000, "max_answer": 16}'
 
 
 def engine_daemon(db):
     return Daemon(db, "--model", MODEL, "--threads", "1", "--lease", "2", "--heartbeat", "0.3",
-                  "--save-every", "0.05", noop=False)
+                  "--save-every", "0.02", noop=False)
 
 
 def insert(db, sampling, policy=POLICY, samples=1):
@@ -59,12 +60,16 @@ def killed_then_rescued(sampling, ready_sql, policy=POLICY, samples=1):
 
     def ready():
         cur = watch.cursor()
-        cur.execute(f"SELECT {ready_sql} FROM s1.resume WHERE job_id = %s", (rescued,))
-        return cur.fetchone()[0]
+        cur.execute(f"SELECT ({ready_sql}), (SELECT state FROM s1.jobs WHERE id = %s) "
+                    f"FROM s1.resume WHERE job_id = %s", (rescued, rescued))
+        seen, state = cur.fetchone()
+        assert seen or state in ("queued", "running", None), \
+            f"the job ended ({state}) before a save where {ready_sql}: make it longer"
+        return seen
     with engine_daemon(db) as first:
-        # Polled on one open connection and frozen at once: the job cannot
-        # finish between the save seen and the kill.
-        wait_for(ready, timeout=600, what=f"a save where {ready_sql}")
+        # Polled often on one open connection and frozen at once: the job
+        # cannot finish between the save seen and the kill.
+        wait_for(ready, timeout=600, interval=0.005, what=f"a save where {ready_sql}")
         os.kill(first.proc.pid, signal.SIGSTOP)
         first.kill()
     watch.close()
@@ -103,9 +108,8 @@ def test_every_sample_of_a_sampled_job_killed_mid_thinking_ends_as_if_never_inte
 def test_a_budget_ladder_killed_after_its_first_rungs_forked_ends_as_if_never_interrupted():
     # Stops are waits (ignore_stop) so the largest budget thinks long; the
     # budget of 100 forks, answers and finishes, that of 300 forks, then
-    # the kill comes while the trunk thinks towards 3000 (saves are written
-    # twice a second: it must think for several of them).
-    policy = '{"budgets": [100, 300, 3000], "ignore_stop": 100000, "max_answer": 16}'
+    # the kill comes while the trunk thinks towards 8000.
+    policy = '{"budgets": [100, 300, 8000], "ignore_stop": 100000, "max_answer": 16}'
     _, _, _, saved = killed_then_rescued('{"temperature": 0.7, "seed": 3}', "count(*) = 3", policy)
     assert [row[:2] for row in saved] == [["0", "0"], ["0", "1"], ["0", "2"]]
     assert saved[0][3] != "", "the first rung's branch is saved finished, its result given again"
@@ -115,7 +119,7 @@ def test_a_budget_ladder_killed_after_its_first_rungs_forked_ends_as_if_never_in
 def test_a_wait_ladder_killed_after_its_first_rung_forked_ends_as_if_never_interrupted():
     # Sampled, the random model stops now and then: the first stop after
     # min_think is accepted by rung 0's branch, the trunk suppresses them all.
-    policy = '{"max_think": 3000, "min_think": 300, "waits": [0, 100000], "max_answer": 16}'
+    policy = '{"max_think": 8000, "min_think": 300, "waits": [0, 100000], "max_answer": 16}'
     _, _, _, saved = killed_then_rescued('{"temperature": 0.7, "seed": 3}', "count(*) = 2", policy)
     assert [row[:2] for row in saved] == [["0", "0"], ["0", "1"]]
 
