@@ -224,12 +224,15 @@ static size_t carve(s1_cpu_rank *r, float *base, int n, int n_out, int n_pos)
 }
 
 /* Grows the scratch to at least n tokens, n_out logits rows and n_pos
- * positions of context. */
+ * positions of context. Positions grow by doubling: decoding reaches a new
+ * position every step, and an arena reallocated (and its pages faulted in)
+ * per step cost a long single sequence more than its attention. */
 static int reserve(s1_cpu_rank *r, int n, int n_out, int n_pos, s1_err *err)
 {
     if (n <= r->cap_tokens && n_out <= r->cap_out && n_pos <= r->cap_pos) return 0;
     n = n > r->cap_tokens ? n : r->cap_tokens;
     n_out = n_out > r->cap_out ? n_out : r->cap_out;
+    if (n_pos > r->cap_pos) n_pos = n_pos > 2 * r->cap_pos ? n_pos : 2 * r->cap_pos;
     n_pos = n_pos > r->cap_pos ? n_pos : r->cap_pos;
     size_t floats = carve(r, NULL, n, n_out, n_pos);
     float *arena = aligned_alloc(64, floats * sizeof(float));
