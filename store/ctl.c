@@ -193,7 +193,8 @@ int s1_ctl_retry(PGconn *c, long long id, s1_err *err)
     return change_job(c, &RETRY, id, state, sizeof state, err);
 }
 
-/* The daemon notifies progress and the state trigger notifies every change. */
+/* The daemon notifies each progress write, and the end of a job notifies
+ * (s1.notify_end); a claim does not: the first progress says a job runs. */
 static const char SQL_LISTEN[] = "LISTEN s1_progress";
 
 int s1_ctl_listen_progress(PGconn *c, s1_err *err)

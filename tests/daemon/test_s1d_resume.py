@@ -26,7 +26,7 @@ subprocess.run(["/usr/bin/python3", os.path.join(SOURCE, "tools", "gen_model.py"
 # min_think = max_think: the random model's early stops become waits, so the
 # thinking is long and the policy state has waits. Long enough that the job
 # runs for many save intervals on any machine: the kill must land in it.
-POLICY = '{"max_think": 8000, "min_think": 8000, "max_answer": 16}'
+POLICY = '{"max_think": 5000, "min_think": 5000, "max_answer": 16}'
 
 
 def engine_daemon(db):
@@ -108,8 +108,8 @@ def test_every_sample_of_a_sampled_job_killed_mid_thinking_ends_as_if_never_inte
 def test_a_budget_ladder_killed_after_its_first_rungs_forked_ends_as_if_never_interrupted():
     # Stops are waits (ignore_stop) so the largest budget thinks long; the
     # budget of 100 forks, answers and finishes, that of 300 forks, then
-    # the kill comes while the trunk thinks towards 8000.
-    policy = '{"budgets": [100, 300, 8000], "ignore_stop": 100000, "max_answer": 16}'
+    # the kill comes while the trunk thinks towards 5000.
+    policy = '{"budgets": [100, 300, 5000], "ignore_stop": 100000, "max_answer": 16}'
     _, _, _, saved = killed_then_rescued('{"temperature": 0.7, "seed": 3}', "count(*) = 3", policy)
     assert [row[:2] for row in saved] == [["0", "0"], ["0", "1"], ["0", "2"]]
     assert saved[0][3] != "", "the first rung's branch is saved finished, its result given again"
@@ -119,7 +119,7 @@ def test_a_budget_ladder_killed_after_its_first_rungs_forked_ends_as_if_never_in
 def test_a_wait_ladder_killed_after_its_first_rung_forked_ends_as_if_never_interrupted():
     # Sampled, the random model stops now and then: the first stop after
     # min_think is accepted by rung 0's branch, the trunk suppresses them all.
-    policy = '{"max_think": 8000, "min_think": 300, "waits": [0, 100000], "max_answer": 16}'
+    policy = '{"max_think": 5000, "min_think": 300, "waits": [0, 100000], "max_answer": 16}'
     _, _, _, saved = killed_then_rescued('{"temperature": 0.7, "seed": 3}', "count(*) = 2", policy)
     assert [row[:2] for row in saved] == [["0", "0"], ["0", "1"]]
 
