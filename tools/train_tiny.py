@@ -11,12 +11,16 @@ then writes a line per addition with the step, the new total and the
 additions left ("+6=33, 11 left"): each line depends only on the line
 before it and on the prompt's fixed places, "0 left" says where to stop,
 and the thinking grows with the count, so that cutting it short (a small
-budget) leaves the result unfinished. Some traces, after a forced "Wait",
-count again from the start; their first pass may hold a slip, which the
-second corrects. (Tried before: sums of lettered terms, "a=7 b=3 ...",
-where looking up the next letter's value stayed at chance; and numbered
-lines without the count left, where the model learned the sums but not
-the first line nor where to stop.)
+budget) leaves the result unfinished. Some traces, after a "Wait" fed
+where the count ended, count again ("Wait, check from the start:"); their
+first count may hold a slip, which the second corrects, and their answer
+is the second count's. (Tried before: sums of lettered terms, "a=7 b=3
+...", where looking up the next letter's value stayed at chance; numbered
+lines without the count left, where the model learned the sums but not the
+first line nor where to stop; and a check of the last addition alone,
+"Wait, check: 149+5=154.", whose additions in that form were worse than the
+count's. The second count still restates the start wrong: see
+models/s1-tiny/README.md.)
 
 Training is deterministic from --seed (one thread, each step's batch drawn
 from its own generator), checkpointed to --work every --save-every steps and
@@ -39,8 +43,8 @@ import safetensors_io as st  # noqa: E402
 
 SYSTEM = "You are Qwen, created by Alibaba Cloud. You are a helpful assistant."
 MIN_STEPS, MAX_STEPS = 1, 20
-WAIT_SHARE = 0.15      # traces that check their sum again after "Wait"
-SLIP_SHARE = 0.5       # of those, the share whose first pass holds a slip
+WAIT_SHARE = 0.3       # traces that count again after "Wait"
+SLIP_SHARE = 0.5       # of those, the share whose first count holds a slip
 TRUNCATED_SHARE = 0.2  # traces cut short by a forced end, as a small budget does
 WARMUP = 100
 NEWLINE_SHARE = 0.25  # problems that end with a newline
@@ -87,12 +91,11 @@ def draw_trace(rng, spec, plain=False):
     writes, 'slip' a wrong total (not learned), 'wait' and 'forced' text that
     budget forcing feeds (not learned), 'answer' the answer the model writes.
     plain: the whole trace, no Wait, no cut (what evaluation checks)."""
-    answer = answer_of(spec)
+    answer = "<|im_start|>answer\nFinal Answer: \\boxed{%d}<|im_end|>" % answer_of(spec)
     segs = []
     if not plain and rng.random() < WAIT_SHARE:
         slip_at = rng.randrange(spec[2]) if rng.random() < SLIP_SHARE else -1
-        slip = rng.choice([-2, -1, 1, 2])
-        lines, _ = pass_lines(spec, slip_at, slip)
+        lines, _ = pass_lines(spec, slip_at, rng.choice([-2, -1, 1, 2]))
         for i, line in enumerate(lines):
             if slip_at >= 0 and i == slip_at + 1:
                 head, rest = line.split("=")
@@ -100,11 +103,12 @@ def draw_trace(rng, spec, plain=False):
                 segs += [("think", head + "="), ("slip", total), ("think", "," + tail)]
             else:
                 segs.append(("think", line))
-        segs += [("wait", "Wait"), ("think", ", check:\n")]
-    segs += [("think", line) for line in pass_lines(spec)[0]]
+        segs += [("wait", "Wait"), ("think", ", check from the start:\n")]
+        return segs + [("think", line) for line in pass_lines(spec)[0]] + [("answer", answer)]
+    segs = [("think", line) for line in pass_lines(spec)[0]]
     if not plain and rng.random() < TRUNCATED_SHARE:
-        return truncated(rng, segs, answer)
-    return segs + [("answer", "<|im_start|>answer\nFinal Answer: \\boxed{%d}<|im_end|>" % answer)]
+        return truncated(rng, segs, answer_of(spec))
+    return segs + [("answer", answer)]
 
 
 def truncated(rng, segs, answer):
@@ -396,6 +400,7 @@ def write_model(args, model, tok, steps):
     os.makedirs(args.out, exist_ok=True)
     shape = types.SimpleNamespace(**{k.replace("-", "_"): v for k, v in SHAPE.items()})
     shape.vocab = model.w[model.index["model.embed_tokens.weight"]].shape[0]
+    shape.markup = "qwen"
     ids = gen_model.added_ids(tok)
     gen_model.write_json(os.path.join(args.out, "tokenizer.json"), tok)
     gen_model.write_json(os.path.join(args.out, "tokenizer_config.json"),
