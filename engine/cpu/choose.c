@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "log.h"
+#include "place.h"
 
 /* Weights one timing reads: the slices of one layer's matrices, about a
  * millisecond's worth. */
@@ -34,6 +35,8 @@ typedef struct {
     int next; /* the layer the next timing reads */
     float *x, *out;
     void *xbuf;
+    void *placed; /* the slices' copies, owned, placed_bytes long */
+    size_t placed_bytes;
 } probe;
 
 /* The calling thread's CPU time: while the OS runs other processes on a
@@ -75,18 +78,10 @@ static void add(probe_layer *pl, int group, const s1_tensor *t, double share)
     pl->bytes += tensor_bytes(&v);
 }
 
-/* Reads a byte of every page of t, so that timings do not count the page
- * faults of a freshly mapped model. */
-static void touch(const s1_tensor *t)
-{
-    const volatile char *p = t->data;
-    size_t n = (size_t)tensor_bytes(t);
-    for (size_t i = 0; i < n; i += 4096)
-        (void)p[i];
-}
-
-/* Slices of PROBE_BYTES of m's first layers, their pages mapped in. */
-static void probe_slices(probe *p, const s1_model *m)
+/* Slices of PROBE_BYTES of m's first layers, copied as a rank places its
+ * weights (engine/cpu/place.h), so that the timings read what the kernels
+ * will read and no page of the model's mapping is faulted in while timed. */
+static int probe_slices(probe *p, const s1_model *m, s1_err *err)
 {
     p->n_layers = m->cfg.n_layers < PROBE_LAYERS ? m->cfg.n_layers : PROBE_LAYERS;
     for (int i = 0; i < p->n_layers; i++) {
@@ -102,8 +97,20 @@ static void probe_slices(probe *p, const s1_model *m)
         add(pl, DOWN, &l->w_down, share);
         for (int g = 0; g < N_GROUPS; g++)
             for (int j = 0; j < pl->n[g]; j++)
-                touch(&pl->w[g][j]);
+                p->placed_bytes += s1_cpu_placed_bytes(&pl->w[g][j]);
     }
+    p->placed = s1_cpu_place_alloc(p->placed_bytes, err);
+    if (!p->placed) return -1;
+    size_t off = 0;
+    for (int i = 0; i < p->n_layers; i++)
+        for (int g = 0; g < N_GROUPS; g++)
+            for (int j = 0; j < p->layers[i].n[g]; j++) {
+                s1_tensor *t = &p->layers[i].w[g][j];
+                size_t bytes = s1_cpu_placed_bytes(t);
+                *t = s1_cpu_place(t, (char *)p->placed + off);
+                off += bytes;
+            }
+    return 0;
 }
 
 /* Buffers for the widest input and output of the probe. */
@@ -147,6 +154,7 @@ static void probe_free(probe *p)
     free(p->x);
     free(p->out);
     free(p->xbuf);
+    s1_cpu_place_free(p->placed, p->placed_bytes);
 }
 
 /* The set chosen from the figures: the first in feature order unless a
@@ -165,8 +173,7 @@ const s1_cpu_kernels *s1_cpu_kernels_measure(const s1_model *m, s1_cpu_kernel_ti
     const s1_cpu_kernels *sets[S1_CPU_MAX_KERNEL_SETS];
     int n = s1_cpu_kernels_supported(sets, S1_CPU_MAX_KERNEL_SETS);
     probe p = {0};
-    probe_slices(&p, m);
-    if (probe_buffers(&p, m, err) < 0) {
+    if (probe_slices(&p, m, err) < 0 || probe_buffers(&p, m, err) < 0) {
         probe_free(&p);
         return NULL;
     }

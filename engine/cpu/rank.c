@@ -9,6 +9,7 @@
 
 #include "choose.h"
 #include "ops.h"
+#include "place.h"
 #include "pool.h"
 #include "profile.h"
 
@@ -43,8 +44,12 @@ struct s1_cpu_rank {
     layer_f32 *lw;       /* [n_layers], owned; arrays in small */
     float *final_norm;   /* [hidden], in small */
     float *small;        /* owned */
-    scratch sc;          /* carved from arena */
-    void *arena;         /* owned */
+    s1_layer *layers;    /* [n_layers], owned: this rank's matmul weights, in placed */
+    s1_tensor lm_head;   /* this rank's vocabulary rows, in placed */
+    void *placed;        /* owned, placed_bytes long (engine/cpu/place.h) */
+    size_t placed_bytes;
+    scratch sc;  /* carved from arena */
+    void *arena; /* owned */
     int cap_tokens, cap_out, cap_pos;
 };
 
@@ -163,6 +168,49 @@ static int load_small(s1_cpu_rank *r, s1_err *err)
     return 0;
 }
 
+/* Layer l's matmul weights, in the order place_weights copies them. */
+#define LAYER_MATMULS 7
+static void layer_matmuls(s1_layer *l, s1_tensor *out[LAYER_MATMULS])
+{
+    s1_tensor *t[LAYER_MATMULS] = {&l->wq,     &l->wk,   &l->wv,    &l->wo,
+                                   &l->w_gate, &l->w_up, &l->w_down};
+    memcpy(out, t, sizeof t);
+}
+
+/* Copies (or, with dst NULL, only sizes) this rank's matmul weights into
+ * one block of its own memory; returns the bytes. Why a copy:
+ * engine/cpu/place.h. */
+static size_t place_all(s1_cpu_rank *r, char *dst)
+{
+    size_t off = 0;
+    for (int l = 0; l < r->m->cfg.n_layers; l++) {
+        s1_tensor *t[LAYER_MATMULS];
+        layer_matmuls(&r->layers[l], t);
+        for (int i = 0; i < LAYER_MATMULS; i++) {
+            if (dst) *t[i] = s1_cpu_place(t[i], dst + off);
+            off += s1_cpu_placed_bytes(t[i]);
+        }
+    }
+    if (dst) r->lm_head = s1_cpu_place(&r->lm_head, dst + off);
+    return off + s1_cpu_placed_bytes(&r->lm_head);
+}
+
+/* This rank's matmul weights in memory of its own; norms and biases are in
+ * small, and the embedding is read from the model a row per token. */
+static int place_weights(s1_cpu_rank *r, s1_err *err)
+{
+    int L = r->m->cfg.n_layers;
+    r->layers = malloc((size_t)L * sizeof *r->layers);
+    if (!r->layers) return s1_errf(err, "cpu: out of memory for the layers");
+    memcpy(r->layers, r->s->w.layers, (size_t)L * sizeof *r->layers);
+    r->lm_head = r->s->w.lm_head;
+    r->placed_bytes = place_all(r, NULL);
+    r->placed = s1_cpu_place_alloc(r->placed_bytes, err);
+    if (!r->placed) return -1;
+    place_all(r, r->placed);
+    return 0;
+}
+
 static int alloc_kv(s1_cpu_rank *r, s1_err *err)
 {
     const s1_shard *s = r->s;
@@ -267,7 +315,8 @@ s1_cpu_rank *s1_cpu_rank_new(const s1_model *m, const s1_shard *s, const s1_cpu_
     r->kern = plan->kernels;
     r->block_size = plan->block_size;
     r->n_blocks = plan->n_blocks;
-    if (load_small(r, err) < 0 || alloc_kv(r, err) < 0 || !(r->pool = s1_pool_new(threads, err)) ||
+    if (load_small(r, err) < 0 || place_weights(r, err) < 0 || alloc_kv(r, err) < 0 ||
+        !(r->pool = s1_pool_new(threads, err)) ||
         reserve(r, plan->max_batch_tokens, plan->max_batch_tokens, plan->block_size, err) < 0) {
         s1_cpu_rank_free(r);
         return NULL;
@@ -283,6 +332,8 @@ void s1_cpu_rank_free(s1_cpu_rank *r)
     free(r->vc);
     free(r->lw);
     free(r->small);
+    free(r->layers);
+    s1_cpu_place_free(r->placed, r->placed_bytes);
     free(r->arena);
     free(r);
 }
@@ -376,7 +427,7 @@ static void attention_block(s1_cpu_rank *r, const s1_batch *b, int l, s1_cpu_red
                             void *ctx)
 {
     const s1_shard *s = r->s;
-    const s1_layer *w = &s->w.layers[l];
+    const s1_layer *w = &r->layers[l];
     const layer_f32 *lf = &r->lw[l];
     scratch *sc = &r->sc;
     int n = b->n_tokens, d = s->hidden, hd = s->head_dim;
@@ -404,7 +455,7 @@ static void attention_block(s1_cpu_rank *r, const s1_batch *b, int l, s1_cpu_red
 static void mlp_block(s1_cpu_rank *r, const s1_batch *b, int l, s1_cpu_reduce_fn *reduce, void *ctx)
 {
     const s1_shard *s = r->s;
-    const s1_layer *w = &s->w.layers[l];
+    const s1_layer *w = &r->layers[l];
     scratch *sc = &r->sc;
     int n = b->n_tokens, d = s->hidden, ff = s->intermediate;
     s1_cpu_rmsnorm(sc->xn, sc->x, r->lw[l].mlp_norm, n, d, r->m->cfg.rms_norm_eps);
@@ -425,8 +476,7 @@ static void lm_head(s1_cpu_rank *r, const s1_batch *b)
     for (int j = 0; j < b->n_out; j++)
         s1_cpu_rmsnorm(r->sc.xo + (size_t)j * d, r->sc.x + (size_t)b->out_rows[j] * d,
                        r->final_norm, 1, d, r->m->cfg.rms_norm_eps);
-    const s1_cpu_proj head = {b->logits + s->vocab_begin, r->m->cfg.vocab_size, &s->w.lm_head,
-                              NULL};
+    const s1_cpu_proj head = {b->logits + s->vocab_begin, r->m->cfg.vocab_size, &r->lm_head, NULL};
     s1_cpu_matmul(r->pool, r->kern, r->sc.xo, b->n_out, r->sc.xbuf, &head, 1);
 }
 
