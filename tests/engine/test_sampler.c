@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 #include <cmocka.h>
 
@@ -132,10 +133,81 @@ static void test_the_same_seed_gives_the_same_sequence(void **state)
     s1_sampler_ws_free(ws);
 }
 
+/* The nucleus as it is defined: every candidate in the total order (more
+ * probable first, then lower id), cut where the mass reaches top_p, and the
+ * draw walked in that order. A plain sort, to check the sampler's own. */
+typedef struct {
+    float w;
+    int32_t id;
+} ref_cand;
+
+static int ref_cmp(const void *pa, const void *pb)
+{
+    const ref_cand *a = pa, *b = pb;
+    if (a->w != b->w) return a->w > b->w ? -1 : 1;
+    return (a->id > b->id) - (a->id < b->id);
+}
+
+static int32_t ref_nucleus_sample(s1_sampler *rng, const float *l, int n, float t, double top_p)
+{
+    int best = 0;
+    for (int i = 1; i < n; i++)
+        if (l[i] > l[best]) best = i;
+    ref_cand *c = malloc((size_t)n * sizeof *c);
+    double total = 0;
+    for (int i = 0; i < n; i++) {
+        c[i] = (ref_cand){expf((l[i] - l[best]) / t), i};
+        total += c[i].w;
+    }
+    int m = 0;
+    for (int i = 0; i < n; i++)
+        if (c[i].w >= (1.0 - top_p) * total / n) c[m++] = c[i];
+    qsort(c, (size_t)m, sizeof *c, ref_cmp);
+    int k = m;
+    double acc = 0;
+    for (int i = 0; i < m; i++)
+        if ((acc += c[i].w) >= top_p * total) {
+            k = i + 1;
+            break;
+        }
+    double kept = 0;
+    for (int i = 0; i < k; i++)
+        kept += c[i].w;
+    double u = s1_sampler_uniform(rng) * kept;
+    int32_t id = c[k - 1].id;
+    for (int i = 0; i < k; i++)
+        if ((u -= c[i].w) < 0) {
+            id = c[i].id;
+            break;
+        }
+    free(c);
+    return id;
+}
+
+/* A 150k vocabulary of few distinct logits (ties everywhere) at a high
+ * temperature: most of it is in the nucleus, and its order decides the
+ * token drawn. */
+static void test_a_near_flat_nucleus_is_walked_in_the_total_order(void **state)
+{
+    (void)state;
+    enum { BIG = 150000 };
+    float *l = malloc(BIG * sizeof *l);
+    for (int i = 0; i < BIG; i++)
+        l[i] = (float)((i * 7919) % 97) / 40.0f;
+    s1_sampler_ws *ws = s1_sampler_ws_new(BIG);
+    s1_sampler s = sampler(1.7f, 0.95f, 0, 21), ref = sampler(1.7f, 0.95f, 0, 21);
+    for (int i = 0; i < 20; i++)
+        assert_int_equal(s1_sampler_sample(&s, ws, l, BIG),
+                         ref_nucleus_sample(&ref, l, BIG, 1.7f, 0.95f));
+    s1_sampler_ws_free(ws);
+    free(l);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_greedy_takes_the_lowest_id_among_ties),
+        cmocka_unit_test(test_a_near_flat_nucleus_is_walked_in_the_total_order),
         cmocka_unit_test(test_ids_past_the_vocabulary_are_never_sampled),
         cmocka_unit_test(test_top_k_of_one_and_a_tiny_top_p_are_greedy),
         cmocka_unit_test(test_top_k_and_top_p_keep_only_the_most_probable),
