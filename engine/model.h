@@ -1,6 +1,7 @@
 /* engine/model.h — a Qwen2 model as published on Hugging Face: config.json
- * and safetensors weights, mmap'ed and used in place (bf16, f16 or f32).
- * The structs mirror the architecture so the forward pass reads like it. */
+ * and safetensors weights, mmap'ed (bf16, f16 or f32); the CUDA backend
+ * uploads from the mapping, the CPU backend copies what it multiplies by
+ * (engine/cpu/place.h). The structs mirror the architecture so the forward pass reads like it. */
 #ifndef S1_MODEL_H
 #define S1_MODEL_H
 

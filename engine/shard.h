@@ -1,5 +1,6 @@
 /* engine/shard.h — tensor parallelism (Megatron): which part of every weight
- * rank r of tp computes with, as views into the model's mmap (no copies).
+ * rank r of tp computes with, as views into the model's mmap (a backend
+ * copies them where it keeps its weights).
  *   - q/k/v, gate, up: split by output rows (HF "columns"), biases with them;
  *     rank r owns heads [r*H/tp, (r+1)*H/tp) and kv heads likewise;
  *   - o, down: split by input columns (views with row_stride > cols); each
