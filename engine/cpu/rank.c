@@ -168,15 +168,6 @@ static int load_small(s1_cpu_rank *r, s1_err *err)
     return 0;
 }
 
-/* Layer l's matmul weights, in the order place_weights copies them. */
-#define LAYER_MATMULS 7
-static void layer_matmuls(s1_layer *l, s1_tensor *out[LAYER_MATMULS])
-{
-    s1_tensor *t[LAYER_MATMULS] = {&l->wq,     &l->wk,   &l->wv,    &l->wo,
-                                   &l->w_gate, &l->w_up, &l->w_down};
-    memcpy(out, t, sizeof t);
-}
-
 /* Copies (or, with dst NULL, only sizes) this rank's matmul weights into
  * one block of its own memory; returns the bytes. Why a copy:
  * engine/cpu/place.h. */
@@ -184,9 +175,9 @@ static size_t place_all(s1_cpu_rank *r, char *dst)
 {
     size_t off = 0;
     for (int l = 0; l < r->m->cfg.n_layers; l++) {
-        s1_tensor *t[LAYER_MATMULS];
-        layer_matmuls(&r->layers[l], t);
-        for (int i = 0; i < LAYER_MATMULS; i++) {
+        s1_layer *w = &r->layers[l];
+        s1_tensor *t[] = {&w->wq, &w->wk, &w->wv, &w->wo, &w->w_gate, &w->w_up, &w->w_down};
+        for (size_t i = 0; i < sizeof t / sizeof *t; i++) {
             if (dst) *t[i] = s1_cpu_place(t[i], dst + off);
             off += s1_cpu_placed_bytes(t[i]);
         }
