@@ -45,7 +45,9 @@ void *s1_cpu_place_alloc(size_t n, s1_err *err)
     if (!n) n = 1;
     void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED) {
-        s1_errf(err, "cpu: no memory for a copy of the weights (%.0f MiB): %s",
+        s1_errf(err,
+                "cpu: no memory for a copy of the weights (%.0f MiB): %s; free memory or serve a "
+                "smaller model",
                 (double)n / (1 << 20), strerror(errno));
         return NULL;
     }

@@ -87,12 +87,23 @@ static void test_an_empty_tensor_places_nothing(void **state)
     s1_cpu_place_free(mem, 0);
 }
 
+/* More than any machine has: refused with the size and what to do. */
+static void test_too_large_a_copy_is_refused_by_name(void **state)
+{
+    (void)state;
+    s1_err err = {0};
+    assert_null(s1_cpu_place_alloc((size_t)1 << 62, &err));
+    assert_non_null(strstr(err.msg, "no memory for a copy of the weights"));
+    assert_non_null(strstr(err.msg, "free memory or serve a smaller model"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_dtype_is_copied_row_by_row_onto_cache_lines),
         cmocka_unit_test(test_a_column_slice_becomes_contiguous_rows),
         cmocka_unit_test(test_an_empty_tensor_places_nothing),
+        cmocka_unit_test(test_too_large_a_copy_is_refused_by_name),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
